@@ -1,0 +1,80 @@
+"""Sky-frame rotations as 3x3 matrices.
+
+astropy is asked once per frame pair (or per pointing) for the rotation; the
+per-pixel work is then a matrix product on unit vectors.  ICRS <-> Galactic is
+a fixed rotation, and the field-of-view frame of a run (an offset frame
+centred on the ICRS pointing, longitude reversed) is another.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .geom import lonlat_to_unit, unit_to_lonlat
+
+__all__ = ["frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32"]
+
+
+def _astropy_frame(name: str):
+    from astropy.coordinates import ICRS, Galactic
+    return {"icrs": ICRS(), "galactic": Galactic()}[name]
+
+
+@functools.lru_cache(maxsize=8)
+def frame_matrix(src: str, dst: str) -> np.ndarray:
+    """M such that v_dst = M @ v_src for unit vectors."""
+    if src == dst:
+        return np.eye(3)
+    from astropy.coordinates import CartesianRepresentation, SkyCoord
+    basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
+    c = SkyCoord(basis, frame=src, representation_type="cartesian").transform_to(dst)
+    xyz = c.cartesian.xyz.value          # (3, 3): columns are images of the basis vectors
+    return np.asarray(xyz, dtype=float)
+
+
+def transform_lonlat(lon, lat, src: str, dst: str):
+    """Transform longitudes/latitudes (deg) between 'icrs' and 'galactic'."""
+    if src == dst:
+        return np.asarray(lon, float), np.asarray(lat, float)
+    v = lonlat_to_unit(lon, lat) @ frame_matrix(src, dst).T
+    return unit_to_lonlat(v)
+
+
+def icrs_to_frame_float32(ra, dec, frame: str):
+    """Event directions to ``frame`` with astropy, from the columns as stored.
+
+    The float32 columns are handed to astropy unchanged: converting them to
+    float64 first moves events sitting on pixel borders (see conventions).
+    """
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+    c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    if frame == "icrs":
+        return np.asarray(c.ra.deg, float), np.asarray(c.dec.deg, float)
+    g = c.galactic
+    return np.asarray(g.l.deg, float), np.asarray(g.b.deg, float)
+
+
+@functools.lru_cache(maxsize=1024)
+def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
+    """Rotation from ``frame`` unit vectors to the offset frame centred on the pointing.
+
+    In the offset frame the pointing is at (lon', lat') = (0, 0) and north is up.
+    """
+    from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
+    import astropy.units as u
+    origin = SkyCoord(ra_pnt * u.deg, dec_pnt * u.deg, frame="icrs")
+    basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
+    c = SkyCoord(basis, frame=frame, representation_type="cartesian")
+    off = c.transform_to(SkyOffsetFrame(origin=origin))
+    return np.asarray(off.cartesian.xyz.value, dtype=float)
+
+
+def to_fov(unit_vectors: np.ndarray, ra_pnt: float, dec_pnt: float, frame: str):
+    """(fov_lon, fov_lat) in deg, RADEC alignment: fov_lon = -lon' (longitude reversed)."""
+    v = unit_vectors @ fov_matrix(ra_pnt, dec_pnt, frame).T
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    lon = np.rad2deg(np.arctan2(y, x))
+    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    return -lon, lat

@@ -1,0 +1,233 @@
+"""Reduced datasets: stacking as a labelled, masked sum over runs, and summaries.
+
+A dataset is an ``xarray.Dataset`` with the variables of :mod:`gcxr.reduce`
+(``counts``, ``exposure``, ``background``, ``mask_safe``, ``psf``, ``edisp``,
+``exposure_irf``, ...).  Stacking places every run's cutout on the analysis
+grid by its coordinate labels and sums over ``obs``:
+
+    counts     = sum_i counts_i * mask_i
+    background = sum_i background_i * mask_i
+    exposure   = sum_i exposure_i * any_E(mask_i)
+    mask_safe  = OR_i mask_i
+    psf        = sum_i psf_i X_i w_i / sum_i X_i w_i      (X = exposure on the IRF grid)
+    edisp      = same with the EDISP weights
+
+With dask-backed runs the sums are tree reductions over the ``obs`` chunks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .geom import EnergyAxis
+
+__all__ = ["stack", "info", "fit_mask", "combined_mask", "empty_like_grid"]
+
+
+
+def _grid_coords(spec) -> dict:
+    from .reduce import _coords, RunLayout
+    g, ig = spec.geom, spec.irf_geom
+    lay = RunLayout(0, 0.0, 0.0, (slice(0, g.ny), slice(0, g.nx)), (slice(0, ig.ny), slice(0, ig.nx)))
+    c = _coords(spec, lay)
+    c.pop("obs")
+    return c
+
+
+def empty_like_grid(spec) -> xr.Dataset:
+    """A dataset of the full analysis grid's coordinates (no data)."""
+    return xr.Dataset(coords=_grid_coords(spec))
+
+
+def _offsets(ds: xr.Dataset, grid: xr.Dataset) -> dict:
+    """Where a run's cutout sits in the grid, found by its coordinate labels."""
+    out = {}
+    for d in ("lat", "lon", "lat_irf", "lon_irf"):
+        start = int(grid.get_index(d).get_loc(float(ds[d].values[0])))
+        out[d] = slice(start, start + ds.sizes[d])
+    return out
+
+
+_RUN_VARS = ("counts", "background", "exposure", "mask_safe", "psf", "edisp", "exposure_irf",
+             "mask_safe_psf", "mask_safe_edisp", "livetime", "ontime")
+
+
+def _contribution(arrays: dict, off: dict) -> dict:
+    """One run's masked/weighted terms on its own cutout (the 'chunk' step)."""
+    m = arrays["mask_safe"]
+    img = m.any(axis=0)
+    c = {"_off": off, "mask_safe": m, "counts": arrays["counts"] * m,
+         "exposure": arrays["exposure"] * img[None]}
+    if arrays.get("background") is not None:
+        c["background"] = arrays["background"] * m
+    X = arrays["exposure_irf"]
+    for key, w in (("psf", "mask_safe_psf"), ("edisp", "mask_safe_edisp")):
+        if arrays.get(key) is not None:
+            wx = X * arrays[w][None]
+            c[f"{key}_num"] = arrays[key] * (wx[:, None] if key == "psf" else wx[:, None])
+            c[f"{key}_den"] = wx
+    c["livetime"] = float(arrays["livetime"]) if img.any() else 0.0
+    c["ontime"] = float(arrays["ontime"])
+    return c
+
+
+def _zeros(shapes: dict) -> dict:
+    return {k: (np.zeros(s, bool) if k == "mask_safe" else np.zeros(s)) for k, s in shapes.items()} | {
+        "livetime": 0.0, "ontime": 0.0, "_full": True}
+
+
+def _add(acc: dict, c: dict, shapes: dict) -> dict:
+    if not acc.get("_full"):
+        acc = _add(_zeros(shapes), acc, shapes)
+    if c.get("_full"):
+        for k in shapes:
+            if k == "mask_safe":
+                acc[k] |= c[k]
+            else:
+                acc[k] += c[k]
+    else:
+        o = c["_off"]
+        for k in shapes:
+            if k not in c:
+                continue
+            irf = k.startswith(("psf", "edisp"))
+            sl = (Ellipsis, o["lat_irf"] if irf else o["lat"], o["lon_irf"] if irf else o["lon"])
+            if k == "mask_safe":
+                acc[k][sl] |= c[k]
+            else:
+                acc[k][sl] += c[k]
+    acc["livetime"] += c["livetime"]
+    acc["ontime"] += c["ontime"]
+    return acc
+
+
+def _combine(shapes, *parts):
+    acc = parts[0]
+    for p in parts[1:]:
+        acc = _add(acc, p, shapes)
+    if not acc.get("_full"):
+        acc = _add(_zeros(shapes), acc, shapes)
+    return acc
+
+
+def _finalize(acc: dict) -> dict:
+    out = {k: acc[k] for k in ("counts", "background", "exposure", "mask_safe", "livetime", "ontime") if k in acc}
+    for key in ("psf", "edisp"):
+        if f"{key}_num" in acc:
+            den = acc[f"{key}_den"][:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[key] = np.where(den > 0, acc[f"{key}_num"] / np.where(den > 0, den, 1.0), 0.0)
+            if key == "psf":
+                out["exposure_irf"] = acc[f"{key}_den"]
+    return out
+
+
+def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 4) -> xr.Dataset:
+    """Stack run datasets onto the analysis grid of ``spec``.
+
+    Each run's masked terms are added into the grid at the place its labels
+    give (chunk -> combine -> finalize).  With dask-backed runs this is a tree
+    of ``gcxr-stack`` tasks, ``split_every`` runs per node, so memory is bounded
+    by the partial sums in flight, not by the number of runs; with numpy-backed
+    runs it runs at once.
+    """
+    import dask
+    import dask.array as dsa
+    if not runs:
+        raise ValueError("stack: no runs to stack")
+    grid = empty_like_grid(spec)
+    nE, nEt = spec.energy.nbin, spec.energy_true.nbin
+    ny, nx = grid.sizes["lat"], grid.sizes["lon"]
+    iny, inx = grid.sizes["lat_irf"], grid.sizes["lon_irf"]
+    nr = grid.sizes["rad"]
+    first = runs[0]
+    shapes = {"counts": (nE, ny, nx), "exposure": (nEt, ny, nx), "mask_safe": (nE, ny, nx)}
+    if "background" in first:
+        shapes["background"] = (nE, ny, nx)
+    if "psf" in first:
+        shapes |= {"psf_num": (nEt, nr, iny, inx), "psf_den": (nEt, iny, inx)}
+    if "edisp" in first:
+        shapes |= {"edisp_num": (nEt, nE, iny, inx), "edisp_den": (nEt, iny, inx)}
+    lazy = any(isinstance(ds[v].data, dsa.Array) for ds in runs for v in ds.data_vars)
+    contribs = []
+    for ds in runs:
+        off = _offsets(ds, grid)
+        arrays = {k: ds[k].data for k in _RUN_VARS if k in ds}
+        if lazy:
+            contribs.append(dask.delayed(_contribution, pure=True)(
+                arrays, off, dask_key_name=f"gcxr-stack-chunk-{ds.attrs.get('obs_id')}-{dask.base.tokenize(ds)}"))
+        else:
+            contribs.append(_contribution({k: np.asarray(v) for k, v in arrays.items()}, off))
+    level = 0
+    while len(contribs) > 1:
+        groups = [contribs[i:i + split_every] for i in range(0, len(contribs), split_every)]
+        if lazy:
+            contribs = [dask.delayed(_combine, pure=True)(shapes, *g, dask_key_name=
+                        f"gcxr-stack-combine-{level}-{i}-{dask.base.tokenize(*g)}") for i, g in enumerate(groups)]
+        else:
+            contribs = [_combine(shapes, *g) for g in groups]
+        level += 1
+    total = (dask.delayed(_combine, pure=True)(shapes, contribs[0]) if lazy else _combine(shapes, contribs[0]))
+    fin = dask.delayed(_finalize, pure=True)(total, dask_key_name=f"gcxr-stack-finalize-{dask.base.tokenize(total)}") \
+        if lazy else _finalize(total)
+    from .reduce import VAR_ATTRS, VAR_DIMS
+    out = xr.Dataset(coords=grid.coords)
+    full_shapes = {"counts": (shapes["counts"], float), "background": (shapes.get("background"), float),
+                   "exposure": (shapes["exposure"], float), "mask_safe": (shapes["mask_safe"], bool),
+                   "psf": (shapes.get("psf_num"), float), "edisp": (shapes.get("edisp_num"), float),
+                   "exposure_irf": (shapes.get("psf_den"), float)}
+    for k, (shape, dtype) in full_shapes.items():
+        if shape is None:
+            continue
+        data = dsa.from_delayed(fin[k], shape=shape, dtype=dtype) if lazy else fin[k]
+        out[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
+    for k in ("livetime", "ontime"):
+        data = dsa.from_delayed(fin[k], shape=(), dtype=float) if lazy else fin[k]
+        out[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
+    out.attrs = {"name": name, "frame": spec.geom.frame,
+                 "obs_ids": [int(ds.attrs["obs_id"]) for ds in runs]}
+    return out
+
+
+def fit_mask(ds: xr.Dataset, energy_min: float | None = None, energy_max: float | None = None) -> xr.DataArray:
+    """Reco-energy bins fully inside [energy_min, energy_max] (TeV), as an ``energy`` mask."""
+    axis = EnergyAxis.from_coord(ds, "energy")
+    return xr.DataArray(axis.mask_range(energy_min, energy_max), dims="energy", coords={"energy": ds["energy"]})
+
+
+def combined_mask(ds: xr.Dataset) -> xr.DataArray:
+    """mask_safe AND mask_fit (when present), broadcast to (energy, lat, lon)."""
+    m = ds["mask_safe"]
+    if "mask_fit" in ds:
+        m = m & ds["mask_fit"]
+    return m
+
+
+def info(ds: xr.Dataset, name: str | None = None) -> dict:
+    """Summary numbers of a dataset, as the reference's dataset summary gives them.
+
+    ``counts`` and ``background`` are sums over the safe mask; ``n_fit_bins``
+    counts bins in the safe mask and the fit mask.
+    """
+    from .stats import cash_counts_significance
+    ms = ds["mask_safe"].values
+    counts = float(ds["counts"].values[ms].sum())
+    bkg = float(ds["background"].values[ms].sum()) if "background" in ds else float("nan")
+    mask = combined_mask(ds).values
+    expo = ds["exposure"].values
+    img = ms.any(axis=0)
+    e_in = expo[:, img]
+    e_pos = e_in[e_in > 0]
+    return {
+        "name": name or ds.attrs.get("name") or str(ds.attrs.get("obs_id", "dataset")),
+        "counts": counts,
+        "background": bkg,
+        "excess": counts - bkg,
+        "sqrt_ts": float(cash_counts_significance(counts, bkg)),
+        "n_bins": int(ds["counts"].size),
+        "n_fit_bins": int(np.count_nonzero(np.broadcast_to(mask, ds["counts"].shape))),
+        "livetime_s": float(ds["livetime"].values),
+        "ontime_s": float(ds["ontime"].values),
+        "exposure_min": float(e_pos.min()) if e_pos.size else 0.0,
+        "exposure_max": float(e_pos.max()) if e_pos.size else 0.0,
+    }

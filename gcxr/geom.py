@@ -1,0 +1,325 @@
+"""Sky grids and energy axes.
+
+A :class:`SkyGeom` is a plate-carree (CAR) grid whose reference latitude is 0,
+so that pixel longitudes depend on the column only and latitudes on the row
+only: the grid is fully described by 1-D ``lon`` and ``lat`` coordinates of the
+pixel centres, and converts exactly to and from an astropy WCS
+(``CTYPE = GLON-CAR/GLAT-CAR`` or ``RA---CAR/DEC--CAR``).  Array order is always
+``(..., lat, lon)``.
+
+An :class:`EnergyAxis` keeps its bin edges (written as a CF ``bounds``
+variable); bin "centres" are geometric means, as IRFs are evaluated there.
+
+The per-run cutout follows the convention of the reference workflow: a square
+of ``n = round(width / binsz)`` pixels centred on the pointing, trimmed at the
+edges of the parent grid (see docs/conventions.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+from astropy.wcs import WCS
+
+__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
+
+Frame = Literal["icrs", "galactic"]
+FRAMES: dict[str, tuple[str, str]] = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
+_LONG_NAMES = {
+    "galactic": ("Galactic longitude", "Galactic latitude"),
+    "icrs": ("Right ascension (ICRS)", "Declination (ICRS)"),
+}
+
+
+# --------------------------------------------------------------------------- axes
+@dataclass(frozen=True)
+class EnergyAxis:
+    """Energy bins in TeV. ``name`` is ``"energy"`` (reconstructed) or ``"energy_true"``."""
+
+    edges: tuple[float, ...]
+    name: str = "energy"
+
+    def __post_init__(self):
+        e = np.asarray(self.edges, dtype=float)
+        if e.ndim != 1 or e.size < 2:
+            raise ValueError(f"{self.name}: need at least two bin edges, got {self.edges!r}")
+        if not np.all(np.diff(e) > 0) or e[0] <= 0:
+            raise ValueError(f"{self.name}: edges must be positive and strictly increasing, got {e}")
+        object.__setattr__(self, "edges", tuple(float(x) for x in e))
+
+    @classmethod
+    def from_bounds(cls, emin: float, emax: float, nbin: int, name: str = "energy") -> "EnergyAxis":
+        """Log-spaced bins between ``emin`` and ``emax`` (TeV)."""
+        if int(nbin) < 1:
+            raise ValueError(f"{name}: nbins must be >= 1, got {nbin}")
+        return cls(tuple(np.geomspace(float(emin), float(emax), int(nbin) + 1)), name)
+
+    @classmethod
+    def from_coord(cls, da: xr.DataArray | xr.Dataset, name: str = "energy") -> "EnergyAxis":
+        """Rebuild the axis from a dataset holding ``name`` and ``name_bounds``."""
+        b = np.asarray(da[f"{name}_bounds"].values, dtype=float)
+        return cls(tuple(np.append(b[:, 0], b[-1, 1])), name)
+
+    @property
+    def edges_array(self) -> np.ndarray:
+        return np.asarray(self.edges)
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self.edges_array[:-1]
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.edges_array[1:]
+
+    @property
+    def centers(self) -> np.ndarray:
+        return np.sqrt(self.lo * self.hi)
+
+    @property
+    def nbin(self) -> int:
+        return len(self.edges) - 1
+
+    def coords(self) -> dict:
+        """xarray coordinates: log centres plus a CF bounds variable."""
+        long = "Reconstructed energy" if self.name == "energy" else "True energy"
+        return {
+            self.name: xr.Variable(self.name, self.centers,
+                                   {"units": "TeV", "long_name": long, "bounds": f"{self.name}_bounds"}),
+        }
+
+    def bounds(self) -> xr.DataArray:
+        return xr.DataArray(np.stack([self.lo, self.hi], axis=-1), dims=(self.name, "bnds"),
+                            attrs={"units": "TeV"})
+
+    def mask_range(self, emin: float | None = None, emax: float | None = None) -> np.ndarray:
+        """Bins lying *fully* inside ``[emin, emax]`` (TeV); ``None`` means open."""
+        keep = np.ones(self.nbin, bool)
+        rtol = 1e-9
+        if emin is not None:
+            keep &= self.lo >= emin * (1 - rtol)
+        if emax is not None:
+            keep &= self.hi <= emax * (1 + rtol)
+        return keep
+
+
+# --------------------------------------------------------------------------- sphere helpers
+def lonlat_to_unit(lon_deg, lat_deg) -> np.ndarray:
+    """Unit vectors (..., 3) for longitudes/latitudes in degrees."""
+    lon = np.deg2rad(np.asarray(lon_deg, dtype=float))
+    lat = np.deg2rad(np.asarray(lat_deg, dtype=float))
+    cl = np.cos(lat)
+    return np.stack(np.broadcast_arrays(cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)), axis=-1)
+
+
+def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`lonlat_to_unit`; longitude in [0, 360)."""
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    lon = np.rad2deg(np.arctan2(y, x)) % 360.0
+    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    return lon, lat
+
+
+def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """Great-circle separation in degrees (Vincenty formula, as astropy uses)."""
+    l1, b1, l2, b2 = (np.deg2rad(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
+    dl = l2 - l1
+    sdl, cdl = np.sin(dl), np.cos(dl)
+    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
+    num1 = cb2 * sdl
+    num2 = cb1 * sb2 - sb1 * cb2 * cdl
+    den = sb1 * sb2 + cb1 * cb2 * cdl
+    return np.rad2deg(np.arctan2(np.hypot(num1, num2), den))
+
+
+def _wrap180(x):
+    return (np.asarray(x, dtype=float) + 180.0) % 360.0 - 180.0
+
+
+# --------------------------------------------------------------------------- sky grid
+@dataclass(frozen=True)
+class SkyGeom:
+    """A plate-carree pixel grid.
+
+    ``lon(x) = lon0 + dlon * (x - x_ref)`` and ``lat(y) = dlat * (y - y_ref)`` for
+    0-based pixel indices; ``dlon < 0`` (longitude grows to the left as on the sky).
+    """
+
+    frame: str
+    lon0: float          # CRVAL1
+    dlon: float          # CDELT1 (negative)
+    dlat: float          # CDELT2
+    x_ref: float         # CRPIX1 - 1
+    y_ref: float         # CRPIX2 - 1 (pixel where lat = 0)
+    nx: int
+    ny: int
+
+    def __post_init__(self):
+        if self.frame not in FRAMES:
+            raise ValueError(f"frame must be one of {sorted(FRAMES)}, got {self.frame!r}")
+        if self.nx < 1 or self.ny < 1:
+            raise ValueError(f"a sky grid needs at least one pixel, got nx={self.nx}, ny={self.ny}")
+
+    # ---- constructors
+    @classmethod
+    def create(cls, skydir: tuple[float, float], binsz: float, width: tuple[float, float] | float,
+               frame: str = "galactic") -> "SkyGeom":
+        """Grid of ``width`` (deg, or (width, height)) centred on ``skydir`` (deg)."""
+        w, h = (width, width) if np.isscalar(width) else width
+        if binsz <= 0:
+            raise ValueError(f"binsize must be positive, got {binsz}")
+        nx, ny = int(np.rint(w / binsz)), int(np.rint(h / binsz))
+        if nx < 1 or ny < 1:
+            raise ValueError(f"width {w} x {h} deg at binsize {binsz} deg gives no pixels")
+        lon0, lat0 = float(skydir[0]), float(skydir[1])
+        return cls(frame=frame, lon0=lon0, dlon=-float(binsz), dlat=float(binsz),
+                   x_ref=(nx - 1) / 2.0, y_ref=(ny - 1) / 2.0 - lat0 / binsz, nx=nx, ny=ny)
+
+    @classmethod
+    def from_wcs(cls, wcs: WCS, shape: tuple[int, int]) -> "SkyGeom":
+        """From a CAR WCS whose CRVAL2 is 0 (the grids gcxr writes)."""
+        w = wcs.celestial
+        ctype = [c.upper() for c in w.wcs.ctype]
+        if not ctype[0].endswith("-CAR"):
+            raise ValueError(f"only CAR projections are supported, got CTYPE {ctype}")
+        frame = "galactic" if ctype[0].startswith("GLON") else "icrs"
+        if abs(w.wcs.crval[1]) > 1e-12:
+            raise ValueError("only CAR grids with CRVAL2 = 0 (plate carree) are supported")
+        cdelt = w.wcs.get_cdelt() if w.wcs.has_cd() or w.wcs.has_pc() else w.wcs.cdelt
+        return cls(frame=frame, lon0=float(w.wcs.crval[0]), dlon=float(cdelt[0]), dlat=float(cdelt[1]),
+                   x_ref=float(w.wcs.crpix[0]) - 1.0, y_ref=float(w.wcs.crpix[1]) - 1.0,
+                   nx=int(shape[1]), ny=int(shape[0]))
+
+    # ---- basic properties
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.ny, self.nx)
+
+    @property
+    def binsz(self) -> float:
+        return abs(self.dlat)
+
+    @property
+    def wcs(self) -> WCS:
+        w = WCS(naxis=2)
+        a, b = FRAMES[self.frame]
+        w.wcs.ctype = [f"{a}-CAR", f"{b}-CAR"]
+        w.wcs.crval = [self.lon0, 0.0]
+        w.wcs.cdelt = [self.dlon, self.dlat]
+        w.wcs.crpix = [self.x_ref + 1.0, self.y_ref + 1.0]
+        if self.frame == "icrs":
+            w.wcs.radesys = "ICRS"
+        w.array_shape = self.shape
+        return w
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self.lon0 + self.dlon * (np.arange(self.nx) - self.x_ref)
+
+    @property
+    def lat(self) -> np.ndarray:
+        return self.dlat * (np.arange(self.ny) - self.y_ref)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """World coordinates of the geometric centre ((nx-1)/2, (ny-1)/2)."""
+        return self.pix_to_world((self.nx - 1) / 2.0, (self.ny - 1) / 2.0)
+
+    def pix_to_world(self, x, y):
+        return (self.lon0 + self.dlon * (np.asarray(x, float) - self.x_ref),
+                self.dlat * (np.asarray(y, float) - self.y_ref))
+
+    def world_to_pix(self, lon, lat):
+        """0-based pixel coordinates; longitudes are wrapped to the grid's reference."""
+        dl = _wrap180(np.asarray(lon, float) - self.lon0)
+        return dl / self.dlon + self.x_ref, np.asarray(lat, float) / self.dlat + self.y_ref
+
+    def world_to_index(self, lon, lat):
+        """Integer pixel indices (nearest centre) and a validity mask."""
+        x, y = self.world_to_pix(lon, lat)
+        ix, iy = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
+        ok = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        return ix, iy, ok
+
+    def coords(self) -> dict:
+        ln, lt = _LONG_NAMES[self.frame]
+        return {
+            "lon": xr.Variable("lon", self.lon, {"units": "degree", "long_name": ln, "axis": "X"}),
+            "lat": xr.Variable("lat", self.lat, {"units": "degree", "long_name": lt, "axis": "Y"}),
+        }
+
+    def grid_lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        """2-D (ny, nx) arrays of pixel-centre longitude and latitude."""
+        lon, lat = np.meshgrid(self.lon, self.lat)
+        return lon, lat
+
+    def unit_vectors(self) -> np.ndarray:
+        """(ny, nx, 3) unit vectors of the pixel centres in the grid frame."""
+        return lonlat_to_unit(*self.grid_lonlat())
+
+    def solid_angle(self) -> np.ndarray:
+        """Exact pixel solid angle (sr), shape (ny, nx): dlon * (sin b_hi - sin b_lo)."""
+        lat = self.lat
+        b_lo = np.deg2rad(lat - self.dlat / 2.0)
+        b_hi = np.deg2rad(lat + self.dlat / 2.0)
+        lo, hi = np.minimum(b_lo, b_hi), np.maximum(b_lo, b_hi)
+        lo, hi = np.clip(lo, -np.pi / 2, np.pi / 2), np.clip(hi, -np.pi / 2, np.pi / 2)
+        row = abs(np.deg2rad(self.dlon)) * (np.sin(hi) - np.sin(lo))
+        return np.broadcast_to(row[:, None], self.shape).copy()
+
+    # ---- sub grids
+    def slice(self, ys: slice, xs: slice) -> "SkyGeom":
+        y0, y1, _ = ys.indices(self.ny)
+        x0, x1, _ = xs.indices(self.nx)
+        return SkyGeom(self.frame, self.lon0, self.dlon, self.dlat, self.x_ref - x0, self.y_ref - y0,
+                       x1 - x0, y1 - y0)
+
+    def cutout_slices(self, lon: float, lat: float, npix: int) -> tuple[slice, slice]:
+        """Slices of a square ``npix`` cutout centred on (lon, lat), trimmed at the edges.
+
+        Raises ``ValueError`` if the cutout does not overlap the grid.
+        """
+        x, y = self.world_to_pix(lon, lat)
+        out = []
+        for p, n in ((float(y), self.ny), (float(x), self.nx)):
+            start = int(np.ceil(p - npix / 2.0))
+            lo, hi = max(start, 0), min(start + npix, n)
+            if hi <= lo:
+                raise ValueError(f"cutout of {npix} px around ({lon:.4f}, {lat:.4f}) does not overlap the grid")
+            out.append(slice(lo, hi))
+        return out[0], out[1]
+
+    def cutout(self, lon: float, lat: float, width_deg: float, min_npix: int = 1):
+        """(sub geometry, (ys, xs)) of a trimmed square cutout of ``width_deg``."""
+        npix = int(np.rint(max(width_deg / self.binsz, min_npix)))
+        ys, xs = self.cutout_slices(lon, lat, npix)
+        return self.slice(ys, xs), (ys, xs)
+
+    def upsample_factor_of(self, other: "SkyGeom") -> float:
+        return other.binsz / self.binsz
+
+    # ---- (de)serialisation
+    def to_header_string(self) -> str:
+        return self.wcs.to_header_string(relax=True)
+
+    def to_attrs(self) -> dict:
+        return {"frame": self.frame, "lon0": self.lon0, "dlon": self.dlon, "dlat": self.dlat,
+                "x_ref": self.x_ref, "y_ref": self.y_ref, "nx": self.nx, "ny": self.ny}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "SkyGeom":
+        return cls(frame=str(attrs["frame"]), lon0=float(attrs["lon0"]), dlon=float(attrs["dlon"]),
+                   dlat=float(attrs["dlat"]), x_ref=float(attrs["x_ref"]), y_ref=float(attrs["y_ref"]),
+                   nx=int(attrs["nx"]), ny=int(attrs["ny"]))
+
+    @classmethod
+    def from_coords(cls, ds: xr.Dataset | xr.DataArray, frame: str) -> "SkyGeom":
+        """Rebuild a grid from 1-D regular ``lon``/``lat`` coordinates."""
+        lon = np.asarray(ds["lon"].values, float)
+        lat = np.asarray(ds["lat"].values, float)
+        dlon = float(lon[1] - lon[0]) if lon.size > 1 else -float(lat[1] - lat[0])
+        dlat = float(lat[1] - lat[0]) if lat.size > 1 else -dlon
+        return cls(frame=frame, lon0=float(lon[0]), dlon=dlon, dlat=dlat, x_ref=0.0,
+                   y_ref=-float(lat[0]) / dlat, nx=lon.size, ny=lat.size)

@@ -1,0 +1,70 @@
+"""Multilinear interpolation on IRF node grids (linear extrapolation beyond the nodes).
+
+Multilinear interpolation is separable, so the IRFs are first interpolated
+along the axes evaluated at a handful of fixed values (energies), and then
+jointly along the axes evaluated per pixel (offset, FoV position) with a
+gather of the 2^k surrounding nodes.  Both helpers extrapolate linearly, as
+the reference does; callers zero values outside the axis edges.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = ["lin_weights", "interp_axis", "interp_scattered"]
+
+
+def lin_weights(nodes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node index (clipped to [0, n-2]) and the unclipped fractional weight."""
+    nodes = np.asarray(nodes, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if nodes.size == 1:
+        return np.zeros(x.shape, np.int64), np.zeros(x.shape)
+    i = np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, nodes.size - 2)
+    with np.errstate(invalid="ignore"):
+        w = (x - nodes[i]) / (nodes[i + 1] - nodes[i])
+    return i, w
+
+
+def interp_axis(table: np.ndarray, nodes: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Linear interpolation of ``table`` along ``axis`` at the 1-D points ``x``."""
+    table = np.moveaxis(np.asarray(table, dtype=float), axis, 0)
+    if np.asarray(nodes).size == 1:
+        out = np.broadcast_to(table[:1], (np.size(x),) + table.shape[1:])
+        return np.moveaxis(np.array(out), 0, axis)
+    i, w = lin_weights(nodes, np.atleast_1d(x))
+    w = w.reshape((-1,) + (1,) * (table.ndim - 1))
+    out = table[i] * (1.0 - w) + table[i + 1] * w
+    return np.moveaxis(out, 0, axis)
+
+
+def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np.ndarray]) -> np.ndarray:
+    """Interpolate the trailing ``len(nodes)`` dims of ``table`` at scattered points.
+
+    ``table`` has shape ``(*lead, n_1, ..., n_k)``; ``coords`` are k arrays of a
+    common shape ``S``.  Returns ``(*lead, *S)``.
+    """
+    table = np.asarray(table, dtype=float)
+    k = len(nodes)
+    lead = table.shape[: table.ndim - k]
+    coords = np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in coords])
+    shape = coords[0].shape
+    idx_w = [lin_weights(n, c.ravel()) for n, c in zip(nodes, coords)]
+    flat = table.reshape(lead + (-1,))
+    strides = [int(np.prod(table.shape[table.ndim - k + d + 1:])) for d in range(k)]
+    out = np.zeros(lead + (coords[0].size,))
+    for corner in itertools.product((0, 1), repeat=k):
+        lin = np.zeros(coords[0].size, np.int64)
+        wt = np.ones(coords[0].size)
+        for d, c in enumerate(corner):
+            i, w = idx_w[d]
+            n = np.asarray(nodes[d]).size
+            ii = i + c if n > 1 else i
+            lin += ii * strides[d]
+            if n > 1:
+                wt = wt * (w if c else (1.0 - w))
+            elif c:
+                wt = wt * 0.0
+        out += flat[..., lin] * wt
+    return out.reshape(lead + shape)

@@ -1,0 +1,112 @@
+"""Background rate (``bkg_3d``): R(energy, fov_lon, fov_lat) in s^-1 TeV^-1 sr^-1.
+
+The rate is per unit *ontime* (GADF).  Interpolation is trilinear in
+(ln E, fov_lon, fov_lat) of ln R; zero table entries are floored at the
+table dtype's smallest normal number before the log.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import xarray as xr
+
+from ..datastore import DataStoreError, HDURef
+from ._interp import interp_axis, interp_scattered
+from ._table import column, edges, read_irf_table
+
+__all__ = ["read_bkg", "eval_bkg_rate", "integrate_rate_loglog", "trapz_loglog"]
+
+
+def _coords(name, e, log):
+    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
+    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
+
+
+def _fill_missing_energy(data: np.ndarray, tiny: float) -> np.ndarray:
+    """Fill interior zeros along energy by log-linear interpolation in bin index (no extrapolation)."""
+    mask = ~np.isfinite(data) | (data == 0)
+    cols = np.nonzero(mask.any(axis=0) & (~mask).any(axis=0))
+    if not cols[0].size:
+        return data
+    data = data.copy()
+    xp = np.arange(data.shape[0])
+    for a, b in zip(*cols):
+        valid = ~mask[:, a, b]
+        fp = np.log(np.clip(data[valid, a, b], tiny, None))
+        bad = np.nonzero(mask[:, a, b])[0]
+        v = np.interp(bad, xp[valid], fp, left=np.nan, right=np.nan)
+        ok = ~np.isnan(v)
+        data[bad[ok], a, b] = np.exp(v[ok])
+    return data
+
+
+@functools.lru_cache(maxsize=64)
+def read_bkg(ref: HDURef) -> xr.DataArray:
+    """Read a ``bkg_3d`` HDU -> DataArray (energy, fov_lon, fov_lat) in s^-1 TeV^-1 sr^-1.
+
+    The array keeps the on-disk (numpy) order with axis 1 labelled fov_lon
+    (DETX edges) and axis 2 fov_lat (DETY edges), as the reference does.
+    """
+    if ref.hdu_class != "bkg_3d":
+        raise DataStoreError(f"{ref}: unsupported background class '{ref.hdu_class}' (supported: bkg_3d)")
+    t = read_irf_table(ref)
+    e = edges(t, "ENERG_LO", "ENERG_HI", "TeV")
+    x = edges(t, "DETX_LO", "DETX_HI", "deg")
+    y = edges(t, "DETY_LO", "DETY_HI", "deg")
+    col = "BKG" if "BKG" in t else "BGD"
+    raw_dtype = t.raw(col).dtype
+    data = column(t, col, (e.size - 1, x.size - 1, y.size - 1), "s-1 TeV-1 sr-1",
+                  assume="s-1 MeV-1 sr-1", transpose=False)
+    raw = t.raw(col).astype(float)
+    scale = float(data.max() / raw.max()) if raw.max() > 0 else 1.0      # unit conversion factor
+    # zero entries are floored at the *file's* dtype tiny, in the file's unit
+    tiny = float(np.finfo(raw_dtype if raw_dtype.kind == "f" else np.float64).tiny) * scale
+    data = _fill_missing_energy(data, tiny)
+    align = str(t.header.get("FOVALIGN", "RADEC")).strip().upper()
+    if align != "RADEC":
+        raise DataStoreError(f"{ref}: FOVALIGN='{align}' is not supported (supported: RADEC)")
+    coords = {**_coords("energy", e, True), **_coords("fov_lon", x, False), **_coords("fov_lat", y, False)}
+    return xr.DataArray(data, dims=("energy", "fov_lon", "fov_lat"), coords=coords,
+                        attrs={"units": "s-1 TeV-1 sr-1", "tiny": tiny, "irf": str(ref)}, name="bkg")
+
+
+def _edges(da, dim):
+    return np.append(da[f"{dim}_lo"].values, da[f"{dim}_hi"].values[-1])
+
+
+def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fov_lat: np.ndarray) -> np.ndarray:
+    """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> (nE, *S)."""
+    energy = np.atleast_1d(np.asarray(energy, float))
+    logtab = np.log(np.clip(bkg.values, bkg.attrs["tiny"], None))
+    tab = interp_axis(logtab, np.log(bkg["energy"].values), np.log(energy), axis=0)
+    val = np.exp(interp_scattered(tab, [bkg["fov_lon"].values, bkg["fov_lat"].values], [fov_lon, fov_lat]))
+    e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
+    val[(energy < e_e[0]) | (energy > e_e[-1])] = 0.0
+    out = (fov_lon < x_e[0]) | (fov_lon > x_e[-1]) | (fov_lat < y_e[0]) | (fov_lat > y_e[-1])
+    val[:, out] = 0.0
+    val[~np.isfinite(val)] = 0.0
+    return val
+
+
+def trapz_loglog(y: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Integral of a power-law segment between consecutive samples along ``axis``."""
+    y = np.moveaxis(np.asarray(y, float), axis, 0)
+    x = np.moveaxis(np.asarray(x, float), axis, 0) if np.ndim(x) == np.ndim(y) else \
+        np.asarray(x, float).reshape((-1,) + (1,) * (y.ndim - 1))
+    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        lr = np.log(np.clip(y0 / y1, np.finfo(float).tiny, None))
+        index = -lr / np.log(x0 / x1)
+        index = np.where(np.isnan(index), np.inf, index)
+        g = 1.0 - index
+        res = y0 * x0 / g * ((x1 / x0) ** g - 1.0)
+        iso = np.isclose(g, 0.0)
+        res = np.where(iso, y0 * x0 * np.log(x1 / x0), res)
+    res[~np.isfinite(res)] = 0.0
+    return np.moveaxis(res, 0, axis)
+
+
+def integrate_rate_loglog(rate_at_edges: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
+    """Per-bin integral (axis 0) of a rate sampled at the bin edges."""
+    return trapz_loglog(rate_at_edges, energy_edges, axis=0)

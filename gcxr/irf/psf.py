@@ -1,0 +1,102 @@
+"""Point-spread function: ``psf_3gauss`` (parametric) and ``psf_table``.
+
+Both are evaluated to dP/dOmega in sr^-1 on a radial grid and normalised
+there, so that sum_r P(r) 2 pi r dr = 1 (r in radians).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import xarray as xr
+
+from ..datastore import DataStoreError, HDURef
+from ._interp import interp_axis, interp_scattered
+from ._table import column, edges, read_irf_table
+
+__all__ = ["read_psf", "eval_psf_map", "RAD_EDGES", "DEG2_PER_SR"]
+
+RAD_EDGES = np.linspace(0.0, 0.66, 67)       # deg: the PSF-map rad axis of the reference workflow
+DEG2_PER_SR = (180.0 / np.pi) ** 2
+_GAUSS = ("SCALE", "SIGMA_1", "AMPL_2", "SIGMA_2", "AMPL_3", "SIGMA_3")
+
+
+def _coords(name, e, log):
+    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
+    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
+
+
+@functools.lru_cache(maxsize=64)
+def read_psf(ref: HDURef) -> xr.DataArray:
+    """Read a PSF HDU.
+
+    ``psf_3gauss`` -> DataArray (param, energy_true, offset) with params SCALE, SIGMA_1..3 (deg),
+    AMPL_2/3; zero widths are replaced by 1 deg as in the reference.
+    ``psf_table``  -> DataArray (energy_true, offset, rad) in sr^-1.
+    """
+    t = read_irf_table(ref)
+    e = edges(t, "ENERG_LO", "ENERG_HI", "TeV")
+    th = edges(t, "THETA_LO", "THETA_HI", "deg")
+    shape = (e.size - 1, th.size - 1)
+    if ref.hdu_class == "psf_3gauss":
+        pars = []
+        for p in _GAUSS:
+            v = column(t, p, shape, "deg" if p.startswith("SIGMA") else None).copy()
+            if p.startswith("SIGMA"):
+                v[v == 0] = 1.0
+            pars.append(v.astype(np.float32).astype(float))
+        coords = {"param": list(_GAUSS), **_coords("energy_true", e, True), **_coords("offset", th, False)}
+        return xr.DataArray(np.stack(pars), dims=("param", "energy_true", "offset"), coords=coords,
+                            attrs={"units": "", "hdu_class": "psf_3gauss", "irf": str(ref)}, name="psf")
+    if ref.hdu_class == "psf_table":
+        r = edges(t, "RAD_LO", "RAD_HI", "deg")
+        data = column(t, "RPSF", (e.size - 1, th.size - 1, r.size - 1), "sr-1")
+        coords = {**_coords("energy_true", e, True), **_coords("offset", th, False), **_coords("rad", r, False)}
+        return xr.DataArray(data, dims=("energy_true", "offset", "rad"), coords=coords,
+                            attrs={"units": "sr-1", "hdu_class": "psf_table", "irf": str(ref)}, name="psf")
+    raise DataStoreError(f"{ref}: unsupported PSF class '{ref.hdu_class}' (supported: psf_3gauss, psf_table)")
+
+
+def _edges(da, dim):
+    return np.append(da[f"{dim}_lo"].values, da[f"{dim}_hi"].values[-1])
+
+
+def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
+                 rad_edges: np.ndarray = RAD_EDGES) -> np.ndarray:
+    """Normalised PSF (sr^-1), shape (nE, n_rad, *offset.shape), at rad-bin centres."""
+    energy_true = np.atleast_1d(np.asarray(energy_true, float))
+    off = np.asarray(offset, float)
+    rc = 0.5 * (rad_edges[:-1] + rad_edges[1:])
+    dr = np.diff(rad_edges)
+    ln_nodes = np.log(psf["energy_true"].values)
+    if psf.attrs["hdu_class"] == "psf_3gauss":
+        tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=1)       # (6, nE, n_off)
+        p = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)  # (6, nE, *S)
+        scale, s1, a2, s2, a3, s3 = p
+        sig = [s1, s2, s3]
+        amp = [np.ones_like(scale), a2, a3]
+        norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
+        tot = norms[0] + norms[1] + norms[2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = [np.nan_to_num(n / tot) for n in norms]
+        r2 = (rc ** 2).reshape((1, -1) + (1,) * off.ndim)
+        val = 0.0
+        for wi, si in zip(w, sig):
+            wi, si = wi[:, None], si[:, None]
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                val = val + wi / (2 * np.pi * si ** 2) * np.exp(-0.5 * r2 / si ** 2)
+        val = np.nan_to_num(val) * DEG2_PER_SR                                        # deg^-2 -> sr^-1
+    else:
+        tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=0)       # (nE, n_off, n_rad)
+        tab = interp_axis(tab, psf["rad"].values, rc, axis=2)                       # (nE, n_off, n_rc)
+        tab = np.moveaxis(tab, 2, 1)                                                # (nE, n_rc, n_off)
+        val = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)
+        e_e, o_e, r_e = _edges(psf, "energy_true"), _edges(psf, "offset"), _edges(psf, "rad")
+        val[(energy_true < e_e[0]) | (energy_true > e_e[-1])] = 0.0
+        val[:, (rc < r_e[0]) | (rc > r_e[-1])] = 0.0
+        val[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
+    # normalise: sum_r P 2 pi r dr = 1 with r, dr in radians
+    ring = (2 * np.pi * rc * dr * (np.pi / 180.0) ** 2).reshape((1, -1) + (1,) * off.ndim)
+    norm = np.sum(val * ring, axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(val / norm)

@@ -1,0 +1,335 @@
+"""Per-run reduction: DL3 run -> cubes on the run's cutout of the analysis grid.
+
+:func:`reduce_run` does the work for one run with numpy and returns an
+``xarray.Dataset``; :func:`reduce_run_lazy` wraps it in one dask task per run
+(named ``gcxr-reduce-<obs_id>``) whose outputs are dask arrays of known shape,
+so that building the dataset reads nothing.  Conventions (cutout, exposure with
+livetime, background with ontime, safe-mask rules) are those of the reference
+workflow, written out in docs/conventions.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dask
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from .coords import icrs_to_frame_float32, to_fov, transform_lonlat
+from .datastore import DataStoreError, RunRef, read_events, read_gti
+from .geom import EnergyAxis, SkyGeom, separation_deg
+from .irf import (RAD_EDGES, eval_aeff, eval_bkg_rate, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg,
+                  read_edisp, read_psf, trapz_loglog)
+
+__all__ = ["ReductionSpec", "reduce_run", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
+
+SAFE_MASK_METHODS = ("aeff-default", "aeff-max", "offset-max", "edisp-bias", "bkg-peak")
+
+
+@dataclass(frozen=True)
+class ReductionSpec:
+    """Everything a worker needs to reduce a run (small, hashable, picklable)."""
+
+    geom: SkyGeom
+    energy: EnergyAxis
+    energy_true: EnergyAxis
+    binsz_irf: float = 0.2
+    cutout_width: float = 5.0                    # deg (2 x selection.offset_max)
+    safe_mask_methods: tuple[str, ...] = ("aeff-default",)
+    offset_max: float = 3.0                      # deg, offset-max safe-mask cut
+    aeff_percent: float = 10.0
+    bias_percent: float = 10.0
+    rad_edges: tuple[float, ...] = tuple(RAD_EDGES)
+    map_selection: tuple[str, ...] = ("counts", "exposure", "background", "psf", "edisp")
+
+    def __post_init__(self):
+        bad = [m for m in self.safe_mask_methods if m not in SAFE_MASK_METHODS]
+        if bad:
+            raise ValueError(f"unknown safe_mask method(s) {bad}; valid: {list(SAFE_MASK_METHODS)}")
+
+    @property
+    def irf_geom(self) -> SkyGeom:
+        """The coarse grid for PSF and EDISP maps: same centre and width, ``binsz_irf`` pixels."""
+        g = self.geom
+        return SkyGeom.create(g.center, self.binsz_irf, (g.nx * g.binsz, g.ny * g.binsz), g.frame)
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where a run sits in the analysis grid (computed from the pointing alone)."""
+
+    obs_id: int
+    lon_pnt: float
+    lat_pnt: float
+    slices: tuple[slice, slice]
+    irf_slices: tuple[slice, slice]
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def _pointing(run: RunRef) -> tuple[float, float]:
+    if np.isfinite(run.ra_pnt) and np.isfinite(run.dec_pnt):
+        return run.ra_pnt, run.dec_pnt
+    from .datastore import open_hdu
+    _, hdr = open_hdu(run.hdu("events"), run.obs_id)
+    return float(hdr["RA_PNT"]), float(hdr["DEC_PNT"])
+
+
+def run_layout(run: RunRef, spec: ReductionSpec, pointing: tuple[float, float] | None = None) -> RunLayout:
+    ra, dec = pointing if pointing is not None else _pointing(run)
+    lon, lat = transform_lonlat(np.array([ra]), np.array([dec]), "icrs", spec.geom.frame)
+    lon, lat = float(lon[0]), float(lat[0])
+    try:
+        sl = spec.geom.cutout_slices(lon, lat, int(np.rint(spec.cutout_width / spec.geom.binsz)))
+        irf_n = int(np.rint(max(spec.cutout_width / spec.binsz_irf, 3)))
+        isl = spec.irf_geom.cutout_slices(lon, lat, irf_n)
+    except ValueError:
+        raise DataStoreError(f"run {run.obs_id}: pointing (RA {ra:.3f}, Dec {dec:.3f}) is more than "
+                             f"{spec.cutout_width / 2:.2f} deg outside the analysis geometry; "
+                             "the run overlaps no pixel") from None
+    return RunLayout(run.obs_id, lon, lat, sl, isl)
+
+
+# --------------------------------------------------------------------------- the work
+def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, edisp_c):
+    """Reco-energy bins kept by the energy-threshold methods (1-D bool)."""
+    keep = np.ones(spec.energy.nbin, bool)
+    if "aeff-default" in methods:
+        keep &= spec.energy.mask_range(aeff.attrs.get("lo_thres"), aeff.attrs.get("hi_thres"))
+    if "aeff-max" in methods:
+        a = exposure_c
+        if np.any(a > 0):
+            thr = spec.aeff_percent / 100.0 * a.max()
+            et = spec.energy_true.centers
+            above = np.nonzero(a > thr)[0]
+            emin = et[above[0]]
+            if above[0] > 0 and a[above[0] - 1] > 0:   # log-log inversion between the two nodes
+                x0, x1 = np.log(et[above[0] - 1]), np.log(et[above[0]])
+                y0, y1 = np.log(a[above[0] - 1]), np.log(a[above[0]])
+                emin = float(np.exp(x0 + (np.log(thr) - y0) * (x1 - x0) / (y1 - y0)))
+            keep &= spec.energy.mask_range(emin, None)
+        else:
+            keep[:] = False
+    if "edisp-bias" in methods:
+        K = edisp_c                                       # (n_true, n_reco)
+        er = spec.energy.centers
+        et = spec.energy_true.centers
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_reco = (K * er[None, :]).sum(1) / K.sum(1)
+            bias = np.abs(mean_reco / et - 1.0)
+        ok = np.nonzero(np.isfinite(bias) & (bias < spec.bias_percent / 100.0))[0]
+        emin = et[ok[0]] if ok.size else np.inf
+        keep &= spec.energy.mask_range(emin, None)
+    if "bkg-peak" in methods:
+        if np.any(bkg_spec > 0):
+            keep &= spec.energy.lo >= spec.energy.lo[int(np.argmax(bkg_spec))] * (1 - 1e-9)
+    return keep
+
+
+def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
+    """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout."""
+    ev = read_events(run)
+    layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
+    start, stop = read_gti(run)
+    ontime = float(np.sum(stop - start))
+    livetime = ontime * ev.deadc
+    if ontime <= 0:
+        raise DataStoreError(f"run {run.obs_id}: zero or negative ontime in GTI ({ontime} s)")
+    g = spec.geom
+    ys, xs = layout.slices
+    sub = g.slice(ys, xs)
+    lon_p, lat_p = layout.lon_pnt, layout.lat_pnt
+    ra_p, dec_p = ev.ra_pnt, ev.dec_pnt
+    lon2, lat2 = sub.grid_lonlat()
+    sep = separation_deg(lon2, lat2, lon_p, lat_p)
+    E, Et = spec.energy, spec.energy_true
+    sel = set(spec.map_selection)
+
+    # counts
+    lon_ev, lat_ev = icrs_to_frame_float32(ev.ra, ev.dec, g.frame)
+    ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
+    ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
+    ok &= (ie >= 0) & (ie < E.nbin)
+    counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
+                         minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
+
+    # exposure (livetime) and background (ontime)
+    aeff = read_aeff(run.hdu("aeff"))
+    exposure = eval_aeff(aeff, Et.centers, sep) * livetime                             # m2 s
+    if "bkg" in run.hdu_types and "background" in sel:
+        bkg = read_bkg(run.hdu("bkg"))
+        fov_lon, fov_lat = to_fov(sub.unit_vectors(), ra_p, dec_p, g.frame)
+        rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat)                     # at reco edges
+        background = trapz_loglog(rate, E.edges_array, axis=0) * sub.solid_angle()[None] * ontime
+    else:
+        background = None
+
+    # IRF maps on the coarse grid
+    iys, ixs = layout.irf_slices
+    isub = spec.irf_geom.slice(iys, ixs)
+    ilon, ilat = isub.grid_lonlat()
+    isep = separation_deg(ilon, ilat, lon_p, lat_p)
+    irf_exposure = eval_aeff(aeff, Et.centers, isep) * livetime
+    rad_edges = np.asarray(spec.rad_edges)
+    psf = eval_psf_map(read_psf(run.hdu("psf")), Et.centers, isep, rad_edges) \
+        if ("psf" in sel and "psf" in run.hdu_types) else None
+    edisp = eval_edisp_kernel(read_edisp(run.hdu("edisp")), Et.centers, E.edges_array, isep) \
+        if ("edisp" in sel and "edisp" in run.hdu_types) else None
+
+    # safe mask
+    mask = np.ones((E.nbin,) + sub.shape, bool)
+    if background is not None:
+        mask &= np.isfinite(background) & (background > 0)
+    if "offset-max" in spec.safe_mask_methods:
+        mask &= (sep < spec.offset_max)[None]
+    energy_methods = [m for m in spec.safe_mask_methods if m != "offset-max"]
+    if energy_methods:
+        cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
+        icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
+        bkg_spec = background.sum(axis=(1, 2)) if background is not None else np.zeros(E.nbin)
+        ed_c = edisp[:, :, icy, icx] if edisp is not None else np.eye(Et.nbin, E.nbin)
+        keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, exposure[:, cy, cx], bkg_spec, ed_c)
+        mask &= keep[:, None, None]
+
+    w_psf, w_edisp = irf_grid_weights(mask.any(axis=0), sub, isub)
+    return build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
+                             mask_safe=mask, psf=psf, edisp=edisp, exposure_irf=irf_exposure,
+                             mask_safe_psf=w_psf, mask_safe_edisp=w_edisp,
+                             livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p))
+
+
+def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:
+    """The spatial safe mask carried to the coarse IRF grid, for stacking PSF and EDISP maps.
+
+    PSF: the fine pixel nearest to each coarse pixel centre; EDISP: any of the
+    (up to four) fine pixels around the centre.  Coarse centres sit on fine-pixel
+    borders, so the nearest pixel is decided by the WCS transform's rounding:
+    astropy's transform is used for it, as in the reference.
+    """
+    yy, xx = np.mgrid[0:isub.ny, 0:isub.nx].astype(float)
+    lon, lat = isub.wcs.wcs_pix2world(xx, yy, 0)
+    fx, fy = sub.wcs.wcs_world2pix(lon, lat, 0)
+    ix, iy = np.floor(fx + 0.5).astype(int), np.floor(fy + 0.5).astype(int)
+    inside = (ix >= 0) & (iy >= 0) & (ix < sub.nx) & (iy < sub.ny)
+    w_psf = np.zeros(isub.shape, bool)
+    w_psf[inside] = mask_img[iy[inside], ix[inside]]
+    x0 = np.clip(np.floor(fx).astype(int), 0, sub.nx - 1)
+    y0 = np.clip(np.floor(fy).astype(int), 0, sub.ny - 1)
+    x1, y1 = np.clip(x0 + 1, 0, sub.nx - 1), np.clip(y0 + 1, 0, sub.ny - 1)
+    tx, ty = np.clip(fx - np.floor(fx), 0, 1), np.clip(fy - np.floor(fy), 0, 1)
+    m = mask_img.astype(float)
+    bil = (m[y0, x0] * (1 - tx) * (1 - ty) + m[y0, x1] * tx * (1 - ty) + m[y1, x0] * (1 - tx) * ty
+           + m[y1, x1] * tx * ty)
+    w_edisp = bil > 0
+    return w_psf, w_edisp
+
+
+def _coords(spec: ReductionSpec, layout: RunLayout) -> dict:
+    g, ig = spec.geom, spec.irf_geom
+    ys, xs = layout.slices
+    iys, ixs = layout.irf_slices
+    c = {}
+    c.update(spec.energy.coords())
+    c.update(spec.energy_true.coords())
+    gc = g.coords()
+    c["lon"] = xr.Variable("lon", gc["lon"].values[xs], gc["lon"].attrs)
+    c["lat"] = xr.Variable("lat", gc["lat"].values[ys], gc["lat"].attrs)
+    igc = ig.coords()
+    c["lon_irf"] = xr.Variable("lon_irf", igc["lon"].values[ixs], igc["lon"].attrs)
+    c["lat_irf"] = xr.Variable("lat_irf", igc["lat"].values[iys], igc["lat"].attrs)
+    r = np.asarray(spec.rad_edges)
+    c["rad"] = xr.Variable("rad", 0.5 * (r[:-1] + r[1:]), {"units": "degree", "long_name": "Offset from source",
+                                                         "bounds": "rad_bounds"})
+    c["obs"] = xr.Variable((), layout.obs_id)
+    return c
+
+
+VAR_ATTRS = {
+    "counts": {"units": "1", "long_name": "Counts"},
+    "exposure": {"units": "m2 s", "long_name": "Exposure"},
+    "background": {"units": "1", "long_name": "Predicted background counts"},
+    "mask_safe": {"long_name": "Safe data range mask"},
+    "psf": {"units": "sr-1", "long_name": "PSF dP/dOmega"},
+    "edisp": {"units": "1", "long_name": "Energy redistribution probability (true -> reco bin)"},
+    "exposure_irf": {"units": "m2 s", "long_name": "Exposure on the IRF grid"},
+    "mask_safe_psf": {"long_name": "Safe mask on the IRF grid (PSF stacking weight)"},
+    "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid (EDISP stacking weight)"},
+}
+VAR_DIMS = {
+    "counts": ("energy", "lat", "lon"),
+    "exposure": ("energy_true", "lat", "lon"),
+    "background": ("energy", "lat", "lon"),
+    "mask_safe": ("energy", "lat", "lon"),
+    "psf": ("energy_true", "rad", "lat_irf", "lon_irf"),
+    "edisp": ("energy_true", "energy", "lat_irf", "lon_irf"),
+    "exposure_irf": ("energy_true", "lat_irf", "lon_irf"),
+    "mask_safe_psf": ("lat_irf", "lon_irf"),
+    "mask_safe_edisp": ("lat_irf", "lon_irf"),
+}
+
+
+def _dataset_attrs(spec, layout, pointing):
+    return {"obs_id": int(layout.obs_id),
+            "ra_pnt": float(pointing[0]), "dec_pnt": float(pointing[1]), "frame": spec.geom.frame,
+            "slice_lat": [layout.slices[0].start, layout.slices[0].stop],
+            "slice_lon": [layout.slices[1].start, layout.slices[1].stop]}
+
+
+def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, **arrays) -> xr.Dataset:
+    data_vars = {}
+    for name, arr in arrays.items():
+        if arr is None:
+            continue
+        data_vars[name] = xr.Variable(VAR_DIMS[name], arr, dict(VAR_ATTRS[name]))
+    data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (GTI x DEADC)"})
+    data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
+    ds = xr.Dataset(data_vars, coords=_coords(spec, layout), attrs=_dataset_attrs(spec, layout, pointing))
+    ds["energy_bounds"] = spec.energy.bounds()
+    ds["energy_true_bounds"] = spec.energy_true.bounds()
+    r = np.asarray(spec.rad_edges)
+    ds["rad_bounds"] = xr.DataArray(np.stack([r[:-1], r[1:]], -1), dims=("rad", "bnds"), attrs={"units": "degree"})
+    ds = ds.set_coords(["energy_bounds", "energy_true_bounds", "rad_bounds"])
+    return ds
+
+
+# --------------------------------------------------------------------------- lazy
+def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
+    ny = layout.slices[0].stop - layout.slices[0].start
+    nx = layout.slices[1].stop - layout.slices[1].start
+    iny = layout.irf_slices[0].stop - layout.irf_slices[0].start
+    inx = layout.irf_slices[1].stop - layout.irf_slices[1].start
+    nE, nEt, nr = spec.energy.nbin, spec.energy_true.nbin, len(spec.rad_edges) - 1
+    return {"counts": ((nE, ny, nx), np.int32), "exposure": ((nEt, ny, nx), np.float64),
+            "background": ((nE, ny, nx), np.float64), "mask_safe": ((nE, ny, nx), bool),
+            "psf": ((nEt, nr, iny, inx), np.float64), "edisp": ((nEt, nE, iny, inx), np.float64),
+            "exposure_irf": ((nEt, iny, inx), np.float64),
+            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((iny, inx), bool)}
+
+
+def _reduce_to_dict(run, spec, layout):
+    ds = reduce_run(run, spec, layout)
+    return {k: ds[k].values for k in ds.data_vars}
+
+
+def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
+    """A dask-backed run dataset; nothing is read until it is computed.
+
+    The run's place in the grid comes from the obs-index pointing (no file is
+    opened); livetime and ontime are dask scalars in the ``livetime``/``ontime``
+    variables of the result.
+    """
+    layout = layout or run_layout(run, spec)
+    name = f"gcxr-reduce-{run.obs_id}"
+    task = dask.delayed(_reduce_to_dict, pure=True)(run, spec, layout, dask_key_name=name)
+    want = set(spec.map_selection) | {"mask_safe", "exposure_irf", "mask_safe_psf", "mask_safe_edisp"}
+    if "bkg" not in run.hdu_types:
+        want.discard("background")
+    arrays = {}
+    for k, (shape, dtype) in _shapes(spec, layout).items():
+        if k not in want:
+            continue
+        arrays[k] = dsa.from_delayed(task[k], shape=shape, dtype=dtype, name=f"{name}-{k}")
+    livetime = dsa.from_delayed(task["livetime"], shape=(), dtype=float, name=f"{name}-livetime")
+    ontime = dsa.from_delayed(task["ontime"], shape=(), dtype=float, name=f"{name}-ontime")
+    return build_run_dataset(run.obs_id, spec, layout, livetime=livetime, ontime=ontime,
+                             pointing=(run.ra_pnt, run.dec_pnt), **arrays)
