@@ -31,6 +31,10 @@ def _grid_coords(spec) -> dict:
     lay = RunLayout(0, 0.0, 0.0, (slice(0, g.ny), slice(0, g.nx)), (slice(0, ig.ny), slice(0, ig.nx)))
     c = _coords(spec, lay)
     c.pop("obs")
+    c["energy_bounds"] = spec.energy.bounds().variable
+    c["energy_true_bounds"] = spec.energy_true.bounds().variable
+    r = np.asarray(spec.rad_edges)
+    c["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
     return c
 
 

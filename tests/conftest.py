@@ -1,0 +1,71 @@
+"""Shared fixtures: the shared DL3 data and gammapy reference outputs (../shared beside the repo)."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GCXR_SHARED", ROOT.parent / "shared"))
+DATA = Path(os.environ.get("GCXR_DATA", SHARED / "data"))
+REF = SHARED / "reference" / "gammapy-2.1-cta1dc-gc"
+
+os.environ.setdefault("GCXR_DATA", str(DATA))
+warnings.filterwarnings("ignore", message=".*invalid unit '1/s/MeV/sr'.*")
+
+needs_data = pytest.mark.skipif(not (DATA / "cta-1dc").exists() or not REF.exists(),
+                                reason="shared DL3 data / reference not found (set GCXR_DATA, GCXR_SHARED)")
+
+
+@pytest.fixture(scope="session")
+def seed_config():
+    from gcxr.config import AnalysisConfig
+    return AnalysisConfig.read(REF / "analysis_config.yaml")
+
+
+@pytest.fixture(scope="session")
+def seed_spec(seed_config):
+    from gcxr.analysis import spec_from_config
+    return spec_from_config(seed_config)
+
+
+@pytest.fixture(scope="session")
+def cta_store():
+    from gcxr.datastore import DataStore
+    return DataStore.from_dir(DATA / "cta-1dc" / "index" / "gps")
+
+
+@pytest.fixture(scope="session")
+def seed_runs(cta_store):
+    return cta_store.runs([110380, 111140, 111159])
+
+
+@pytest.fixture(scope="session")
+def run_110380(cta_store, seed_spec):
+    from gcxr.reduce import reduce_run
+    return reduce_run(cta_store.run(110380), seed_spec)
+
+
+@pytest.fixture(scope="session")
+def seed_stacked(seed_runs, seed_spec):
+    from gcxr.datasets import stack
+    from gcxr.reduce import reduce_run_lazy
+    return stack([reduce_run_lazy(r, seed_spec) for r in seed_runs], seed_spec).compute(scheduler="threads")
+
+
+@pytest.fixture(scope="session")
+def ref_stacked():
+    from astropy.io import fits
+    with fits.open(REF / "stacked.fits.gz") as h:
+        return {x.name: x.data.astype(float) for x in h[1:] if x.data is not None and x.name.isupper()
+                and not x.name.endswith("_BANDS") and x.name not in ("GTI", "META_TABLE")}
+
+
+@pytest.fixture(scope="session")
+def ref_obs():
+    from astropy.io import fits
+    with fits.open(REF / "obs_110380.fits.gz") as h:
+        return {x.name: x.data.astype(float) for x in h[1:] if x.data is not None
+                and not x.name.endswith("_BANDS") and x.name not in ("GTI", "META_TABLE")}
