@@ -1,0 +1,197 @@
+"""Run a command and measure its wall time and the peak memory of its whole process tree.
+
+Peak memory is sampled: every ``poll_s`` (20 ms) the resident set sizes of the child and all its
+descendants (dask workers, multiprocessing pools) are summed with psutil, and the largest sum is
+reported as ``peak_rss_mb``. Allocations that rise and fall between two samples are missed, and
+shared pages are counted once per process. Two kernel figures are reported beside it:
+
+* ``ru_maxrss_mb``: ``os.wait4`` of this child - the largest RSS of any *single* process in its
+  tree (the child, or a descendant it waited for), exact but not a sum over processes;
+* ``ru_maxrss_children_mb``: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the measuring
+  process after the child ended - the same kind of maximum, but over every child this process has
+  waited for so far (so it only grows across repeated calls).
+
+Library use::
+
+    from measure import measure
+    r = measure(["python", "-c", "print('{}')"])            # -> dict
+    r = measure(cmd, env={"GAMMAPY_DATA": "..."}, result_file="out/result.json")
+
+``stdout_json`` is the parsed JSON of ``result_file`` if given, else of the child's stdout (whole
+stdout, or failing that its last line that parses), else None. A command that cannot be started
+gives ``rc = 127`` and an ``error`` entry instead of an exception.
+
+Command line::
+
+    python benchmarks/measure.py [--result-file F] [--env KEY=VALUE ...] -- CMD [ARGS ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+__all__ = ["measure"]
+
+_MAXRSS_TO_MB = 1 / 1024 if sys.platform.startswith("linux") else 1 / 1024**2  # kB on Linux, bytes on macOS
+_TAIL = 4000
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    """Sum of the RSS of ``proc`` and all its living descendants, in bytes."""
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return total
+
+
+def _parse_json(text: str) -> Any:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    for line in reversed(text.splitlines()):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def measure(
+    cmd: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    result_file: str | os.PathLike | None = None,
+    *,
+    cwd: str | os.PathLike | None = None,
+    poll_s: float = 0.02,
+    timeout_s: float | None = None,
+) -> dict:
+    """Run ``cmd`` (argv list, no shell) and return timing, memory and its JSON output.
+
+    Parameters
+    ----------
+    cmd : argv of the command.
+    env : extra environment variables, added to a copy of ``os.environ``.
+    result_file : read ``stdout_json`` from this file (after the command ends) instead of stdout.
+    cwd : working directory of the command.
+    poll_s : memory sampling interval in seconds.
+    timeout_s : kill the command's process tree after this many seconds (rc is then -9).
+
+    Returns
+    -------
+    dict with ``cmd, wall_s, peak_rss_mb, rc, stdout_json`` and ``ru_maxrss_mb``,
+    ``ru_maxrss_children_mb``, ``n_samples``, ``timed_out``, ``stderr_tail`` (and ``error`` if the
+    command could not be started, ``stdout_tail`` if stdout was not JSON).
+    """
+    cmd = [str(c) for c in cmd]
+    full_env = dict(os.environ)
+    if env:
+        full_env.update({k: str(v) for k, v in env.items()})
+    out: dict[str, Any] = {"cmd": cmd, "wall_s": None, "peak_rss_mb": None, "rc": None, "stdout_json": None}
+
+    with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
+        t0 = time.perf_counter()
+        try:
+            child = subprocess.Popen(cmd, stdout=fout, stderr=ferr, env=full_env, cwd=cwd)
+        except OSError as exc:
+            out.update(rc=127, wall_s=0.0, peak_rss_mb=0.0, error=f"cannot start {cmd[0]!r}: {exc}")
+            return out
+        ps = psutil.Process(child.pid)
+        peak, n_samples, timed_out = 0, 0, False
+        status, usage = 0, None
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid == child.pid:
+                break
+            peak = max(peak, _tree_rss(ps))
+            n_samples += 1
+            if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+                timed_out = True
+                for p in [*ps.children(recursive=True), ps]:
+                    try:
+                        p.kill()
+                    except psutil.Error:
+                        pass
+            time.sleep(poll_s)
+        wall = time.perf_counter() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; keep Popen consistent
+
+        fout.seek(0)
+        stdout = fout.read().decode(errors="replace")
+        ferr.seek(0)
+        stderr = ferr.read().decode(errors="replace")
+
+    out["wall_s"] = wall
+    out["peak_rss_mb"] = peak / 1024**2
+    out["rc"] = child.returncode
+    out["ru_maxrss_mb"] = usage.ru_maxrss * _MAXRSS_TO_MB
+    out["ru_maxrss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * _MAXRSS_TO_MB
+    out["n_samples"] = n_samples
+    out["timed_out"] = timed_out
+
+    if result_file is not None:
+        path = Path(result_file)
+        if path.is_file():
+            try:
+                out["stdout_json"] = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                out["error"] = f"result file {path} is not JSON: {exc}"
+        else:
+            out["error"] = f"result file {path} was not written"
+    else:
+        out["stdout_json"] = _parse_json(stdout)
+    if out["stdout_json"] is None and stdout.strip():
+        out["stdout_tail"] = stdout[-_TAIL:]
+    out["stderr_tail"] = stderr[-_TAIL:]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Run a command; print JSON with wall time, peak RSS of its process tree and its JSON output.",
+        usage="%(prog)s [--result-file F] [--env KEY=VALUE ...] -- CMD [ARGS ...]",
+    )
+    ap.add_argument("--result-file", help="read the command's JSON result from this file instead of stdout")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable")
+    ap.add_argument("--poll", type=float, default=0.02, help="memory sampling interval in s (default 0.02)")
+    ap.add_argument("--timeout", type=float, default=None, help="kill the command after this many seconds")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        ap.error("no command given (put it after --)")
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--env expects KEY=VALUE, got {item!r}")
+        env[key] = value
+    result = measure(cmd, env=env, result_file=args.result_file, poll_s=args.poll, timeout_s=args.timeout)
+    print(json.dumps(result, indent=1))
+    return 0 if result["rc"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
