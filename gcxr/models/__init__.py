@@ -1,0 +1,71 @@
+"""Source and background models: parameters, spectra, spatial shapes, YAML I/O.
+
+What to use when:
+
+* :class:`Models` - read/write gammapy-style YAML, list the fit parameters
+  (``models.parameters.free``), find a dataset's background model.
+* :class:`SkyModel` - a source (spectral x spatial); :class:`FoVBackgroundModel`
+  - the norm (and tilt) of one dataset's background template.
+* Spectral models - ``evaluate(E)`` (dN/dE, cm-2 s-1 TeV-1) and
+  ``integral(emin, emax)`` (cm-2 s-1, gammapy's integration rules); the pure
+  ``Model._evaluate(E, **values)`` / ``Model._integral(emin, emax, **values)``
+  forms take arbitrary parameter values and never touch the model.
+* Spatial models - ``evaluate(lon, lat)`` in sr^-1 (deg in, model frame).
+
+Units are canonical and stored as strings on each :class:`Parameter`: TeV,
+cm-2 s-1 TeV-1, TeV-1, deg; YAML values in other units are converted on read.
+"""
+from .parameters import ModelError, Parameter, Parameters
+from .sky import MODEL_TYPES, FoVBackgroundModel, Models, SkyModel
+from .spatial import (
+    SPATIAL_MODELS,
+    DiskSpatialModel,
+    GaussianSpatialModel,
+    PointSpatialModel,
+    SpatialModel,
+    TemplateSpatialModel,
+    angular_separation,
+    position_angle,
+    spatial_model_from_dict,
+)
+from .spectral import (
+    SPECTRAL_MODELS,
+    ExpCutoffPowerLawSpectralModel,
+    LogParabolaSpectralModel,
+    PowerLawNormSpectralModel,
+    PowerLawSpectralModel,
+    SpectralModel,
+    integrate_spectrum,
+    powerlaw_integral,
+    spectral_model_from_dict,
+    trapz_loglog,
+)
+
+__all__ = [
+    "ModelError",
+    "Parameter",
+    "Parameters",
+    "SpectralModel",
+    "PowerLawSpectralModel",
+    "ExpCutoffPowerLawSpectralModel",
+    "LogParabolaSpectralModel",
+    "PowerLawNormSpectralModel",
+    "SPECTRAL_MODELS",
+    "spectral_model_from_dict",
+    "integrate_spectrum",
+    "powerlaw_integral",
+    "trapz_loglog",
+    "SpatialModel",
+    "PointSpatialModel",
+    "GaussianSpatialModel",
+    "DiskSpatialModel",
+    "TemplateSpatialModel",
+    "SPATIAL_MODELS",
+    "spatial_model_from_dict",
+    "angular_separation",
+    "position_angle",
+    "SkyModel",
+    "FoVBackgroundModel",
+    "Models",
+    "MODEL_TYPES",
+]

@@ -1,0 +1,626 @@
+"""Sky models, FoV background models and the :class:`Models` collection (YAML I/O).
+
+The YAML layout is gammapy's, so files travel both ways::
+
+    components:
+    -   name: gc-source
+        type: SkyModel
+        spectral: {type: ExpCutoffPowerLawSpectralModel, parameters: [...]}
+        spatial: {type: PointSpatialModel, frame: galactic, parameters: [...]}
+    -   type: FoVBackgroundModel
+        datasets_names: [stacked]
+        spectral: {type: PowerLawNormSpectralModel, parameters: [...]}
+    covariance: models_covariance.dat     # optional, a table beside the YAML
+    metadata: {creator: ..., date: ...}  # optional, informative only
+
+Parameters absent from a file take the model defaults (values, limits and
+frozen flags); values are converted to gcxr's canonical units on read.  The
+parameter order is always the model's (spectral before spatial, components in
+file order), which is the order the fitter sees.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence, Union, overload
+
+import numpy as np
+import yaml
+
+from .parameters import ModelError, Parameter, Parameters
+from .spatial import SpatialModel, TemplateSpatialModel, spatial_model_from_dict
+from .spectral import PowerLawNormSpectralModel, SpectralModel, spectral_model_from_dict
+
+__all__ = ["SkyModel", "FoVBackgroundModel", "Models", "MODEL_TYPES"]
+
+_YAML_FORMAT = dict(sort_keys=False, indent=4, width=80, default_flow_style=False)
+
+
+def _make_name() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = set(data) - allowed
+    if "temporal" in extra:
+        raise ModelError(f"{where}: temporal models are not supported by gcxr")
+    if extra:
+        raise ModelError(f"{where}: unexpected keys {sorted(extra)}; allowed: {sorted(allowed)}")
+
+
+def _datasets_names(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ModelError(f"{where}: datasets_names must be a list of strings, got {value!r}")
+
+
+class SkyModel:
+    """A source: spectral model times (optionally) a spatial model.
+
+    Parameters
+    ----------
+    spectral_model : SpectralModel
+    spatial_model : SpatialModel, optional
+        None for a spatially unresolved (1D) model.
+    name : str, optional
+        Unique name in a :class:`Models`; random 8 characters by default.
+    datasets_names : list of str, optional
+        Datasets the source applies to; None means all.
+    """
+
+    tag = "SkyModel"
+
+    def __init__(
+        self,
+        spectral_model: SpectralModel,
+        spatial_model: SpatialModel | None = None,
+        name: str | None = None,
+        datasets_names: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(spectral_model, SpectralModel):
+            raise TypeError(f"spectral_model must be a SpectralModel, got {type(spectral_model).__name__}")
+        if spatial_model is not None and not isinstance(spatial_model, SpatialModel):
+            raise TypeError(f"spatial_model must be a SpatialModel, got {type(spatial_model).__name__}")
+        self.spectral_model = spectral_model
+        self.spatial_model = spatial_model
+        self.name = _make_name() if name is None else str(name)
+        self.datasets_names = None if datasets_names is None else list(datasets_names)
+
+    @property
+    def parameters(self) -> Parameters:
+        """Spectral parameters, then spatial ones (unique names ``spectral.index``...)."""
+        pars: list[Parameter] = list(self.spectral_model.parameters)
+        names = [f"spectral.{p.name}" for p in pars]
+        if self.spatial_model is not None:
+            sp = list(self.spatial_model.parameters)
+            pars += sp
+            names += [f"spatial.{p.name}" for p in sp]
+        return Parameters(pars, unique_names=names)
+
+    def applies_to(self, dataset_name: str) -> bool:
+        return self.datasets_names is None or dataset_name in self.datasets_names
+
+    def evaluate(self, energy, lon=None, lat=None) -> np.ndarray:
+        """dN/dE/dOmega (cm-2 s-1 TeV-1 sr-1) for extended models, dN/dE otherwise."""
+        value = self.spectral_model.evaluate(energy)
+        if self.spatial_model is None:
+            return value
+        if lon is None or lat is None:
+            raise ValueError(f"SkyModel {self.name!r}: lon and lat are needed with a spatial model")
+        if isinstance(self.spatial_model, TemplateSpatialModel) and self.spatial_model.is_energy_dependent:
+            return self.spatial_model.evaluate(lon, lat, energy) * value
+        return self.spatial_model.evaluate(lon, lat) * value
+
+    def copy(self, name: str | None = None) -> "SkyModel":
+        new = copy.deepcopy(self)
+        if name is not None:
+            new.name = name
+        return new
+
+    def __repr__(self) -> str:
+        return (
+            f"SkyModel(name={self.name!r}, spectral={self.spectral_model!r}, "
+            f"spatial={self.spatial_model!r}, datasets_names={self.datasets_names!r})"
+        )
+
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "type": self.tag}
+        if self.datasets_names is not None:
+            data["datasets_names"] = list(self.datasets_names)
+        data["spectral"] = self.spectral_model.to_dict()
+        if self.spatial_model is not None:
+            if isinstance(self.spatial_model, TemplateSpatialModel):
+                data["spatial"] = self.spatial_model.to_dict(relative_to)
+            else:
+                data["spatial"] = self.spatial_model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: str | os.PathLike | None = None) -> "SkyModel":
+        name = data.get("name")
+        where = f"component {name!r}" if name is not None else "SkyModel component"
+        _check_keys(data, {"name", "type", "spectral", "spatial", "datasets_names"}, where)
+        if name is None:
+            raise ModelError(f"{where}: a SkyModel needs a 'name'")
+        if "spectral" not in data:
+            raise ModelError(f"{where}: a SkyModel needs a 'spectral' model")
+        spectral = spectral_model_from_dict(data["spectral"], component=name)
+        spatial = None
+        if data.get("spatial") is not None:
+            spatial = spatial_model_from_dict(data["spatial"], component=name, base_dir=base_dir)
+        return cls(
+            spectral_model=spectral,
+            spatial_model=spatial,
+            name=name,
+            datasets_names=_datasets_names(data.get("datasets_names"), where),
+        )
+
+
+class FoVBackgroundModel:
+    """Background-template multiplier for one dataset: ``background x spectral(E)``.
+
+    Parameters
+    ----------
+    dataset_name : str
+        The dataset whose background map it scales.
+    spectral_model : SpectralModel, optional
+        A norm model; default :class:`PowerLawNormSpectralModel` (norm 1, tilt
+        0 frozen, reference 1 TeV frozen).
+    name : str, optional
+        Default ``f"{dataset_name}-bkg"`` (gammapy's; not written to YAML
+        unless different).
+    """
+
+    tag = "FoVBackgroundModel"
+
+    def __init__(
+        self,
+        dataset_name: str,
+        spectral_model: SpectralModel | None = None,
+        name: str | None = None,
+    ) -> None:
+        if spectral_model is None:
+            spectral_model = PowerLawNormSpectralModel()
+        if not isinstance(spectral_model, SpectralModel) or not spectral_model.is_norm:
+            raise ModelError(
+                f"FoVBackgroundModel for dataset {dataset_name!r}: the spectral model must be a "
+                f"norm model such as PowerLawNormSpectralModel, got {type(spectral_model).__name__}"
+            )
+        self.dataset_name = str(dataset_name)
+        self.spectral_model = spectral_model
+        self.name = f"{self.dataset_name}-bkg" if name is None else str(name)
+
+    @property
+    def datasets_names(self) -> list[str]:
+        return [self.dataset_name]
+
+    @property
+    def spatial_model(self) -> None:
+        return None
+
+    @property
+    def parameters(self) -> Parameters:
+        pars = list(self.spectral_model.parameters)
+        return Parameters(pars, unique_names=[f"spectral.{p.name}" for p in pars])
+
+    def applies_to(self, dataset_name: str) -> bool:
+        return dataset_name == self.dataset_name
+
+    def evaluate(self, energy) -> np.ndarray:
+        """The multiplier at ``energy`` (TeV)."""
+        return self.spectral_model.evaluate(energy)
+
+    def copy(self, name: str | None = None) -> "FoVBackgroundModel":
+        new = copy.deepcopy(self)
+        if name is not None:
+            new.name = name
+        return new
+
+    def __repr__(self) -> str:
+        return f"FoVBackgroundModel(dataset_name={self.dataset_name!r}, spectral={self.spectral_model!r})"
+
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.tag}
+        if self.name != f"{self.dataset_name}-bkg":
+            data["name"] = self.name
+        data["datasets_names"] = [self.dataset_name]
+        data["spectral"] = self.spectral_model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: str | os.PathLike | None = None) -> "FoVBackgroundModel":
+        names = data.get("datasets_names")
+        label = data.get("name") or (f"{names[0]}-bkg" if isinstance(names, list) and names else None)
+        where = f"component {label!r}" if label else "FoVBackgroundModel component"
+        _check_keys(data, {"name", "type", "spectral", "datasets_names"}, where)
+        names = _datasets_names(names, where)
+        if not names or len(names) != 1:
+            raise ModelError(f"{where}: a FoVBackgroundModel needs exactly one entry in datasets_names, got {names!r}")
+        spectral = None
+        if data.get("spectral") is not None:
+            spectral = spectral_model_from_dict(data["spectral"], component=label)
+        return cls(names[0], spectral_model=spectral, name=data.get("name"))
+
+
+Model = Union[SkyModel, FoVBackgroundModel]
+MODEL_TYPES: dict[str, type] = {"SkyModel": SkyModel, "FoVBackgroundModel": FoVBackgroundModel}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("gcxr")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Models(Sequence[Model]):
+    """Ordered collection of :class:`SkyModel` and :class:`FoVBackgroundModel`.
+
+    Model names are unique; there is at most one FoV background model per
+    dataset.  :attr:`parameters` lists every parameter in model order (each
+    model: spectral, then spatial) with unique names
+    ``"<model>.<spectral|spatial>.<parameter>"``; the object is kept between
+    calls while the models are unchanged, and carries the covariance.
+    """
+
+    def __init__(self, models: Iterable[Model] = (), metadata: dict[str, Any] | None = None) -> None:
+        self._models: list[Model] = []
+        self._param_cache: Parameters | None = None
+        self._param_ids: list[int] = []
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        for m in models:
+            self.append(m)
+
+    # -- sequence ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self._models)
+
+    @overload
+    def __getitem__(self, key: int | str) -> Model: ...
+    @overload
+    def __getitem__(self, key: slice) -> "Models": ...
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return Models(self._models[key])
+        if isinstance(key, str):
+            for m in self._models:
+                if m.name == key:
+                    return m
+            raise KeyError(f"no model named {key!r}; models: {self.names}")
+        return self._models[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self.names
+        return any(m is key for m in self._models)
+
+    def _check_new(self, model: Model) -> None:
+        if not isinstance(model, (SkyModel, FoVBackgroundModel)):
+            raise TypeError(f"expected SkyModel or FoVBackgroundModel, got {type(model).__name__}")
+        if model.name in self.names:
+            raise ModelError(f"model names must be unique: {model.name!r} is already in {self.names}")
+        if isinstance(model, FoVBackgroundModel) and self.background_model(model.dataset_name) is not None:
+            raise ModelError(f"dataset {model.dataset_name!r} already has a FoV background model")
+
+    def append(self, model: Model) -> None:
+        self._check_new(model)
+        self._models.append(model)
+
+    def extend(self, models: Iterable[Model]) -> None:
+        for m in models:
+            self.append(m)
+
+    def insert(self, index: int, model: Model) -> None:
+        self._check_new(model)
+        self._models.insert(index, model)
+
+    def remove(self, key: str | Model) -> None:
+        m = self[key] if isinstance(key, str) else key
+        self._models = [x for x in self._models if x is not m]
+
+    def __repr__(self) -> str:
+        lines = [f"Models ({len(self)} components)"]
+        for m in self._models:
+            lines.append(f"  {m!r}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"Models {self.names}\n{self.parameters!r}"
+
+    # -- views ------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self._models]
+
+    @property
+    def sky_models(self) -> list[SkyModel]:
+        return [m for m in self._models if isinstance(m, SkyModel)]
+
+    @property
+    def background_models(self) -> dict[str, FoVBackgroundModel]:
+        """FoV background models by dataset name."""
+        return {m.dataset_name: m for m in self._models if isinstance(m, FoVBackgroundModel)}
+
+    def background_model(self, dataset_name: str) -> FoVBackgroundModel | None:
+        """The FoV background model of a dataset, or None."""
+        for m in self._models:
+            if isinstance(m, FoVBackgroundModel) and m.dataset_name == dataset_name:
+                return m
+        return None
+
+    def add_fov_background(self, dataset_names: str | Iterable[str]) -> "Models":
+        """Append a default :class:`FoVBackgroundModel` for every dataset lacking one."""
+        if isinstance(dataset_names, str):
+            dataset_names = [dataset_names]
+        for name in dataset_names:
+            if self.background_model(name) is None:
+                self.append(FoVBackgroundModel(name))
+        return self
+
+    def for_dataset(self, dataset_name: str) -> "Models":
+        """The models that apply to one dataset (same objects)."""
+        out = Models()
+        out._models = [m for m in self._models if m.applies_to(dataset_name)]
+        return out
+
+    @property
+    def parameters(self) -> Parameters:
+        pars: list[Parameter] = []
+        names: list[str] = []
+        for m in self._models:
+            mp = m.parameters
+            pars.extend(mp)
+            names.extend(f"{m.name}.{u}" for u in mp.unique_names)
+        ids = [id(p) for p in pars]
+        cache = self._param_cache
+        if cache is not None and ids == self._param_ids and names == cache.unique_names:
+            return cache
+        new = Parameters(pars, unique_names=names)
+        if cache is not None and cache.covariance is not None:
+            # carry the covariance of the parameter objects that are still here
+            old = {id(p): i for i, p in enumerate(cache)}
+            keep = [(i, old[id(p)]) for i, p in enumerate(pars) if id(p) in old]
+            if keep:
+                cov = np.zeros((len(pars), len(pars)))
+                ni = [k[0] for k in keep]
+                oi = [k[1] for k in keep]
+                cov[np.ix_(ni, ni)] = cache.covariance[np.ix_(oi, oi)]
+                new.covariance = cov
+        self._param_cache = new
+        self._param_ids = ids
+        return new
+
+    def component_values(self, free_values: Sequence[float] | np.ndarray | None = None) -> dict[str, dict[str, dict[str, float]]]:
+        """Parameter values per model and component, without touching the models.
+
+        Returns ``{model_name: {"spectral": {name: value}, "spatial": {...}}}``
+        (no ``"spatial"`` key for background models or 1D sky models), ready for
+        the pure forms, e.g. ``type(m.spectral_model)._integral(lo, hi,
+        **values["src"]["spectral"])``.  With ``free_values`` (in the order of
+        ``parameters.free``) those replace the current values of the free
+        parameters.
+        """
+        pars = self.parameters
+        values = pars.values
+        if free_values is not None:
+            free_idx = np.flatnonzero(~pars.frozen)
+            fv = np.asarray(free_values, dtype=float).ravel()
+            if fv.size != free_idx.size:
+                raise ValueError(f"got {fv.size} free values for {free_idx.size} free parameters {pars.free.unique_names}")
+            values = values.copy()
+            values[free_idx] = fv
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for unique, p, v in zip(pars.unique_names, pars, values):
+            model, component, _ = unique.rsplit(".", 2)
+            out.setdefault(model, {}).setdefault(component, {})[p.name] = float(v)
+        return out
+
+    @property
+    def covariance(self) -> np.ndarray | None:
+        return self.parameters.covariance
+
+    @covariance.setter
+    def covariance(self, matrix: np.ndarray | None) -> None:
+        self.parameters.covariance = matrix
+
+    def copy(self) -> "Models":
+        """Deep copy (new parameter objects, covariance kept)."""
+        return copy.deepcopy(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_param_ids"] = []  # object ids do not survive pickling; cache rebuilt
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        cov = None
+        cache = state.get("_param_cache")
+        if cache is not None:
+            cov = cache.covariance
+        self.__dict__.update(state)
+        self._param_cache = None
+        self._param_ids = []
+        if cov is not None and len(self.parameters) == cov.shape[0]:
+            self.parameters.covariance = cov
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Models":
+        new = Models.__new__(Models)
+        memo[id(self)] = new
+        new._models = copy.deepcopy(self._models, memo)
+        new.metadata = copy.deepcopy(self.metadata, memo)
+        new._param_cache = None
+        new._param_ids = []
+        cov = self.parameters.covariance
+        if cov is not None:
+            new.parameters.covariance = cov.copy()
+        return new
+
+    # -- YAML -------------------------------------------------------------------
+    def to_dict(self, path: str | os.PathLike | None = None) -> dict[str, Any]:
+        """``{"components": [...]}``; templates relative to ``path``'s folder."""
+        rel = None if path is None else Path(path).parent
+        return {"components": [m.to_dict(relative_to=rel) for m in self._models]}
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "creator": f"gcxr {_version()}",
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "origin": self.metadata.get("origin"),
+        }
+
+    def to_yaml(self, path: str | os.PathLike | None = None, metadata: bool = True) -> str:
+        """YAML text (gammapy layout); ``metadata`` appends creator and date.
+
+        ``path`` is where the text will live (template filenames are written
+        relative to its folder).
+        """
+        data = self.to_dict(path)
+        if metadata:
+            data["metadata"] = self._metadata()
+        return yaml.safe_dump(data, **_YAML_FORMAT)
+
+    def write(self, path: str | os.PathLike, overwrite: bool = False, write_covariance: bool = True) -> None:
+        """Write the YAML (atomically: temporary file + ``os.replace``).
+
+        With a covariance, it goes to ``<stem>_covariance.dat`` beside the YAML
+        (gammapy's ``|``-delimited table) and the YAML names it.
+        """
+        path = Path(os.path.expandvars(str(path)))
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        data = self.to_dict(path)
+        cov = self.covariance
+        if write_covariance and cov is not None and len(cov):
+            cov_name = f"{path.stem}_covariance.dat"
+            self._write_covariance(path.parent / cov_name)
+            data["covariance"] = cov_name
+        data["metadata"] = self._metadata()
+        _atomic_write_text(path, yaml.safe_dump(data, **_YAML_FORMAT))
+
+    def _write_covariance(self, path: Path) -> None:
+        from astropy.table import Table
+        import io
+
+        pars = self.parameters
+        cov = pars.covariance
+        table = Table()
+        table["Parameters"] = pars.unique_names
+        for i in range(len(pars)):
+            table[str(i)] = cov[i]
+        buf = io.StringIO()
+        table.write(buf, format="ascii.fixed_width", delimiter="|")
+        _atomic_write_text(path, buf.getvalue())
+
+    def _read_covariance(self, path: Path) -> None:
+        """Read gammapy's ``|``-delimited table (header ``Parameters | 0 | 1 ...``)."""
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                rows.append(cells)
+        if not rows or rows[0][0] != "Parameters":
+            raise ModelError(f"covariance file {path}: expected a 'Parameters' header column")
+        names = [r[0] for r in rows[1:]]
+        try:
+            mat = np.array([[float(v) for v in r[1:]] for r in rows[1:]], dtype=float)
+        except ValueError as exc:
+            raise ModelError(f"covariance file {path}: {exc}") from None
+        pars = self.parameters
+        if mat.shape != (len(names), len(names)):
+            raise ModelError(f"covariance file {path}: matrix shape {mat.shape} for {len(names)} names")
+        if names == pars.unique_names:
+            pars.covariance = mat
+            return
+        missing = [n for n in names if n not in pars.unique_names]
+        if missing:
+            if len(names) == len(pars):  # names differ (e.g. renamed models): trust the order
+                pars.covariance = mat
+                return
+            raise ModelError(f"covariance file {path}: unknown parameters {missing[:5]}")
+        idx = [pars.unique_names.index(n) for n in names]
+        full = np.zeros((len(pars), len(pars)))
+        full[np.ix_(idx, idx)] = mat
+        pars.covariance = full
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: str | os.PathLike | None = None) -> "Models":
+        """From the YAML mapping; ``base_dir`` resolves template and covariance files."""
+        if not isinstance(data, dict) or "components" not in data:
+            raise ModelError("a models YAML needs a top-level 'components' list")
+        extra = set(data) - {"components", "covariance", "metadata", "checksum"}
+        if extra:
+            raise ModelError(f"unexpected top-level keys {sorted(extra)}; allowed: components, covariance, metadata")
+        comps = data["components"] or []
+        if not isinstance(comps, list):
+            raise ModelError("'components' must be a list")
+        models = cls(metadata=data.get("metadata") or {})
+        for i, comp in enumerate(comps):
+            if not isinstance(comp, dict):
+                raise ModelError(f"component #{i} must be a mapping, got {comp!r}")
+            t = comp.get("type")
+            label = comp.get("name") or f"#{i}"
+            if t not in MODEL_TYPES:
+                raise ModelError(
+                    f"component {label!r}: unknown model type {t!r}; valid types: {', '.join(MODEL_TYPES)}"
+                )
+            model = MODEL_TYPES[t].from_dict(comp, base_dir=base_dir)
+            try:
+                models.append(model)
+            except ModelError as exc:
+                raise ModelError(f"component {label!r}: {exc}") from None
+        cov_file = data.get("covariance")
+        if cov_file:
+            p = Path(os.path.expandvars(str(cov_file)))
+            if base_dir is not None and not p.is_absolute() and (Path(base_dir) / p).exists():
+                p = Path(base_dir) / p
+            if p.exists():
+                models._read_covariance(p)
+            else:
+                warnings.warn(f"covariance file {str(cov_file)!r} not found; covariance not loaded", stacklevel=2)
+        return models
+
+    @classmethod
+    def from_yaml(cls, text: str, base_dir: str | os.PathLike | None = None) -> "Models":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ModelError(f"invalid YAML: {exc}") from None
+        return cls.from_dict(data, base_dir=base_dir)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Models":
+        path = Path(os.path.expandvars(str(path)))
+        try:
+            return cls.from_yaml(path.read_text(encoding="utf-8"), base_dir=path.parent)
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None

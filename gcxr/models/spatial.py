@@ -1,0 +1,648 @@
+r"""Spatial models: surface brightness in sr^-1 on the sphere.
+
+Coordinates are plain floats in degrees, in the model's ``frame``
+(``"icrs"`` or ``"galactic"``); ``evaluate(lon, lat)`` broadcasts.  All models
+integrate to one over the sphere (the elongated shapes to the accuracy of
+their small-angle normalisation, as in gammapy).
+
+Definitions (gammapy 2.1's, re-derived here):
+
+* **Gaussian**, symmetric (``e = 0``): with :math:`a = 1 - \cos\sigma` and
+  :math:`\theta` the angular distance from the centre,
+  :math:`f = N \exp[-(1-\cos\theta)/(2a)]`,
+  :math:`N = 1/(4\pi a (1 - e^{-1/a}))` — a Gaussian in
+  :math:`\sqrt{2(1-\cos\theta)}` normalised exactly on the sphere
+  (:math:`\approx \exp(-\theta^2/2\sigma^2)/(2\pi\sigma^2)` for small sigma).
+* **Elongated shapes** (Gaussian and disk with eccentricity ``e > 0``):
+  ``sigma`` / ``r_0`` is the *major* semi-axis :math:`a`, the minor one is
+  :math:`b = a\sqrt{1-e^2}`, and ``phi`` is the position angle of the major
+  axis, east of north (counter-clockwise from north towards increasing
+  longitude).  In the direction at position angle :math:`\psi` from the centre
+  the effective radius is :math:`r(\psi) = ab/\sqrt{(a\sin\Delta)^2 +
+  (b\cos\Delta)^2}`, :math:`\Delta = \phi - \psi` (so :math:`r = a` along the
+  major axis).  The elongated Gaussian uses :math:`r(\psi)` in place of
+  sigma with the flat-sky norm :math:`1/(2\pi a b)`.
+* **Disk**: a uniform disk of radius :math:`r(\psi)` (``r_0`` when ``e = 0``)
+  with an error-function edge, :math:`f = N\,\tfrac12[1 - \mathrm{erf}(k
+  (\theta - r)/(w r))]`, where ``w = edge_width`` is the fraction of the radius
+  over which the profile falls from 95 % to 5 %, i.e. :math:`k = 2\,
+  \mathrm{erfinv}(0.9)`.  :math:`N` is one over the solid angle of the
+  sharp-edged disk (spherical cap :math:`2\pi(1-\cos r_0)`; for the ellipse
+  :math:`2\int_0^\pi (1 - \cos\rho(x))dx` with :math:`\sin^{-2}\rho(x) =
+  \cos^2x/\sin^2 a + \sin^2x/\sin^2 b`).
+
+The point source has no surface brightness: its flux goes to the pixels
+around ``(lon_0, lat_0)`` (bilinear weights, done by the npred code).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.integrate
+import scipy.special
+
+from ._base import ParametricModel, lookup_type
+from .parameters import ModelError, Parameter
+
+__all__ = [
+    "SpatialModel",
+    "PointSpatialModel",
+    "GaussianSpatialModel",
+    "DiskSpatialModel",
+    "TemplateSpatialModel",
+    "SPATIAL_MODELS",
+    "spatial_model_from_dict",
+    "angular_separation",
+    "position_angle",
+]
+
+Frame = Literal["icrs", "galactic"]
+FRAMES: tuple[str, ...] = ("icrs", "galactic")
+_TINY = np.finfo(np.float64).tiny
+_EDGE_K = 2.0 * float(scipy.special.erfinv(0.9))  # 95 % -> 5 % over the edge width
+
+
+# --------------------------------------------------------------------------
+# spherical helpers (radians in, radians out)
+# --------------------------------------------------------------------------
+def angular_separation(lon1, lat1, lon2, lat2):
+    """Great-circle distance (Vincenty's formula, stable at all separations), radians."""
+    dlon = lon2 - lon1
+    s1, c1 = np.sin(lat1), np.cos(lat1)
+    s2, c2 = np.sin(lat2), np.cos(lat2)
+    cd = np.cos(dlon)
+    num1 = c2 * np.sin(dlon)
+    num2 = c1 * s2 - s1 * c2 * cd
+    den = s1 * s2 + c1 * c2 * cd
+    return np.arctan2(np.hypot(num1, num2), den)
+
+
+def position_angle(lon1, lat1, lon2, lat2):
+    """Position angle of point 2 seen from point 1, east of north, radians."""
+    dlon = lon2 - lon1
+    c2 = np.cos(lat2)
+    y = np.sin(dlon) * c2
+    x = np.sin(lat2) * np.cos(lat1) - c2 * np.sin(lat1) * np.cos(dlon)
+    return np.arctan2(y, x)
+
+
+def _one_minus_cos(x):
+    """``1 - cos(x)`` without cancellation for small x."""
+    return 2.0 * np.sin(0.5 * x) ** 2
+
+
+def _effective_radius(lon, lat, lon_0, lat_0, major, e, phi):
+    """Radius of the ellipse (major semi-axis ``major``, eccentricity e, major
+    axis at position angle phi) in the direction of each point; radians."""
+    minor = major * np.sqrt(1.0 - e**2)
+    d = phi - position_angle(lon_0, lat_0, lon, lat)
+    den = np.hypot(major * np.sin(d), minor * np.cos(d))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return major * minor / den
+
+
+# --------------------------------------------------------------------------
+# base class
+# --------------------------------------------------------------------------
+def _check_frame(frame: Any, where: str) -> str:
+    if frame not in FRAMES:
+        raise ModelError(f"{where}: frame {frame!r} is not supported; valid frames: {', '.join(FRAMES)}")
+    return str(frame)
+
+
+class SpatialModel(ParametricModel):
+    """Base class of spatial models (``lon_0``, ``lat_0`` in deg, a frame)."""
+
+    kind: ClassVar[str] = "spatial"
+    frame: str
+
+    @property
+    def position(self) -> tuple[float, float]:
+        """``(lon_0, lat_0)`` in deg, in :attr:`frame`."""
+        return self.parameters["lon_0"].value, self.parameters["lat_0"].value
+
+    @property
+    def skycoord(self):
+        """The centre as an `astropy.coordinates.SkyCoord`."""
+        import astropy.units as u
+        from astropy.coordinates import SkyCoord
+
+        lon, lat = self.position
+        return SkyCoord(lon * u.deg, lat * u.deg, frame=self.frame)
+
+    @property
+    def evaluation_radius(self) -> float:
+        """Radius (deg) outside which the model is negligible."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", frame={self.frame!r})"
+
+    def evaluate(self, lon, lat) -> np.ndarray:
+        """Surface brightness (sr^-1) at ``lon``, ``lat`` (deg, model frame)."""
+        return type(self)._evaluate(
+            np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), **self.values
+        )
+
+    __call__ = evaluate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.tag, "frame": self.frame, "parameters": self._parameters_to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], component: str | None = None, base_dir: str | os.PathLike | None = None) -> "SpatialModel":
+        """Build from gammapy's YAML form ``{type, frame, parameters}``."""
+        if cls is SpatialModel:
+            return spatial_model_from_dict(data, component, base_dir)
+        cls._check_type(data, component)
+        where = f"component {component!r}: {cls.tag}" if component else cls.tag
+        extra = set(data) - {"type", "frame", "parameters"}
+        if extra:
+            raise ModelError(f"{where}: unexpected keys {sorted(extra)}")
+        model = cls.__new__(cls)
+        model.frame = _check_frame(data.get("frame", "icrs"), where)
+        model.parameters = cls._parameters_from_dict(data.get("parameters"), component)
+        return model
+
+
+class PointSpatialModel(SpatialModel):
+    """Point source at (``lon_0``, ``lat_0``) deg; ``lat_0`` limited to [-90, 90].
+
+    It has no surface brightness (``evaluate`` raises); npred puts its flux on
+    the pixels around the position.
+    """
+
+    tag: ClassVar[str] = "PointSpatialModel"
+    tag_short: ClassVar[str] = "point"
+    _defaults = (
+        Parameter("lon_0", 0.0, "deg"),
+        Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0),
+    )
+
+    def __init__(self, lon_0: Any = 0.0, lat_0: Any = 0.0, frame: Frame = "icrs") -> None:
+        self.frame = _check_frame(frame, self.tag)
+        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0))
+
+    @property
+    def evaluation_radius(self) -> float:
+        return 0.0
+
+    @staticmethod
+    def _evaluate(lon, lat, lon_0, lat_0):
+        raise TypeError(
+            "PointSpatialModel has no surface brightness; its flux is assigned to "
+            "the pixels around (lon_0, lat_0)"
+        )
+
+
+class GaussianSpatialModel(SpatialModel):
+    """2D Gaussian on the sphere (see the module docstring).
+
+    Parameters: ``lon_0``, ``lat_0`` (deg), ``sigma`` (1 deg, major semi-axis,
+    min 0), ``e`` (0, frozen, [0, 1]), ``phi`` (0 deg, frozen, [-180, 180]).
+    """
+
+    tag: ClassVar[str] = "GaussianSpatialModel"
+    tag_short: ClassVar[str] = "gauss"
+    _defaults = (
+        Parameter("lon_0", 0.0, "deg"),
+        Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0),
+        Parameter("sigma", 1.0, "deg", min=0.0),
+        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
+        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+    )
+
+    def __init__(
+        self,
+        lon_0: Any = 0.0,
+        lat_0: Any = 0.0,
+        sigma: Any = 1.0,
+        e: Any = 0.0,
+        phi: Any = 0.0,
+        frame: Frame = "icrs",
+    ) -> None:
+        self.frame = _check_frame(frame, self.tag)
+        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, sigma=sigma, e=e, phi=phi))
+
+    @property
+    def evaluation_radius(self) -> float:
+        """5 sigma (deg)."""
+        return 5.0 * self.parameters["sigma"].value
+
+    @staticmethod
+    def _evaluate(lon, lat, lon_0, lat_0, sigma, e, phi):
+        lon, lat, lon_0, lat_0, sigma, phi = (
+            np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, sigma, phi)
+        )
+        e = np.asarray(e, dtype=float)
+        sep = angular_separation(lon, lat, lon_0, lat_0)
+        phi = np.mod(phi, np.pi)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # symmetric: exact normalisation on the sphere
+            a_sym = _one_minus_cos(sigma)
+            norm_sym = 1.0 / (4.0 * np.pi * a_sym * (-np.expm1(-1.0 / a_sym)))
+            # elongated: effective sigma per direction, flat-sky normalisation
+            sig_eff = _effective_radius(lon, lat, lon_0, lat_0, sigma, e, phi)
+            a_ell = _one_minus_cos(sig_eff)
+            norm_ell = 1.0 / (2.0 * np.pi * sigma * sigma * np.sqrt(1.0 - e**2))
+            sym = e == 0
+            a = np.where(sym, a_sym, a_ell)
+            norm = np.where(sym, norm_sym, norm_ell)
+            return norm * np.exp(-0.5 * _one_minus_cos(sep) / a)
+
+
+class DiskSpatialModel(SpatialModel):
+    """Uniform (elliptical) disk with a smooth edge (see the module docstring).
+
+    Parameters: ``lon_0``, ``lat_0`` (deg), ``r_0`` (1 deg, major semi-axis,
+    min 0), ``e`` (0, frozen), ``phi`` (0 deg, frozen), ``edge_width``
+    (0.01 of r_0, frozen, [0, 1]).
+    """
+
+    tag: ClassVar[str] = "DiskSpatialModel"
+    tag_short: ClassVar[str] = "disk"
+    _defaults = (
+        Parameter("lon_0", 0.0, "deg"),
+        Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0),
+        Parameter("r_0", 1.0, "deg", min=0.0),
+        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
+        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+        Parameter("edge_width", 0.01, min=0.0, max=1.0, frozen=True),
+    )
+
+    def __init__(
+        self,
+        lon_0: Any = 0.0,
+        lat_0: Any = 0.0,
+        r_0: Any = 1.0,
+        e: Any = 0.0,
+        phi: Any = 0.0,
+        edge_width: Any = 0.01,
+        frame: Frame = "icrs",
+    ) -> None:
+        self.frame = _check_frame(frame, self.tag)
+        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, r_0=r_0, e=e, phi=phi, edge_width=edge_width))
+
+    @property
+    def evaluation_radius(self) -> float:
+        """1.1 r_0 (1 + edge_width), deg."""
+        return 1.1 * self.parameters["r_0"].value * (1.0 + self.parameters["edge_width"].value)
+
+    @staticmethod
+    def _solid_angle(r_0: float, e: float) -> float:
+        """Solid angle (sr) of the sharp-edged disk; radians in."""
+        if e == 0:
+            return float(2.0 * np.pi * _one_minus_cos(r_0))
+        b = r_0 * np.sqrt(1.0 - e**2)
+        inv_a2 = 1.0 / np.sin(r_0) ** 2
+        inv_b2 = 1.0 / np.sin(b) ** 2
+
+        def one_minus_cos_rho(x: float) -> float:
+            sin2 = 1.0 / (inv_b2 + (inv_a2 - inv_b2) * np.cos(x) ** 2)
+            return sin2 / (1.0 + np.sqrt(1.0 - sin2))  # = 1 - cos(rho), no cancellation
+
+        return float(2.0 * scipy.integrate.quad(one_minus_cos_rho, 0.0, np.pi, epsabs=0.0, epsrel=1e-12)[0])
+
+    @staticmethod
+    def _evaluate(lon, lat, lon_0, lat_0, r_0, e, phi, edge_width):
+        lon, lat, lon_0, lat_0, r_0, phi = (
+            np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, r_0, phi)
+        )
+        e = np.asarray(e, dtype=float)
+        edge_width = np.asarray(edge_width, dtype=float)
+        sep = angular_separation(lon, lat, lon_0, lat_0)
+        phi = np.mod(phi, np.pi)
+        norm = np.vectorize(DiskSpatialModel._solid_angle, otypes=[float])(r_0, e)
+        norm = 1.0 / norm
+        r_eff = np.where(e == 0, r_0, _effective_radius(lon, lat, lon_0, lat_0, r_0, e, phi))
+        width = r_eff * edge_width
+        with np.errstate(divide="ignore", invalid="ignore"):
+            smooth = 0.5 * scipy.special.erfc(_EDGE_K * (sep - r_eff) / width)
+        sharp = np.where(sep < r_eff, 1.0, np.where(sep == r_eff, 0.5, 0.0))
+        return norm * np.where(width > 0, smooth, sharp)
+
+
+# --------------------------------------------------------------------------
+# template
+# --------------------------------------------------------------------------
+def _pixel_solid_angle(wcs, ny: int, nx: int) -> np.ndarray:
+    """Solid angle (sr) of each pixel of a celestial WCS, (ny, nx).
+
+    The four corner directions span two spherical triangles whose areas come
+    from Van Oosterom & Strackee's formula.
+    """
+    yy, xx = np.mgrid[0 : ny + 1, 0 : nx + 1] - 0.5
+    lon, lat = wcs.pixel_to_world_values(xx, yy)
+    lon, lat = np.radians(lon), np.radians(lat)
+    v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+    c00, c01, c10, c11 = v[:-1, :-1], v[:-1, 1:], v[1:, :-1], v[1:, 1:]
+
+    def tri(a, b, c):
+        num = np.abs(np.einsum("...i,...i->...", a, np.cross(b, c)))
+        den = 1.0 + np.einsum("...i,...i->...", a, b) + np.einsum("...i,...i->...", b, c) + np.einsum("...i,...i->...", c, a)
+        return 2.0 * np.arctan2(num, den)
+
+    return tri(c00, c01, c11) + tri(c00, c11, c10)
+
+
+def _frame_from_wcs(wcs, where: str) -> str:
+    ctype = wcs.wcs.ctype[0].upper()
+    if ctype.startswith("GLON"):
+        return "galactic"
+    if ctype.startswith("RA"):
+        return "icrs"  # FK5/ICRS differences are far below a pixel
+    raise ModelError(f"{where}: cannot tell the frame from CTYPE1 {wcs.wcs.ctype[0]!r}")
+
+
+def _lin_interp_extrap(x, xp, fp):
+    """Piecewise-linear interpolation with linear extrapolation at both ends."""
+    x = np.asarray(x, dtype=float)
+    if len(xp) == 1:
+        return np.full_like(x, fp[0])
+    i = np.clip(np.searchsorted(xp, x) - 1, 0, len(xp) - 2)
+    t = (x - xp[i]) / (xp[i + 1] - xp[i])
+    return fp[i] + t * (fp[i + 1] - fp[i])
+
+
+class TemplateSpatialModel(SpatialModel):
+    """Sky-map template read from FITS (2D image, or 3D cube with an energy axis).
+
+    Parameters
+    ----------
+    filename : str or path
+        FITS file: image (or cube) in the primary HDU, or the first image HDU.
+        A cube's energies come from its bands table (gammapy's
+        ``<HDU>_BANDS``/``ENERGIES``/``EBOUNDS`` layout) or from a spectral third
+        WCS axis.
+    normalize : bool
+        Divide each energy plane by its sum and by the pixel solid angle, so
+        that it integrates to one (sr^-1).  Otherwise the values are taken as
+        sr^-1 (``BUNIT`` convertible to sr^-1, or dimensionless).
+    lon_0, lat_0 : float, optional
+        Shift the template so that its centre pixel lands here (deg; frozen,
+        default the map centre).
+
+    ``evaluate(lon, lat[, energy])`` interpolates linearly in pixel
+    coordinates (and in log energy between planes) on the logarithm of the
+    values, and is 0 outside the map (gammapy's choice).
+    """
+
+    tag: ClassVar[str] = "TemplateSpatialModel"
+    tag_short: ClassVar[str] = "template"
+    _defaults = (
+        Parameter("lon_0", np.nan, "deg", frozen=True),
+        Parameter("lat_0", np.nan, "deg", min=-90.0, max=90.0, frozen=True),
+    )
+
+    def __init__(
+        self,
+        filename: str | os.PathLike,
+        normalize: bool = True,
+        lon_0: Any = None,
+        lat_0: Any = None,
+        hdu: str | int | None = None,
+    ) -> None:
+        self.filename = str(filename)
+        self.normalize = bool(normalize)
+        self._hdu = hdu
+        self._read()
+        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0))
+        c_lon, c_lat = self.map_center
+        if np.isnan(self.parameters["lon_0"].value):
+            self.parameters["lon_0"].value = c_lon
+        if np.isnan(self.parameters["lat_0"].value):
+            self.parameters["lat_0"].value = c_lat
+
+    # -- reading ------------------------------------------------------------
+    def _read(self) -> None:
+        import astropy.units as u
+        from astropy.io import fits
+        from astropy.wcs import WCS
+
+        where = f"TemplateSpatialModel({self.filename!r})"
+        path = Path(os.path.expandvars(self.filename))
+        if not path.exists():
+            raise FileNotFoundError(f"{where}: file not found")
+        with fits.open(path) as hdul:
+            if self._hdu is not None:
+                hdu = hdul[self._hdu]
+            else:
+                hdu = next((h for h in hdul if getattr(h, "is_image", False) and h.data is not None and h.data.ndim >= 2), None)
+                if hdu is None:
+                    raise ModelError(f"{where}: no image HDU with 2 or 3 dimensions")
+            data = np.array(hdu.data, dtype=float)
+            header = hdu.header.copy()
+            bands = None
+            bands_name = header.get("BANDSHDU")
+            candidates = [bands_name] if bands_name else []
+            candidates += [f"{hdu.name}_BANDS", "ENERGIES", "EBOUNDS"]
+            for name in candidates:
+                if name and name in hdul:
+                    bands = hdul[name].data.copy(), hdul[name].header.copy()
+                    break
+        if data.ndim not in (2, 3):
+            raise ModelError(f"{where}: expected a 2D image or 3D cube, got {data.ndim} dimensions")
+        wcs_full = WCS(header)
+        self.wcs = wcs_full.celestial
+        self.frame = _frame_from_wcs(self.wcs, where)
+        self._energy_pix_nodes: tuple[np.ndarray, np.ndarray] | None = None
+        if data.ndim == 2:
+            data = data[np.newaxis]
+            self.energy = None
+        else:
+            self.energy, self._energy_pix_nodes = self._read_energy(data.shape[0], wcs_full, bands, where)
+        data[~np.isfinite(data)] = 0.0
+        ny, nx = data.shape[-2:]
+        self.solid_angle = _pixel_solid_angle(self.wcs, ny, nx)
+        unit = str(header.get("BUNIT", "")).strip()
+        if self.normalize:
+            total = data.sum(axis=(-2, -1), keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                data = np.where(total != 0, data / total, 0.0) / self.solid_angle
+        elif unit:
+            try:
+                data = data * u.Unit(unit).to("sr-1")
+            except (ValueError, TypeError):
+                raise ModelError(
+                    f"{where}: with normalize=False the map unit must convert to sr-1, got {unit!r}"
+                ) from None
+        self.data = data  # (n_energy, ny, nx), sr^-1
+        self._log_data = np.log(np.clip(data, _TINY, None))
+
+    @staticmethod
+    def _read_energy(n: int, wcs_full, bands, where: str):
+        """Energy nodes (TeV) and the (log E, pixel) nodes used to locate energies."""
+        import astropy.units as u
+
+        def col(table, header, names):
+            for name in names:
+                if name in table.columns.names:
+                    idx = table.columns.names.index(name) + 1
+                    unit = header.get(f"TUNIT{idx}", "TeV") or "TeV"
+                    return np.asarray(table[name], dtype=float) * u.Unit(unit).to("TeV")
+            return None
+
+        if bands is not None:
+            table, header = bands
+            centre = col(table, header, ["ENERGY_TRUE", "ENERGY"])
+            lo = col(table, header, ["ENERGY_TRUE_MIN", "ENERGY_MIN", "E_MIN"])
+            hi = col(table, header, ["ENERGY_TRUE_MAX", "ENERGY_MAX", "E_MAX"])
+            axcols = str(header.get("AXCOLS1", ""))
+            if lo is not None and hi is not None and (centre is None or "," in axcols):
+                if len(lo) != n:
+                    raise ModelError(f"{where}: {len(lo)} energy bins for {n} planes")
+                edges = np.append(lo, hi[-1])
+                nodes = np.sqrt(lo * hi)
+                return nodes, (np.log(edges), np.arange(n + 1) - 0.5)
+            if centre is not None:
+                if len(centre) != n:
+                    raise ModelError(f"{where}: {len(centre)} energies for {n} planes")
+                return centre, (np.log(centre), np.arange(n, dtype=float))
+            raise ModelError(f"{where}: energy table has no ENERGY or E_MIN/E_MAX columns")
+        if wcs_full.naxis == 3 and wcs_full.wcs.spec >= 0:
+            w = wcs_full.sub([3])
+            pix = np.arange(n, dtype=float)
+            nodes = np.asarray(w.pixel_to_world_values(pix), dtype=float)
+            unit = w.wcs.cunit[0].to_string() or "MeV"
+            nodes = nodes * u.Unit(unit).to("TeV")
+            return nodes, (np.log(nodes), pix)
+        raise ModelError(f"{where}: a 3D template needs an energy table HDU or a spectral WCS axis")
+
+    # -- properties -----------------------------------------------------------
+    @property
+    def is_energy_dependent(self) -> bool:
+        return self.energy is not None
+
+    @property
+    def map_center(self) -> tuple[float, float]:
+        """World coordinates (deg) of the map's central pixel."""
+        ny, nx = self.data.shape[-2:]
+        lon, lat = self.wcs.pixel_to_world_values((nx - 1) / 2.0, (ny - 1) / 2.0)
+        return float(lon), float(lat)
+
+    @property
+    def evaluation_radius(self) -> float:
+        """Half the larger map width (deg)."""
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        ny, nx = self.data.shape[-2:]
+        sx, sy = np.abs(proj_plane_pixel_scales(self.wcs))  # deg (celestial CUNIT)
+        return float(max(nx * sx, ny * sy) / 2.0)
+
+    # -- evaluation -------------------------------------------------------------
+    def evaluate(self, lon, lat, energy=None) -> np.ndarray:  # type: ignore[override]
+        """Surface brightness (sr^-1) at ``lon``, ``lat`` (deg, model frame) and
+        ``energy`` (TeV; required for a cube)."""
+        return self._evaluate(lon, lat, energy, **self.values)
+
+    __call__ = evaluate
+
+    def _evaluate(self, lon, lat, energy=None, lon_0=None, lat_0=None):  # type: ignore[override]
+        from scipy.interpolate import RegularGridInterpolator
+
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        c_lon, c_lat = self.map_center
+        if lon_0 is not None:
+            lon = lon - (lon_0 - c_lon)
+        if lat_0 is not None:
+            lat = lat - (lat_0 - c_lat)
+        n_e, ny, nx = self.data.shape
+        x, y = self.wcs.world_to_pixel_values(lon, lat)
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        outside = (x < -0.5) | (x >= nx - 0.5) | (y < -0.5) | (y >= ny - 0.5)
+        values = self._log_data
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        coords: list[np.ndarray] = []
+        if self.energy is not None:
+            if energy is None:
+                raise ValueError(f"TemplateSpatialModel({self.filename!r}) is energy dependent: pass energy")
+            lnodes, pnodes = self._energy_pix_nodes  # type: ignore[misc]
+            z = _lin_interp_extrap(np.log(np.asarray(energy, dtype=float)), lnodes, pnodes)
+            outside = outside | (z < -0.5) | (z >= n_e - 0.5)
+            shape = np.broadcast_shapes(shape, z.shape)
+            coords.append(z)
+        else:
+            coords.append(np.zeros(()))
+        coords += [y, x]
+        # Linear interpolation between node (pixel-centre) values of log(data).  Within
+        # the outer half pixel (half energy bin) the edge value is kept rather than
+        # extrapolated, which would blow up next to zero-valued pixels.
+        keep = [i for i, n in enumerate(values.shape) if n > 1]
+        pts = [np.clip(np.broadcast_to(coords[i], shape), 0.0, values.shape[i] - 1.0) for i in keep]
+        values = values.reshape([values.shape[i] for i in keep]) if keep else values.reshape(())
+        if keep:
+            interp = RegularGridInterpolator(
+                tuple(np.arange(values.shape[j], dtype=float) for j in range(len(keep))), values
+            )
+            logv = interp(np.stack([p.ravel() for p in pts], axis=-1)).reshape(shape)
+        else:
+            logv = np.broadcast_to(values, shape)
+        out = np.exp(logv)
+        out = np.where(out - _TINY <= _TINY, 0.0, out)
+        out = np.where(np.broadcast_to(outside, shape) | ~np.isfinite(out), 0.0, out)
+        return out
+
+    # -- YAML -------------------------------------------------------------------
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        """YAML form; the filename is written relative to ``relative_to`` (the
+        YAML file's folder) when the template sits in that folder."""
+        filename = self.filename
+        if relative_to is not None:
+            p = Path(os.path.expandvars(filename))
+            if p.parent.resolve() == Path(relative_to).resolve():
+                filename = p.name
+        return {
+            "type": self.tag,
+            "frame": self.frame,
+            "parameters": self._parameters_to_dict(),
+            "filename": filename,
+            "normalize": self.normalize,
+            "unit": "sr-1",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], component: str | None = None, base_dir: str | os.PathLike | None = None) -> "TemplateSpatialModel":
+        cls._check_type(data, component)
+        where = f"component {component!r}: {cls.tag}" if component else cls.tag
+        extra = set(data) - {"type", "frame", "parameters", "filename", "normalize", "unit"}
+        if extra:
+            raise ModelError(f"{where}: unexpected keys {sorted(extra)}")
+        if "filename" not in data:
+            raise ModelError(f"{where}: needs a 'filename'")
+        filename = str(data["filename"])
+        if base_dir is not None:
+            cand = Path(base_dir) / os.path.expandvars(filename)
+            if cand.exists():
+                filename = str(cand)
+        model = cls(filename, normalize=data.get("normalize", True))
+        pars = cls._parameters_from_dict(data.get("parameters"), component)
+        for p in pars:
+            if np.isnan(p.value):
+                p.value = model.parameters[p.name].value
+        model.parameters = pars
+        frame = data.get("frame")
+        if frame is not None and frame != model.frame:
+            raise ModelError(f"{where}: frame {frame!r} in the YAML but the map {filename!r} is {model.frame!r}")
+        return model
+
+
+SPATIAL_MODELS: dict[str, type[SpatialModel]] = {}
+for _cls in (PointSpatialModel, GaussianSpatialModel, DiskSpatialModel, TemplateSpatialModel):
+    SPATIAL_MODELS[_cls.tag] = _cls
+    SPATIAL_MODELS[_cls.tag_short] = _cls
+del _cls
+
+
+def spatial_model_from_dict(data: Any, component: str | None = None, base_dir: str | os.PathLike | None = None) -> SpatialModel:
+    """Spatial model from its YAML mapping; the type may be the long or short name."""
+    if not isinstance(data, dict):
+        where = f"component {component!r}: " if component else ""
+        raise ModelError(f"{where}spatial model must be a mapping, got {data!r}")
+    cls = lookup_type(SPATIAL_MODELS, data.get("type"), "spatial", component)
+    if cls is TemplateSpatialModel:
+        return cls.from_dict(data, component, base_dir)
+    return cls.from_dict(data, component)
