@@ -149,3 +149,36 @@ class Analysis:
         sched["likelihood_tasks"] = int(getattr(like, "n_tasks", 0)) if like is not None else 0
         sched["likelihood_calls"] = int(getattr(like, "n_calls", 0)) if like is not None else 0
         return sched
+
+    # ---- models and fit
+    def set_models(self, models) -> None:
+        """Use ``models``; a FoVBackgroundModel is added for every dataset that lacks one."""
+        from .models import Models
+        if not isinstance(models, Models):
+            models = Models(models)
+        if self.datasets:
+            models.add_fov_background([ds.attrs.get("name", "stacked") for ds in self.datasets])
+        self.models = models
+
+    def read_models(self, path) -> None:
+        from .models import Models
+        self.set_models(Models.read(path))
+
+    def run_fit(self, **kwargs):
+        """MIGRAD + HESSE on the joint Cash statistic of all datasets; updates the models."""
+        from .fit import fit
+        if not self.datasets:
+            self.get_datasets()
+        if self.models is None:
+            raise ValueError("run_fit: no models; call read_models() or set_models() first")
+        self.set_models(self.models)
+        t0 = time.perf_counter()
+        factory = kwargs.pop("likelihood_factory", None)
+        if factory is None and self.client is not None:
+            from .distributed import DistributedLikelihood
+            factory = DistributedLikelihood.factory(self.client)
+        result = fit(self.datasets, self.models, likelihood_factory=factory, **kwargs)
+        self.timings["fit"] = time.perf_counter() - t0
+        self.fit_result = result
+        self.likelihood_info = result.timings.get("likelihood", {})
+        return result

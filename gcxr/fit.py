@@ -1,0 +1,163 @@
+"""iminuit driver: MIGRAD then HESSE on a likelihood f(theta) -> :class:`FitResult`.
+
+Errors are HESSE errors at the minimum (a fresh second-derivative matrix), not
+MIGRAD's running covariance estimate; see docs/conventions.md for why this
+matters for strongly correlated spectral parameters.
+
+The PSF kernel, EDISP matrix and cutout of each source are taken at the
+source's position when the likelihood is built.  If a fit ends with a source
+more than 0.1 deg from that position, they are rebuilt there and MIGRAD runs
+again from the current best fit (at most ``max_refresh`` times), so a fit is a
+sequence of minimisations of pure functions.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .geom import separation_deg
+from .likelihood import JointLikelihood, ParameterSpace, build_terms
+
+__all__ = ["FitResult", "fit", "REFRESH_DEG"]
+
+REFRESH_DEG = 0.1
+
+
+@dataclass
+class FitResult:
+    success: bool
+    nfev: int
+    total_stat: float
+    parameters: list[dict]
+    covariance: np.ndarray
+    names: list[str]
+    message: str = ""
+    edm: float = float("nan")
+    n_refresh: int = 0
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"success": bool(self.success), "nfev": int(self.nfev), "total_stat": float(self.total_stat),
+                "parameters": self.parameters, "message": self.message, "edm": float(self.edm)}
+
+    def parameter(self, model: str, name: str) -> dict:
+        for p in self.parameters:
+            if p["model"] == model and p["name"] == name:
+                return p
+        raise KeyError(f"no parameter {model}.{name}")
+
+    def table(self):
+        """Parameters as an astropy Table."""
+        from astropy.table import Table
+        return Table(rows=[(p["model"], p["name"], p["value"], p["error"], p["unit"], p["frozen"])
+                           for p in self.parameters],
+                     names=("model", "name", "value", "error", "unit", "frozen"))
+
+    def __repr__(self) -> str:
+        lines = [f"FitResult(success={self.success}, nfev={self.nfev}, total_stat={self.total_stat:.4f})"]
+        for p in self.parameters:
+            if not p["frozen"]:
+                lines.append(f"  {p['model']}.{p['name']} = {p['value']:.6g} +- {p['error']:.3g} {p['unit']}")
+        return "\n".join(lines)
+
+
+def _moved(terms, values_by_model) -> bool:
+    for t in terms:
+        for mname, _, _, ev in t.sources:
+            sp = values_by_model[mname].get("spatial", {})
+            if "lon_0" not in sp:
+                continue
+            from .coords import transform_lonlat
+            lon, lat = transform_lonlat(np.array([sp["lon_0"]]), np.array([sp["lat_0"]]), ev.frame_model,
+                                        ev.geom.frame)
+            if separation_deg(lon[0], lat[0], *ev.irf_position) > REFRESH_DEG:
+                return True
+    return False
+
+
+def _apply(models, space: ParameterSpace, values, errors):
+    for (m, comp, n), v, e in zip(space.keys, values, errors):
+        sub = models[m].spectral_model if comp == "spectral" else models[m].spatial_model
+        sub.parameters[n].value = float(v)
+        sub.parameters[n].error = float(e)
+
+
+def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
+        max_refresh: int = 3, hesse: bool = True, progress=None) -> FitResult:
+    """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
+
+    ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
+    :class:`JointLikelihood`; :mod:`gcxr.distributed` provides one on a dask cluster).
+    """
+    from iminuit import Minuit
+    t0 = time.perf_counter()
+    factory = likelihood_factory or JointLikelihood
+    space = ParameterSpace.from_models(models)
+    if not space.keys:
+        raise ValueError("fit: no free parameters")
+    nfev = 0
+    n_refresh = 0
+    values = space.start.copy()
+    like = None
+    while True:
+        terms = build_terms(datasets, models)
+        if like is not None:
+            like.close()
+        like = factory(terms, space)
+
+        def fcn(f, _like=like):
+            s = _like(f)
+            if progress is not None:
+                progress(s)
+            return s if np.isfinite(s) else 1e300
+
+        m = Minuit(fcn, space.to_factors(values), name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
+        m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
+        m.tol = tol
+        m.strategy = strategy
+        m.print_level = 0
+        m.errors = np.ones(len(space.keys))
+        for i, (lo, hi) in enumerate(space.factor_limits()):
+            if lo is not None or hi is not None:
+                m.limits[i] = (lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
+        m.migrad()
+        nfev += m.nfcn
+        values = space.to_values(np.array(m.values))
+        _apply(models, space, values, np.zeros_like(values))
+        if n_refresh < max_refresh and _moved(terms, space.values_by_model(values)):
+            n_refresh += 1
+            continue
+        break
+    t_migrad = time.perf_counter() - t0
+    cov_f = None
+    if hesse and m.valid:
+        m.hesse()
+    if m.covariance is not None:
+        cov_f = np.array(m.covariance)
+    errors_f = np.sqrt(np.clip(np.diag(cov_f), 0, None)) if cov_f is not None else np.full(len(values), np.nan)
+    errors = errors_f * space.scale
+    cov = cov_f * np.outer(space.scale, space.scale) if cov_f is not None else np.full((len(values),) * 2, np.nan)
+    _apply(models, space, values, errors)
+    total = like(space.to_factors(values))
+    like.close()
+    params = []
+    free = {(mm, n): i for i, (mm, _, n) in enumerate(space.keys)}
+    for model in models:
+        comps = [model.spectral_model] + ([model.spatial_model] if getattr(model, "spatial_model", None) else [])
+        for sub in comps:
+            for p in sub.parameters:
+                params.append({"model": model.name, "name": p.name, "value": float(p.value),
+                               "error": float(p.error) if (model.name, p.name) in free else 0.0,
+                               "unit": p.unit, "frozen": bool(p.frozen)})
+    try:
+        models.covariance = cov if len(space.keys) == len(models.parameters.free) else None
+    except Exception:
+        pass
+    success = bool(m.valid)
+    msg = "Optimization terminated successfully." if success else (
+        f"MIGRAD did not converge (EDM {m.fmin.edm:.3g}, calls {nfev}); "
+        "check start values, free parameters and the fit range")
+    return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
+                     {"fit": time.perf_counter() - t0, "migrad": t_migrad})

@@ -1,0 +1,248 @@
+"""The Cash likelihood as a pure function of a flat parameter vector.
+
+A :class:`ParameterSpace` maps the free parameters of a :class:`~gcxr.models.Models`
+to a vector (with per-parameter scales for the minimiser).  A
+:class:`DatasetTerm` holds one dataset's fixed arrays, split in two:
+
+* *near* bins, inside the cutouts of the sources, evaluated explicitly:
+  ``mu = B a_E + sum_s npred_s``, ``stat = 2 sum (mu - n ln mu)``;
+* *far* bins, which no source reaches, where ``mu = B a_E`` with
+  ``a_E = norm (E_c/E_ref)^-tilt``, so their statistic needs only per-energy sums:
+  ``2 sum_E [a_E SB_E - SN_E ln a_E - SNlnB_E]`` with ``SB = sum B``,
+  ``SN = sum n`` and ``SNlnB = sum n ln B`` over the far bins of the fit mask.
+
+A term is built once (numpy arrays and small value objects only, so it can be
+pickled to a dask worker) and evaluated for any parameter vector without
+mutating anything.  :class:`JointLikelihood` sums the terms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from .datasets import combined_mask
+from .geom import EnergyAxis
+from .npred import SourceEvaluator, dataset_geoms
+from .stats import TRUNCATION, cash
+
+__all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms"]
+
+_ANGLES = {"lon_0", "lat_0"}
+ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
+
+
+@dataclass
+class ParameterSpace:
+    """Free parameters of a model collection as a flat vector.
+
+    Minuit sees factors ``f = (v - offset) / scale``: positions are offsets from
+    their start value in units of 0.01 deg (so a source at RA 228 deg needs no
+    bounds), other parameters are divided by the power of ten below their
+    start value.
+    """
+
+    keys: list[tuple[str, str, str]]          # (model name, component, parameter name)
+    start: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    frozen: dict                              # model -> component -> {name: value} (all parameters)
+    units: list[str]
+    limits: list[tuple[float, float]]
+
+    @classmethod
+    def from_models(cls, models) -> "ParameterSpace":
+        keys, start, scale, offset, units, limits = [], [], [], [], [], []
+        frozen: dict = {}
+        for m in models:
+            comps = [("spectral", m.spectral_model)]
+            if getattr(m, "spatial_model", None) is not None:
+                comps.append(("spatial", m.spatial_model))
+            for comp, sub in comps:
+                vals = frozen.setdefault(m.name, {}).setdefault(comp, {})
+                for p in sub.parameters:
+                    vals[p.name] = float(p.value)
+                    if p.frozen:
+                        continue
+                    keys.append((m.name, comp, p.name))
+                    v = float(p.value)
+                    if p.name in _ANGLES and comp == "spatial":
+                        s, o = ANGLE_SCALE, v
+                    else:
+                        s, o = (10.0 ** np.floor(np.log10(abs(v))) if v != 0 else 1.0), 0.0
+                    start.append(v)
+                    scale.append(s)
+                    offset.append(o)
+                    units.append(p.unit)
+                    limits.append((float(p.min), float(p.max)))
+        return cls(keys, np.array(start), np.array(scale), np.array(offset), frozen, units, limits)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{m}.{n}" for m, _, n in self.keys]
+
+    def to_factors(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, float) - self.offset) / self.scale
+
+    def to_values(self, factors: np.ndarray) -> np.ndarray:
+        return np.asarray(factors, float) * self.scale + self.offset
+
+    def factor_limits(self) -> list[tuple[float | None, float | None]]:
+        out = []
+        for (lo, hi), s, o in zip(self.limits, self.scale, self.offset):
+            a = None if not np.isfinite(lo) else (lo - o) / s
+            b = None if not np.isfinite(hi) else (hi - o) / s
+            out.append((a, b))
+        return out
+
+    def values_by_model(self, values: np.ndarray) -> dict:
+        out = {m: {c: dict(v) for c, v in comps.items()} for m, comps in self.frozen.items()}
+        for (m, c, n), v in zip(self.keys, values):
+            out[m][c][n] = float(v)
+        return out
+
+
+@dataclass
+class _Region:
+    ys: slice
+    xs: slice
+    counts: np.ndarray          # (E, ny, nx) float
+    background: np.ndarray
+    mask: np.ndarray            # bool
+
+
+@dataclass
+class DatasetTerm:
+    """One dataset's contribution to the Cash statistic (see module docstring)."""
+
+    name: str
+    energy_centers: np.ndarray
+    bkg_model: str | None
+    regions: list
+    sources: list               # (model name, region index, (dy, dx) offset in region, SourceEvaluator)
+    far_sb: np.ndarray
+    far_sn: np.ndarray
+    far_snlnb: np.ndarray
+    far_const: float
+    n_bins: int = 0
+    nbytes: int = field(default=0)
+
+    @classmethod
+    def build(cls, ds: xr.Dataset, models, name: str | None = None) -> "DatasetTerm":
+        name = name or ds.attrs.get("name", "dataset")
+        geom, irf = dataset_geoms(ds)
+        mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
+        counts = np.asarray(ds["counts"].values, float)
+        bkg = np.asarray(ds["background"].values, float)
+        evs = []
+        for m in models.sky_models:
+            if m.applies_to(name):
+                evs.append((m.name, SourceEvaluator.build(m, ds, geom, irf)))
+        # group overlapping cutouts into rectangular regions
+        boxes = [[ev.cut[0].start, ev.cut[0].stop, ev.cut[1].start, ev.cut[1].stop] for _, ev in evs]
+        merged = True
+        while merged:
+            merged = False
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, b = boxes[i], boxes[j]
+                    if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                        boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                        boxes.pop(j)
+                        merged = True
+                        break
+                if merged:
+                    break
+        regions = []
+        near = np.zeros(mask.shape[1:], bool)
+        for y0, y1, x0, x1 in boxes:
+            sl = (slice(None), slice(y0, y1), slice(x0, x1))
+            regions.append(_Region(slice(y0, y1), slice(x0, x1), counts[sl].copy(), bkg[sl].copy(), mask[sl].copy()))
+            near[y0:y1, x0:x1] = True
+        sources = []
+        for mname, ev in evs:
+            for k, r in enumerate(regions):
+                if r.ys.start <= ev.cut[0].start and ev.cut[0].stop <= r.ys.stop and \
+                        r.xs.start <= ev.cut[1].start and ev.cut[1].stop <= r.xs.stop:
+                    sources.append((mname, k, (ev.cut[0].start - r.ys.start, ev.cut[1].start - r.xs.start), ev))
+                    break
+        far = mask & ~near[None]
+        pos = far & (bkg > 0)
+        zero = far & ~(bkg > 0)
+        far_sb = np.where(pos, bkg, 0.0).sum(axis=(1, 2))
+        far_sn = np.where(pos, counts, 0.0).sum(axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            far_snlnb = np.where(pos & (counts > 0), counts * np.log(np.where(bkg > 0, bkg, 1.0)), 0.0).sum(axis=(1, 2))
+        far_const = float(cash(counts[zero], np.zeros(int(zero.sum()))).sum()) if zero.any() else 0.0
+        bm = models.background_model(name)
+        energy = EnergyAxis.from_coord(ds, "energy")
+        term = cls(name, energy.centers, bm.name if bm is not None else None, regions, sources,
+                   far_sb, far_sn, far_snlnb, far_const, n_bins=int(mask.sum()))
+        term.nbytes = sum(r.counts.nbytes + r.background.nbytes + r.mask.nbytes for r in regions) + sum(
+            ev.exposure_cut.nbytes + ev.kernel.nbytes for *_, ev in sources)
+        return term
+
+    def _bkg_factor(self, values: dict) -> np.ndarray:
+        if self.bkg_model is None:
+            return np.ones_like(self.energy_centers)
+        v = values[self.bkg_model]["spectral"]
+        return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
+
+    def stat(self, values: dict) -> float:
+        """Cash statistic of this dataset for per-model parameter values."""
+        a = self._bkg_factor(values)
+        pos = a > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            far = np.where(pos, 2.0 * (a * self.far_sb - self.far_sn * np.log(np.where(pos, a, 1.0)) - self.far_snlnb),
+                           2.0 * (-self.far_sn * np.log(TRUNCATION)))
+        total = float(far.sum()) + self.far_const
+        for k, r in enumerate(self.regions):
+            mu = r.background * a[:, None, None]
+            for mname, rk, (dy, dx), ev in self.sources:
+                if rk != k:
+                    continue
+                v = values[mname]
+                ny, nx = ev.shape
+                mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
+            mu = np.clip(mu, 0.0, None)
+            total += float(cash(r.counts[r.mask], mu[r.mask]).sum())
+        return total
+
+    def npred_regions(self, values: dict) -> list[np.ndarray]:
+        a = self._bkg_factor(values)
+        out = []
+        for k, r in enumerate(self.regions):
+            mu = r.background * a[:, None, None]
+            for mname, rk, (dy, dx), ev in self.sources:
+                if rk == k:
+                    v = values[mname]
+                    ny, nx = ev.shape
+                    mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
+            out.append(np.clip(mu, 0.0, None))
+        return out
+
+
+def build_terms(datasets: list[xr.Dataset], models) -> list[DatasetTerm]:
+    return [DatasetTerm.build(ds, models, ds.attrs.get("name")) for ds in datasets]
+
+
+class JointLikelihood:
+    """Sum of dataset terms as a function of the free-parameter vector (in-process)."""
+
+    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace):
+        self.terms = terms
+        self.space = space
+        self.n_calls = 0
+        self.n_tasks = 0
+
+    def stat_values(self, values: np.ndarray) -> float:
+        self.n_calls += 1
+        v = self.space.values_by_model(values)
+        return float(sum(t.stat(v) for t in self.terms))
+
+    def __call__(self, factors: np.ndarray) -> float:
+        return self.stat_values(self.space.to_values(factors))
+
+    def close(self):
+        pass
