@@ -20,7 +20,7 @@ import numpy as np
 from .geom import separation_deg
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
 
-__all__ = ["FitResult", "fit", "REFRESH_DEG"]
+__all__ = ["FitResult", "fit", "profile_interval", "REFRESH_DEG"]
 
 REFRESH_DEG = 0.1
 
@@ -161,3 +161,37 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         "check start values, free parameters and the fit range")
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
                      {"fit": time.perf_counter() - t0, "migrad": t_migrad})
+
+
+def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0, max_sigma: float = 4.0):
+    """Profile-likelihood interval of one parameter: where the re-minimised statistic rises by ``delta``.
+
+    ``models`` must hold a best fit (values and errors); it is left unchanged.
+    Returns ``(lower, upper)`` values.
+    """
+    from scipy.optimize import brentq
+    best_models = models.copy()
+    comp = best_models[model]
+    par = None
+    for sub in (comp.spectral_model, getattr(comp, "spatial_model", None)):
+        if sub is not None and name in [p.name for p in sub.parameters]:
+            par = sub.parameters[name]
+    if par is None:
+        raise KeyError(f"profile_interval: model {model!r} has no parameter {name!r}")
+    v0, err = float(par.value), float(par.error)
+    if not err > 0:
+        raise ValueError(f"profile_interval: {model}.{name} has no error; fit first")
+    stat0 = fit(datasets, best_models.copy(), hesse=False).total_stat
+
+    def dstat(v):
+        m = best_models.copy()
+        c = m[model]
+        for sub in (c.spectral_model, getattr(c, "spatial_model", None)):
+            if sub is not None and name in [p.name for p in sub.parameters]:
+                sub.parameters[name].value = float(v)
+                sub.parameters[name].frozen = True
+        return fit(datasets, m, hesse=False, max_refresh=0).total_stat - stat0 - delta
+
+    lo = brentq(dstat, v0 - max_sigma * err, v0, xtol=1e-3 * err)
+    hi = brentq(dstat, v0, v0 + max_sigma * err, xtol=1e-3 * err)
+    return lo, hi
