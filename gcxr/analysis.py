@@ -132,7 +132,9 @@ class Analysis:
         if self.client is not None:
             futures = self.client.compute(list(objs))
             return self.client.gather(futures)
-        return dask.compute(*objs, scheduler="threads")
+        import dask.threaded
+        # a callable scheduler: dask does not look for (and import) distributed
+        return dask.compute(*objs, scheduler=dask.threaded.get)
 
     def dataset_summaries(self) -> list[dict]:
         out = []

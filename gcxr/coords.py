@@ -71,10 +71,14 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
     return np.asarray(off.cartesian.xyz.value, dtype=float)
 
 
-def to_fov(unit_vectors: np.ndarray, ra_pnt: float, dec_pnt: float, frame: str):
-    """(fov_lon, fov_lat) in deg, RADEC alignment: fov_lon = -lon' (longitude reversed)."""
+def to_fov(unit_vectors: np.ndarray, ra_pnt: float, dec_pnt: float, frame: str, reverse_lon: bool = False):
+    """(fov_lon, fov_lat) in deg for RADEC alignment: fov_lon = -lon' (longitude reversed).
+
+    ``reverse_lon`` gives fov_lon = +lon' (the convention of the H.E.S.S. DR1
+    background models, see docs/notes/gammapy-hess-conventions.md).
+    """
     v = unit_vectors @ fov_matrix(ra_pnt, dec_pnt, frame).T
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
     lon = np.rad2deg(np.arctan2(y, x))
     lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
-    return -lon, lat
+    return (lon if reverse_lon else -lon), lat

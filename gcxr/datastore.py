@@ -265,7 +265,8 @@ def read_events(run: RunRef) -> Events:
             raise DataStoreError(f"run {run.obs_id}: {ref}: ENERGY column has unit '{eunit}', not an energy") from None
     return Events(run.obs_id, np.asarray(data["RA"]), np.asarray(data["DEC"]), energy,
                   float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]), float(hdr.get("DEADC", 1.0)),
-                  {k: hdr[k] for k in ("RA_PNT", "DEC_PNT", "DEADC", "LIVETIME", "ONTIME") if k in hdr})
+                  {k: hdr[k] for k in ("RA_PNT", "DEC_PNT", "DEADC", "LIVETIME", "ONTIME", "CREATOR", "HDUVERS")
+                   if k in hdr})
 
 
 @functools.lru_cache(maxsize=256)

@@ -20,7 +20,8 @@ from .coords import icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, separation_deg
 from .irf import (RAD_EDGES, eval_aeff, eval_bkg_rate, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg,
-                  read_edisp, read_psf, trapz_loglog)
+                  read_edisp, read_psf)
+from .irf.background import integrate_log_rate
 
 __all__ = ["ReductionSpec", "reduce_run", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
 
@@ -126,6 +127,13 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     return keep
 
 
+def _reverse_lon(ev) -> bool:
+    """H.E.S.S. DR1 background models are aligned with FoV longitude growing with RA."""
+    h = ev.header
+    return str(h.get("CREATOR", "")).strip() == "SASH FITS::EventListWriter" and \
+        str(h.get("HDUVERS", "")).strip() == "0.2"
+
+
 def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
     """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout."""
     ev = read_events(run)
@@ -158,9 +166,9 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     exposure = eval_aeff(aeff, Et.centers, sep) * livetime                             # m2 s
     if "bkg" in run.hdu_types and "background" in sel:
         bkg = read_bkg(run.hdu("bkg"))
-        fov_lon, fov_lat = to_fov(sub.unit_vectors(), ra_p, dec_p, g.frame)
-        rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat)                     # at reco edges
-        background = trapz_loglog(rate, E.edges_array, axis=0) * sub.solid_angle()[None] * ontime
+        fov_lon, fov_lat = to_fov(sub.unit_vectors(), ra_p, dec_p, g.frame, reverse_lon=_reverse_lon(ev))
+        log_rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat, log=True)      # at reco edges
+        background = integrate_log_rate(log_rate, E.edges_array) * (sub.solid_angle() * ontime)[None]
     else:
         background = None
 

@@ -83,8 +83,18 @@ def read_irf_table(ref: HDURef) -> IRFTable:
 
 
 def edges(tab: IRFTable, lo: str, hi: str, unit: str | None = None) -> np.ndarray:
+    """Bin edges of an IRF axis from its LO/HI columns.
+
+    Where LO == HI the column lists *nodes* (the H.E.S.S. DR1 offset axes): the
+    edges are then the midpoints between nodes, extended by half a step at both
+    ends, so that the bin centres are the nodes again.
+    """
     a, b = tab.get(lo, unit, assume=unit), tab.get(hi, unit, assume=unit)
-    e = np.append(a, b[-1])
+    if a.size > 1 and np.allclose(a, b):
+        mid = 0.5 * (a[1:] + a[:-1])
+        e = np.concatenate([[a[0] - (mid[0] - a[0])], mid, [a[-1] + (a[-1] - mid[-1])]])
+    else:
+        e = np.append(a, b[-1])
     if not np.all(np.diff(e) > 0):
         raise DataStoreError(f"{tab.ref}: axis {lo}/{hi} is not strictly increasing")
     return e

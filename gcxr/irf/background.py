@@ -75,12 +75,23 @@ def _edges(da, dim):
     return np.append(da[f"{dim}_lo"].values, da[f"{dim}_hi"].values[-1])
 
 
-def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fov_lat: np.ndarray) -> np.ndarray:
-    """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> (nE, *S)."""
+def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fov_lat: np.ndarray,
+                  log: bool = False) -> np.ndarray:
+    """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> (nE, *S).
+
+    With ``log=True`` the natural log of the rate is returned (-inf where the rate is 0).
+    """
     energy = np.atleast_1d(np.asarray(energy, float))
     logtab = np.log(np.clip(bkg.values, bkg.attrs["tiny"], None))
     tab = interp_axis(logtab, np.log(bkg["energy"].values), np.log(energy), axis=0)
-    val = np.exp(interp_scattered(tab, [bkg["fov_lon"].values, bkg["fov_lat"].values], [fov_lon, fov_lat]))
+    lval = interp_scattered(tab, [bkg["fov_lon"].values, bkg["fov_lat"].values], [fov_lon, fov_lat])
+    if log:
+        e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
+        lval[(energy < e_e[0]) | (energy > e_e[-1])] = -np.inf
+        out = (fov_lon < x_e[0]) | (fov_lon > x_e[-1]) | (fov_lat < y_e[0]) | (fov_lat > y_e[-1])
+        lval[:, out] = -np.inf
+        return lval
+    val = np.exp(lval)
     e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
     val[(energy < e_e[0]) | (energy > e_e[-1])] = 0.0
     out = (fov_lon < x_e[0]) | (fov_lon > x_e[-1]) | (fov_lat < y_e[0]) | (fov_lat > y_e[-1])
@@ -107,6 +118,21 @@ def trapz_loglog(y: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.moveaxis(res, 0, axis)
 
 
-def integrate_rate_loglog(rate_at_edges: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
-    """Per-bin integral (axis 0) of a rate sampled at the bin edges."""
-    return trapz_loglog(rate_at_edges, energy_edges, axis=0)
+def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
+    """Per-bin power-law-segment integral (axis 0) of a rate given by its log at the bin edges.
+
+    Same result as :func:`trapz_loglog` on ``exp(log_rate)``, without the log of
+    the ratio: the index of each segment is (ln R0 - ln R1) / ln(e1 / e0).
+    """
+    e = np.asarray(energy_edges, float).reshape((-1,) + (1,) * (log_rate.ndim - 1))
+    l0, l1 = log_rate[:-1], log_rate[1:]
+    le = np.log(e[1:] / e[:-1])
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        lr = np.maximum(l0 - l1, np.log(np.finfo(float).tiny))      # ln(R0/R1), floored as in trapz_loglog
+        g = 1.0 - lr / le                                            # 1 - index
+        y0x0 = np.exp(l0) * e[:-1]
+        res = y0x0 / g * np.expm1(g * le)
+        iso = np.isclose(g, 0.0)
+        res = np.where(iso, y0x0 * le, res)
+    res[~np.isfinite(res)] = 0.0
+    return res
