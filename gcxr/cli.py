@@ -71,6 +71,169 @@ def _print_summary(result, out):
     print(f"timings: reduce {t['reduce']:.2f} s, fit {t['fit']:.2f} s, total {t['total']:.2f} s -> {out}")
 
 
+# --------------------------------------------------------------------------- simulate
+def _seconds(text: str) -> float:
+    """'1800', '1800 s', '30 min', '0.5 h' -> seconds."""
+    import astropy.units as u
+    try:
+        q = u.Quantity(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"--livetime: cannot read {text!r} as a duration (e.g. 1800, '30 min', '0.5 h')") from None
+    return float(q.value if q.unit == u.dimensionless_unscaled else q.to_value("s"))
+
+
+def _pointing(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(x) for x in text.replace(":", ",").split(","))
+    except ValueError:
+        raise ValueError(f"--pointings: expected LON,LAT in deg (e.g. 0,1 or 359.5,-1), got {text!r}") from None
+    return lon, lat
+
+
+def cmd_simulate(args) -> int:
+    from .progress import set_quiet
+    from .simulate import DEFAULT_POINTINGS, ParametricIRF, simulate_datastore
+    set_quiet(args.quiet)
+    pointings = [_pointing(p) for p in args.pointings] if args.pointings else list(DEFAULT_POINTINGS)
+    livetime = [_seconds(t) for t in args.livetime]
+    if len(livetime) not in (1, len(pointings)):
+        raise ValueError(f"--livetime: give one value or one per pointing ({len(pointings)}), got {len(livetime)}")
+    summary = simulate_datastore(args.out, pointings=pointings, livetime=livetime if len(livetime) > 1 else livetime[0],
+                                 models=args.models, irf=args.irf, seed=args.seed, frame=args.frame,
+                                 deadc=args.deadc, parametric=ParametricIRF(psf_class=args.psf_class))
+    if not args.quiet:
+        for r in summary["runs"]:
+            parts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
+            print(f"run {r['obs_id']}: RA {r['ra_pnt']:.3f} Dec {r['dec_pnt']:.3f}, livetime {r['livetime']:.0f} s, "
+                  f"{r['n_events']} events ({parts})")
+        print(f"GADF data store written to {summary['out_dir']} (seed {summary['seed']}, IRF {summary['irf']})")
+    return 0
+
+
+# --------------------------------------------------------------------------- download
+def cmd_download(args) -> int:
+    from .download import DownloadError, download
+    from .progress import set_quiet
+    set_quiet(args.quiet)
+    try:
+        root = download(args.dataset, args.out, verify=not args.no_verify, timeout=args.timeout)
+    except DownloadError as err:
+        print(f"gcxr download: error: {err}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"{args.dataset} downloaded to {root}\nuse it with: export GCXR_DATA={root.parent}")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _cta_1dc_root() -> Path | None:
+    """The data root ($GCXR_DATA, else $GAMMAPY_DATA) if it holds the CTA-1DC GC index."""
+    import os
+    for var in ("GCXR_DATA", "GAMMAPY_DATA"):
+        root = os.environ.get(var)
+        if root and (Path(root).expanduser() / "cta-1dc" / "index" / "gps" / "hdu-index.fits.gz").exists():
+            return Path(root).expanduser().resolve()
+    return None
+
+
+def _quick_plots(out: Path) -> list[Path]:
+    """Counts and excess images of ``out/datasets.nc`` as PNGs (matplotlib Agg).
+
+    A stand-in until gcxr.plot provides the figures: summed over energy inside
+    the safe mask; the excess is correlated within 0.1 deg.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from scipy.ndimage import convolve
+    from .io import atomic_path, read_datasets
+    ds = read_datasets(out / "datasets.nc")
+    if "obs" in ds.dims:
+        ds = ds.sum("obs")
+    mask = ds["mask_safe"].values.astype(bool)
+    counts = np.where(mask, ds["counts"].values, 0).sum(axis=0)
+    bkg = np.where(mask, ds["background"].values, 0).sum(axis=0) if "background" in ds else np.zeros_like(counts)
+    lon, lat = ds["lon"].values, ds["lat"].values
+    binsz = abs(float(lat[1] - lat[0])) if lat.size > 1 else 0.02
+    n = max(int(np.ceil(0.1 / binsz)), 1)
+    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
+    disk = ((xx ** 2 + yy ** 2) * binsz ** 2 <= 0.1 ** 2).astype(float)
+    excess = convolve(counts - bkg, disk, mode="constant")
+    lon_w = (lon + 180.0) % 360.0 - 180.0
+    extent = [lon_w[0], lon_w[-1], lat[0], lat[-1]]
+    written = []
+    for name, img, cmap, label in (("counts", counts, "viridis", "counts"),
+                                   ("excess", excess, "RdBu_r", "excess counts (0.1 deg correlation)")):
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        kw = {}
+        if name == "excess":
+            v = float(np.nanmax(np.abs(img))) or 1.0
+            kw = {"vmin": -v, "vmax": v}
+        im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap, aspect="equal", **kw)
+        ax.set_xlabel(f"{ds['lon'].attrs.get('long_name', 'lon')} (deg)")
+        ax.set_ylabel(f"{ds['lat'].attrs.get('long_name', 'lat')} (deg)")
+        fig.colorbar(im, ax=ax, label=label)
+        fig.tight_layout()
+        path = out / f"{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _demo_plots(out: Path) -> list[Path]:
+    try:
+        from . import plot
+    except ImportError:
+        plot = None
+    if plot is not None and hasattr(plot, "demo_plots"):
+        return list(plot.demo_plots(out))
+    return _quick_plots(out)
+
+
+def cmd_demo(args) -> int:
+    """The main job on a fresh machine: real CTA-1DC runs if present, else a simulated store."""
+    import shutil
+    from importlib.resources import files
+    from .analysis import Analysis
+    from .config import AnalysisConfig
+    from .progress import set_quiet
+    t0 = time.perf_counter()
+    set_quiet(args.quiet)
+    out = Path(args.out).expanduser().resolve()
+    data = files("gcxr") / "data"
+    root = None if args.simulate else _cta_1dc_root()
+    if root is not None:
+        config = AnalysisConfig.read(data / "demo_cta1dc.yaml")
+        store = root / "cta-1dc" / "index" / "gps"
+        models_src, what = data / "demo_cta1dc_models.yaml", f"CTA-1DC Galactic Centre runs in {store}"
+    else:
+        from .simulate import simulate_datastore
+        store = out / "simulated-data"
+        simulate_datastore(store, seed=args.seed)
+        config = AnalysisConfig.read(data / "demo_simulated.yaml")
+        models_src, what = data / "demo_simulated_models.yaml", f"a simulated Galactic-Centre-like store in {store}"
+    if not args.quiet:
+        print(f"gcxr demo: {what}")
+    config = config.update({"observations": {"datastore": str(store)}})
+    config.write(out / "config.yaml", overwrite=True)
+    from .io import atomic_path
+    with atomic_path(out / "models.yaml") as tmp:
+        shutil.copyfile(models_src, tmp)
+    has_fit = hasattr(Analysis, "read_models") and hasattr(Analysis, "run_fit")
+    run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
+                                  no_fit=args.no_fit or not has_fit, scheduler=args.scheduler, quiet=args.quiet)
+    rc = cmd_run(run_args)
+    if rc:
+        return rc
+    pngs = _demo_plots(out)
+    if not args.quiet:
+        print(f"plots: {', '.join(p.name for p in pngs)}; demo done in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gcxr", description="3D gamma-ray analysis on labelled arrays")
     sub = p.add_subparsers(dest="command", required=True)
@@ -83,6 +246,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
     r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="the main job on a fresh machine: CTA-1DC if present, else simulated data")
+    d.add_argument("--out", default="gcxr-demo", help="output directory (default: gcxr-demo)")
+    d.add_argument("--simulate", action="store_true", help="simulate even if $GCXR_DATA has the CTA-1DC runs")
+    d.add_argument("--seed", type=int, default=0, help="seed of the simulation (default: 0)")
+    d.add_argument("--no-fit", action="store_true", help="reduce only")
+    d.add_argument("--scheduler", default="threads", help="as for gcxr run")
+    d.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("simulate", help="simulate a GADF data store (events, GTIs, IRFs, index files)")
+    s.add_argument("--out", required=True, help="output directory of the data store")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    s.add_argument("--irf", help="IRF FITS file to use (e.g. CTA-1DC irf_file.fits); default: parametric IRFs")
+    s.add_argument("--psf-class", choices=("psf_3gauss", "psf_table"), default="psf_3gauss",
+                   help="PSF format of the parametric IRFs (default: psf_3gauss)")
+    s.add_argument("--pointings", nargs="+", metavar="LON,LAT",
+                   help="pointings in deg (default: 0,1 0,-1 359,0 in galactic coordinates)")
+    s.add_argument("--frame", choices=("galactic", "icrs"), default="galactic", help="frame of --pointings")
+    s.add_argument("--livetime", nargs="+", default=["30 min"],
+                   help="livetime per run, one value or one per pointing (default: '30 min'; plain numbers are s)")
+    s.add_argument("--deadc", type=float, default=0.98, help="dead-time fraction DEADC (default: 0.98)")
+    s.add_argument("--models", help="models YAML (default: a point source with an ECPL spectrum + a Gaussian)")
+    s.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    s.set_defaults(func=cmd_simulate)
+
+    g = sub.add_parser("download", help="fetch a public DL3 data set (needs network)")
+    g.add_argument("dataset", choices=("cta-1dc", "hess-dl3-dr1"))
+    g.add_argument("--out", help="data root (default: $GCXR_DATA, else $GAMMAPY_DATA, else ./gcxr-data)")
+    g.add_argument("--no-verify", action="store_true", help="record checksums that differ instead of failing")
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default: 10)")
+    g.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    g.set_defaults(func=cmd_download)
     return p
 
 

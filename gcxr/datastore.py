@@ -9,6 +9,7 @@ missing or malformed.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 __all__ = ["DataStore", "RunRef", "HDURef", "DataStoreError", "Events", "read_events", "read_gti",
-           "open_hdu"]
+           "open_hdu", "file_cache"]
 
 IRF_TYPES = ("aeff", "edisp", "psf", "bkg")
 
@@ -36,6 +37,36 @@ class HDURef:
 
     def __str__(self) -> str:
         return f"{self.path}[{self.hdu}] ({self.hdu_type}/{self.hdu_class})"
+
+
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def file_cache(maxsize: int = 64):
+    """``functools.lru_cache`` keyed also on the file's mtime and size.
+
+    For readers whose first argument is an :class:`HDURef` or a path: a file
+    rewritten in place (a store simulated again, an IRF replaced) is read anew
+    instead of being served from the cache.
+    """
+    def deco(fn):
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(stamp, *args):
+            return fn(*args)
+
+        @functools.wraps(fn)
+        def wrapper(*args):
+            first = args[0]
+            return cached(_file_stamp(first.path if isinstance(first, HDURef) else str(first)), *args)
+        wrapper.cache_clear = cached.cache_clear
+        wrapper.cache_info = cached.cache_info
+        return wrapper
+    return deco
 
 
 @dataclass(frozen=True)
@@ -263,13 +294,17 @@ def read_events(run: RunRef) -> Events:
             energy = (energy * u.Unit(eunit)).to_value("TeV")
         except Exception:
             raise DataStoreError(f"run {run.obs_id}: {ref}: ENERGY column has unit '{eunit}', not an energy") from None
+    deadc = float(hdr.get("DEADC", 1.0))
+    if not 0.0 < deadc <= 1.0:
+        raise DataStoreError(f"run {run.obs_id}: {ref}: header key DEADC = {deadc}; the dead-time fraction must "
+                             "be in (0, 1] (livetime = ontime x DEADC)")
     return Events(run.obs_id, np.asarray(data["RA"]), np.asarray(data["DEC"]), energy,
-                  float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]), float(hdr.get("DEADC", 1.0)),
+                  float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]), deadc,
                   {k: hdr[k] for k in ("RA_PNT", "DEC_PNT", "DEADC", "LIVETIME", "ONTIME", "CREATOR", "HDUVERS")
                    if k in hdr})
 
 
-@functools.lru_cache(maxsize=256)
+@file_cache(maxsize=256)
 def _gti_cached(path: str, hdu: str, obs_id: int):
     data, hdr = open_hdu(HDURef(path, hdu, "gti", "gti"), obs_id)
     if data is None or len(data) == 0:

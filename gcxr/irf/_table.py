@@ -1,13 +1,12 @@
 """Reading single-row GADF IRF tables into plain arrays, with unit checks."""
 from __future__ import annotations
 
-import functools
 import warnings
 
 import astropy.units as u
 import numpy as np
 
-from ..datastore import DataStoreError, HDURef, open_hdu
+from ..datastore import DataStoreError, HDURef, file_cache, open_hdu
 
 __all__ = ["IRFTable", "read_irf_table", "edges", "column"]
 
@@ -69,7 +68,7 @@ class IRFTable:
                                  f"not convertible to {unit}") from None
 
 
-@functools.lru_cache(maxsize=64)
+@file_cache(maxsize=64)
 def _cached(path: str, hdu: str, hdu_class: str, hdu_type: str) -> IRFTable:
     ref = HDURef(path, hdu, hdu_class, hdu_type)
     data, header = open_hdu(ref)

@@ -1,12 +1,10 @@
 """Effective area (``aeff_2d``): A_eff(energy_true, offset) in m^2."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import xarray as xr
 
-from ..datastore import DataStoreError, HDURef
+from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
 from ._table import column, edges, read_irf_table
 
@@ -18,7 +16,7 @@ def _axis_coords(name, e, log):
     return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
-@functools.lru_cache(maxsize=64)
+@file_cache(maxsize=64)
 def read_aeff(ref: HDURef) -> xr.DataArray:
     """Read an ``aeff_2d`` HDU; safe-energy thresholds (LO_THRES/HI_THRES, TeV) go to attrs."""
     if ref.hdu_class not in ("aeff_2d",):

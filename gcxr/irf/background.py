@@ -6,12 +6,10 @@ table dtype's smallest normal number before the log.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import xarray as xr
 
-from ..datastore import DataStoreError, HDURef
+from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
 from ._table import column, edges, read_irf_table
 
@@ -41,7 +39,7 @@ def _fill_missing_energy(data: np.ndarray, tiny: float) -> np.ndarray:
     return data
 
 
-@functools.lru_cache(maxsize=64)
+@file_cache(maxsize=64)
 def read_bkg(ref: HDURef) -> xr.DataArray:
     """Read a ``bkg_3d`` HDU -> DataArray (energy, fov_lon, fov_lat) in s^-1 TeV^-1 sr^-1.
 

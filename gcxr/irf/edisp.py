@@ -1,12 +1,10 @@
 """Energy dispersion (``edisp_2d``): probability density in migra = E_reco / E_true."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import xarray as xr
 
-from ..datastore import DataStoreError, HDURef
+from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, lin_weights
 from ._table import column, edges, read_irf_table
 
@@ -18,7 +16,7 @@ def _coords(name, e, log):
     return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
-@functools.lru_cache(maxsize=64)
+@file_cache(maxsize=64)
 def read_edisp(ref: HDURef) -> xr.DataArray:
     """Read an ``edisp_2d`` HDU -> DataArray (energy_true, migra, offset)."""
     if ref.hdu_class != "edisp_2d":

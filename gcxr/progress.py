@@ -1,0 +1,188 @@
+"""Progress reporting for long stages: terminal and Jupyter, throttled, silenceable.
+
+What to use when:
+
+* :func:`progress_bar` - a ``tqdm.auto`` bar over an iterable or a known total
+  (runs simulated, files downloaded); a text bar in a terminal, a widget in
+  Jupyter.
+* :func:`progress_compute` - ``dask.compute`` with a bar: a scheduler callback
+  counting finished tasks with the local (threaded/sync) scheduler, or
+  ``distributed.progress`` on the futures when a ``Client`` is given.
+* :class:`FitProgress` - a callback for a minimiser: calls made and the current
+  statistic, refreshed at most every ``mininterval`` seconds.
+
+Everything is silent when the global quiet flag is set (:func:`set_quiet`,
+``gcxr ... --quiet``) or when ``quiet=True`` is passed.  Bars write to stderr
+so that stdout stays clean for results.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from typing import Any, Callable, Iterable
+
+__all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "FitProgress",
+           "DaskProgressCallback"]
+
+_QUIET = False
+MININTERVAL = 0.5          # seconds between refreshes
+
+
+def set_quiet(flag: bool = True) -> None:
+    """Turn all gcxr progress output off (``True``) or back on."""
+    global _QUIET
+    _QUIET = bool(flag)
+
+
+def is_quiet(quiet: bool | None = None) -> bool:
+    """The effective quiet setting: an explicit ``quiet`` wins over the global flag."""
+    return _QUIET if quiet is None else bool(quiet) or _QUIET
+
+
+@contextlib.contextmanager
+def quiet_mode(flag: bool = True):
+    """Temporarily set the global quiet flag."""
+    old = _QUIET
+    set_quiet(flag)
+    try:
+        yield
+    finally:
+        set_quiet(old)
+
+
+def progress_bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "gcxr",
+                 unit: str = "it", quiet: bool | None = None, **kwargs):
+    """A throttled ``tqdm.auto`` bar (disabled when quiet)."""
+    from tqdm.auto import tqdm
+    kwargs.setdefault("mininterval", MININTERVAL)
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=is_quiet(quiet), **kwargs)
+
+
+# --------------------------------------------------------------------------- dask
+class DaskProgressCallback:
+    """A dask local-scheduler callback driving a tqdm bar (one step per finished task).
+
+    Used as a context manager around ``dask.compute``; works like
+    ``dask.diagnostics.ProgressBar`` but renders in Jupyter too.
+    """
+
+    def __init__(self, desc: str = "compute", quiet: bool | None = None):
+        from dask.callbacks import Callback
+        self.desc = desc
+        self.quiet = quiet
+        self._bar = None
+        self._cb = Callback(start_state=self._start_state, posttask=self._posttask, finish=self._finish)
+
+    def _start_state(self, dsk, state):
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished") if k in state)
+        self._bar = progress_bar(total=total, desc=self.desc, unit="task", quiet=self.quiet)
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _finish(self, dsk, state, errored):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self):
+        self._cb.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._cb.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        return False
+
+
+def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "compute",
+                     scheduler: str = "threads") -> tuple:
+    """``dask.compute(*objs)`` with progress; returns the computed objects as a tuple.
+
+    With ``client`` (a ``distributed.Client``) the graph runs on the cluster and
+    ``distributed.progress`` shows it (a widget in Jupyter, a text bar in a
+    terminal); otherwise the local ``scheduler`` runs it under a
+    :class:`DaskProgressCallback`.
+    """
+    import dask
+    objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
+    if client is not None:
+        futures = client.compute(objs)
+        if not is_quiet(quiet):
+            from distributed import progress
+            progress(futures)
+        return tuple(client.gather(futures))
+    if is_quiet(quiet):
+        return dask.compute(*objs, scheduler=scheduler)
+    with DaskProgressCallback(desc=desc, quiet=quiet):
+        return dask.compute(*objs, scheduler=scheduler)
+
+
+# --------------------------------------------------------------------------- fits
+class FitProgress:
+    """Report calls made and the current statistic of a minimisation, throttled.
+
+    Call it with each statistic value (``fp(stat)``), or wrap the cost function
+    (``fcn = fp.wrap(fcn)``; an ``errordef`` attribute is kept).  Silent when quiet.
+
+    >>> with FitProgress(quiet=True) as fp:
+    ...     for stat in (10.0, 9.0, 8.5):
+    ...         fp(stat)
+    >>> fp.n_calls, fp.best
+    (3, 8.5)
+    """
+
+    def __init__(self, desc: str = "fit", quiet: bool | None = None, mininterval: float = MININTERVAL):
+        self.desc = desc
+        self.quiet = is_quiet(quiet)
+        self.mininterval = float(mininterval)
+        self.n_calls = 0
+        self.stat = float("nan")
+        self.best = float("inf")
+        self._last = 0.0
+        self._bar = None
+
+    def __call__(self, stat: float, *args: Any) -> None:
+        self.n_calls += 1
+        self.stat = float(stat)
+        if self.stat < self.best:
+            self.best = self.stat
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self._bar is None:
+            self._bar = progress_bar(desc=self.desc, unit="call", quiet=self.quiet, mininterval=self.mininterval)
+        if now - self._last >= self.mininterval:
+            self._bar.update(self.n_calls - self._bar.n)
+            self._bar.set_postfix_str(f"stat={self.stat:.6g} best={self.best:.6g}", refresh=False)
+            self._last = now
+
+    def wrap(self, fcn: Callable[..., float]) -> Callable[..., float]:
+        """``fcn`` reporting its return value to this progress."""
+        def wrapped(*args, **kwargs):
+            value = fcn(*args, **kwargs)
+            self(value)
+            return value
+        for attr in ("errordef", "ndata"):
+            if hasattr(fcn, attr):
+                setattr(wrapped, attr, getattr(fcn, attr))
+        return wrapped
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self.n_calls - self._bar.n)
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "FitProgress":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False

@@ -1,0 +1,429 @@
+"""Bad input: every case ends in its documented outcome (docs/robustness.md, same case numbers).
+
+Each case starts from a fresh copy of a tiny simulated store (one 2-min run) and breaks one thing.
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from gcxr.cli import main
+from gcxr.config import AnalysisConfig, ConfigError
+from gcxr.datastore import DataStore, DataStoreError
+from gcxr.geom import EnergyAxis, SkyGeom
+from gcxr.models import ModelError, Models
+from gcxr.reduce import ReductionSpec, reduce_run
+
+CONFIG = """
+observations:
+    datastore: {store}
+datasets:
+    type: 3d
+    stack: true
+    geom:
+        wcs:
+            skydir: {{frame: galactic, lon: 0 deg, lat: 0 deg}}
+            binsize: 0.1 deg
+            width: {{width: 3 deg, height: 3 deg}}
+            binsize_irf: 0.5 deg
+        selection: {{offset_max: 2.0 deg}}
+        axes:
+            energy: {{min: 0.1 TeV, max: 10 TeV, nbins: 4}}
+            energy_true: {{min: 0.08 TeV, max: 12 TeV, nbins: 5}}
+"""
+
+MODELS = """
+components:
+-   name: src
+    type: SkyModel
+    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
+    spatial:
+        type: PointSpatialModel
+        frame: galactic
+        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
+"""
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    from gcxr.simulate import simulate_datastore
+    out = tmp_path_factory.mktemp("robust") / "store"
+    simulate_datastore(out, pointings=[(0.0, 0.0)], livetime=120.0, seed=3, quiet=True)
+    return out
+
+
+@pytest.fixture
+def store(pristine, tmp_path) -> Path:
+    dest = tmp_path / "store"
+    shutil.copytree(pristine, dest)
+    return dest
+
+
+def events_file(store: Path) -> Path:
+    return store / "data" / "run_000001.fits.gz"
+
+
+def irf_file(store: Path) -> Path:
+    return store / "irf" / "irf_parametric.fits"
+
+
+def edit(path: Path, fn) -> None:
+    """Apply ``fn(hdulist)`` to a FITS file and write it back in place."""
+    with fits.open(path) as h:
+        h = fits.HDUList([x.copy() for x in h])
+    fn(h)
+    h.writeto(path, overwrite=True)
+
+
+def set_column(h, hdu, name, values=None, unit=None, drop=False):
+    cols = []
+    for c in h[hdu].columns:
+        if c.name == name:
+            if drop:
+                continue
+            arr = h[hdu].data[name] if values is None else values
+            kw = dict(name=c.name, format=c.format, array=arr, unit=c.unit if unit is None else (unit or None))
+            if c.dim:
+                kw["dim"] = c.dim
+            c = fits.Column(**kw)
+        cols.append(c)
+    new = fits.BinTableHDU.from_columns(cols, header=h[hdu].header)
+    h[hdu] = new
+
+
+def spec():
+    return ReductionSpec(geom=SkyGeom.create((0.0, 0.0), 0.1, (3.0, 3.0), "galactic"),
+                         energy=EnergyAxis.from_bounds(0.1, 10.0, 4),
+                         energy_true=EnergyAxis.from_bounds(0.08, 12.0, 5, "energy_true"), cutout_width=4.0,
+                         binsz_irf=0.5)
+
+
+def reduce(store: Path):
+    ds = DataStore.from_dir(store)
+    return reduce_run(ds.runs(ds.obs_ids)[0], spec())
+
+
+def write_config(tmp_path: Path, store: Path, extra: str = "") -> Path:
+    p = tmp_path / "config.yaml"
+    p.write_text(CONFIG.format(store=store) + extra)
+    return p
+
+
+def files_in(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*")) if d.exists() else []
+
+
+# --------------------------------------------------------------------------- 1-4 unreadable files
+def test_01_truncated_events_file(store):
+    p = events_file(store)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(DataStoreError, match=r"run 1: .*run_000001\.fits\.gz.*HDU 'EVENTS'"):
+        reduce(store)
+
+
+def test_02_truncated_irf_file(store):
+    p = irf_file(store)
+    p.write_bytes(p.read_bytes()[:20000])
+    with pytest.raises(DataStoreError, match=r"irf_parametric\.fits.*(EFFECTIVE AREA|ENERGY DISPERSION|"
+                                             r"POINT SPREAD FUNCTION|BACKGROUND)"):
+        reduce(store)
+
+
+def test_03_corrupt_events_file(store):
+    events_file(store).write_bytes(gzip.compress(b"this is not a FITS file" * 100))
+    with pytest.raises(DataStoreError, match=r"run 1: .*run_000001\.fits\.gz"):
+        reduce(store)
+
+
+def test_04_corrupt_index_file(store):
+    (store / "hdu-index.fits.gz").write_bytes(b"\x00" * 100)
+    with pytest.raises(DataStoreError, match=r"hdu-index\.fits\.gz: cannot read FITS"):
+        DataStore.from_dir(store)
+
+
+# --------------------------------------------------------------------------- 5-7 missing pieces
+def test_05_missing_events_file(store):
+    events_file(store).unlink()
+    with pytest.raises(DataStoreError, match=r"run 1: file not found: .*run_000001\.fits\.gz.*'events' HDU"):
+        reduce(store)
+
+
+def test_06_missing_hdu_in_file(store):
+    edit(irf_file(store), lambda h: h.pop(3))                         # drop POINT SPREAD FUNCTION
+    with pytest.raises(DataStoreError, match=r"missing HDU 'POINT SPREAD FUNCTION' \(file has \["):
+        reduce(store)
+
+
+def test_07_hdu_missing_from_index(store):
+    def drop_bkg(h):
+        h[1] = fits.BinTableHDU(h[1].data[h[1].data["HDU_TYPE"] != "bkg"], header=h[1].header)
+    edit(store / "hdu-index.fits.gz", drop_bkg)
+    ds = DataStore.from_dir(store)
+    with pytest.raises(DataStoreError, match=r"run 1: missing required HDU\(s\) \['bkg'\]"):
+        ds.runs([1])
+    with pytest.warns(UserWarning, match="skipped 1 run"):
+        assert ds.runs([1], skip_missing=True) == []
+
+
+def test_08_index_file_missing(store):
+    (store / "obs-index.fits.gz").unlink()
+    with pytest.raises(DataStoreError, match=r"no obs-index\.fits\(\.gz\) found"):
+        DataStore.from_dir(store)
+
+
+# --------------------------------------------------------------------------- 9-10 bad IRF values
+def test_09_nan_irf_values(store):
+    def nan(h):
+        d = h["EFFECTIVE AREA"].data["EFFAREA"].copy()
+        d[0, 2, 5] = np.nan
+        set_column(h, "EFFECTIVE AREA", "EFFAREA", d)
+    edit(irf_file(store), nan)
+    with pytest.raises(DataStoreError, match=r"EFFECTIVE AREA.*column EFFAREA has 1 non-finite value"):
+        reduce(store)
+
+
+def test_10_negative_irf_values_warn_and_clip(store):
+    def neg(h):
+        d = h["BACKGROUND"].data["BKG"].copy()
+        d[0, 3, 20:30, 20:30] = -1e-9
+        set_column(h, "BACKGROUND", "BKG", d)
+    edit(irf_file(store), neg)
+    with pytest.warns(UserWarning, match=r"BACKGROUND.*column BKG has 100 negative value\(s\); set to 0"):
+        red = reduce(store)
+    assert np.all(red["background"].values >= 0)
+
+
+# --------------------------------------------------------------------------- 11-14 units
+def test_11_wrong_irf_unit(store):
+    edit(irf_file(store), lambda h: set_column(h, "EFFECTIVE AREA", "EFFAREA", unit="deg"))
+    with pytest.raises(DataStoreError, match=r"column EFFAREA has unit 'deg', not convertible to m2"):
+        reduce(store)
+
+
+def test_12_missing_irf_unit_warns(store):
+    edit(irf_file(store), lambda h: set_column(h, "EFFECTIVE AREA", "EFFAREA", unit=""))
+    with pytest.warns(UserWarning, match=r"column EFFAREA has no unit; assuming m2"):
+        reduce(store)
+
+
+def test_13_event_energy_in_gev_is_converted(store):
+    ref = reduce(store)["counts"].values
+    edit(events_file(store), lambda h: set_column(h, "EVENTS", "ENERGY", h["EVENTS"].data["ENERGY"] * 1000.0,
+                                                   unit="GeV"))
+    np.testing.assert_array_equal(reduce(store)["counts"].values, ref)
+
+
+def test_14_event_energy_wrong_unit(store):
+    edit(events_file(store), lambda h: set_column(h, "EVENTS", "ENERGY", unit="deg"))
+    with pytest.raises(DataStoreError, match=r"run 1: .*ENERGY column has unit 'deg', not an energy"):
+        reduce(store)
+
+
+# --------------------------------------------------------------------------- 15-18 missing columns / keys
+def test_15_missing_event_column(store):
+    edit(events_file(store), lambda h: set_column(h, "EVENTS", "DEC", drop=True))
+    with pytest.raises(DataStoreError, match=r"run 1: .*EVENTS.*missing column DEC"):
+        reduce(store)
+
+
+def test_16_missing_irf_column(store):
+    edit(irf_file(store), lambda h: set_column(h, "EFFECTIVE AREA", "EFFAREA", drop=True))
+    with pytest.raises(DataStoreError, match=r"EFFECTIVE AREA.*missing column EFFAREA"):
+        reduce(store)
+
+
+def test_17_missing_index_column(store):
+    edit(store / "hdu-index.fits.gz", lambda h: set_column(h, 1, "FILE_DIR", drop=True))
+    with pytest.raises(DataStoreError, match=r"hdu-index\.fits\.gz: missing column\(s\) \['FILE_DIR'\]"):
+        DataStore.from_dir(store)
+
+
+def test_18_missing_pointing_key(store):
+    def drop(h):
+        del h["EVENTS"].header["RA_PNT"]
+    edit(events_file(store), drop)
+    with pytest.raises(DataStoreError, match=r"run 1: .*missing header key RA_PNT"):
+        reduce(store)
+
+
+# --------------------------------------------------------------------------- 19-20 selections
+def test_19_empty_selection(store, tmp_path):
+    from gcxr.analysis import Analysis
+    extra = "    obs_cone: {frame: galactic, lon: 90 deg, lat: 0 deg, radius: 1 deg}\n"
+    text = CONFIG.format(store=store).replace("observations:\n", "observations:\n" + extra, 1)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(DataStoreError, match="the selection matches no run"):
+        Analysis(cfg).get_observations()
+
+
+def test_20_unknown_obs_id(store):
+    with pytest.raises(DataStoreError, match=r"obs id\(s\) \[99\] not in the obs-index"):
+        DataStore.from_dir(store).select(obs_ids=[1, 99])
+
+
+# --------------------------------------------------------------------------- 21-23 zero livetime
+def test_21_zero_length_gti(store):
+    def zero(h):
+        set_column(h, "GTI", "STOP", h["GTI"].data["START"].copy())
+    edit(events_file(store), zero)
+    with pytest.raises(DataStoreError, match=r"run 1: zero or negative ontime in GTI"):
+        reduce(store)
+
+
+def test_22_zero_deadc(store):
+    def zero(h):
+        h["EVENTS"].header["DEADC"] = 0.0
+    edit(events_file(store), zero)
+    with pytest.raises(DataStoreError, match=r"run 1: .*header key DEADC = 0.0"):
+        reduce(store)
+
+
+def test_23_empty_gti(store):
+    def empty(h):
+        h["GTI"] = fits.BinTableHDU(h["GTI"].data[:0], header=h["GTI"].header)
+    edit(events_file(store), empty)
+    with pytest.raises(DataStoreError, match=r"run 1: .*empty GTI"):
+        reduce(store)
+
+
+# --------------------------------------------------------------------------- 24-25 geometry
+def test_24_events_outside_the_geometry_are_dropped(store):
+    """Events outside the run's cutout or the energy axis are not counted, silently."""
+    with fits.open(events_file(store)) as h:
+        n_all = len(h["EVENTS"].data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        red = reduce(store)
+    assert 0 < int(red["counts"].sum()) < n_all
+
+
+def test_25_geometry_overlapping_no_run(store):
+    s = spec()
+    far = ReductionSpec(geom=SkyGeom.create((40.0, 0.0), 0.1, (3.0, 3.0), "galactic"), energy=s.energy,
+                        energy_true=s.energy_true, cutout_width=4.0)
+    ds = DataStore.from_dir(store)
+    with pytest.raises(DataStoreError, match=r"run 1: pointing .* the run overlaps no pixel"):
+        reduce_run(ds.run(1), far)
+
+
+# --------------------------------------------------------------------------- 26-27 config
+def test_26_invalid_config_key(store, tmp_path):
+    cfg = write_config(tmp_path, store).read_text().replace("binsize_irf", "binsz_irf")
+    with pytest.raises(ConfigError, match=r"datasets\.geom\.wcs\.binsz_irf: unknown key 'binsz_irf' "
+                                          r"\(did you mean 'binsize_irf'\?\)"):
+        AnalysisConfig.from_yaml(cfg)
+
+
+def test_27_config_wrong_unit(store, tmp_path):
+    cfg = write_config(tmp_path, store).read_text().replace("binsize: 0.1 deg", "binsize: 0.1 TeV")
+    with pytest.raises(ConfigError, match=r"datasets\.geom\.wcs\.binsize"):
+        AnalysisConfig.from_yaml(cfg)
+
+
+# --------------------------------------------------------------------------- 28-30 models
+def test_28_models_unknown_type(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text(MODELS.replace("PowerLawSpectralModel", "PowerLawSpectralModle"))
+    with pytest.raises(ModelError, match=r"m\.yaml: component 'src': unknown spectral model type "
+                                         r"'PowerLawSpectralModle'; valid types: .*PowerLawSpectralModel"):
+        Models.read(p)
+
+
+def test_29_models_unknown_parameter(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text(MODELS.replace("name: index", "name: indx"))
+    with pytest.raises(ModelError, match=r"component 'src': spectral model PowerLawSpectralModel has no parameter "
+                                         r"'indx'; valid parameters: index, amplitude, reference"):
+        Models.read(p)
+
+
+def test_30_models_yaml_syntax_error(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text("components: [ {name: src")
+    with pytest.raises(ModelError, match=r"m\.yaml: invalid YAML"):
+        Models.read(p)
+
+
+# --------------------------------------------------------------------------- 31 fit
+def test_31_fit_that_cannot_converge(store, tmp_path, capsys):
+    """An absurd start value (index 50: ~1e38 predicted counts at 0.1 TeV): MIGRAD fails; the result says so."""
+    (tmp_path / "m.yaml").write_text(MODELS.replace("value: 2.3", "value: 50"))
+    out = tmp_path / "out"
+    rc = main(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"), "--out", str(out)])
+    assert rc == 0
+    import json
+    fit = json.loads((out / "result.json").read_text())["fit"]
+    assert fit["success"] is False and "MIGRAD did not converge" in fit["message"]
+    assert "success=False" in capsys.readouterr().out
+    assert sorted(files_in(out)) == ["datasets.nc", "models_bestfit.yaml", "result.json"]
+
+
+# --------------------------------------------------------------------------- 32-33 gcxr run leaves nothing half-written
+def test_32_failing_run_writes_nothing(store, tmp_path, capsys):
+    p = events_file(store)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
+    out = tmp_path / "out"
+    rc = main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "gcxr run: error: run 1:" in err and "run_000001.fits.gz" in err
+    assert files_in(out) == []
+
+
+def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypatch):
+    import xarray as xr
+
+    def disk_full(self, path, *a, **k):
+        Path(path).write_bytes(b"CDF\x01 partial")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
+    assert files_in(out) == []
+
+
+# --------------------------------------------------------------------------- 34-36 gcxr simulate
+def test_34_simulate_with_incomplete_irf_file(tmp_path, capsys):
+    from gcxr.simulate import write_parametric_irfs
+    irf = write_parametric_irfs(tmp_path / "irf.fits")
+    edit(irf, lambda h: h.pop(4))                                      # drop BACKGROUND
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--irf", str(irf), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "irf.fits: no bkg HDU found" in err and "EFFECTIVE AREA" in err
+    assert files_in(out) == []
+
+
+def test_35_simulate_zero_livetime(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--livetime", "0", "--quiet"]) == 2
+    assert "livetime must be positive" in capsys.readouterr().err
+    assert files_in(out) == []
+
+
+def test_36_interrupted_simulation_leaves_no_index(tmp_path, monkeypatch):
+    import gcxr.simulate as sim
+    real = sim.simulate_events
+    calls = []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(sim, "simulate_events", flaky)
+    out = tmp_path / "sim"
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate_datastore(out, livetime=60.0, quiet=True)
+    left = files_in(out)
+    assert not any("index" in f for f in left) and not any(f.endswith(".tmp") for f in left)
+    with pytest.raises(DataStoreError, match="no hdu-index"):
+        DataStore.from_dir(out)
