@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from .config import AnalysisConfig
-from .datasets import fit_mask, info, stack
+from .datasets import fit_mask, info, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -110,11 +110,10 @@ class Analysis:
                 layouts.append(run_layout(r, self.spec))
             except DataStoreError:
                 raise
-        per_run = [reduce_run_lazy(r, self.spec, lay) for r, lay in zip(self.runs, layouts)]
         if self.config.datasets.stack:
-            out = [stack(per_run, self.spec, name="stacked")]
+            out = [stack_runs(self.runs, self.spec, layouts, name="stacked")]
         else:
-            out = per_run
+            out = [reduce_run_lazy(r, self.spec, lay) for r, lay in zip(self.runs, layouts)]
             for ds, r in zip(out, self.runs):
                 ds.attrs["name"] = f"obs-{r.obs_id}"
         if not lazy:

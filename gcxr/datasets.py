@@ -58,25 +58,29 @@ _RUN_VARS = ("counts", "background", "exposure", "mask_safe", "psf", "edisp", "e
 
 def _contribution(arrays: dict, off: dict) -> dict:
     """One run's masked/weighted terms on its own cutout (the 'chunk' step)."""
+    f = STACK_DTYPE
     m = arrays["mask_safe"]
     img = m.any(axis=0)
-    c = {"_off": off, "mask_safe": m, "counts": arrays["counts"] * m,
-         "exposure": arrays["exposure"] * img[None]}
+    c = {"_off": off, "mask_safe": m, "counts": (arrays["counts"] * m).astype(f),
+         "exposure": (arrays["exposure"] * img[None]).astype(f)}
     if arrays.get("background") is not None:
-        c["background"] = arrays["background"] * m
+        c["background"] = (arrays["background"] * m).astype(f)
     X = arrays["exposure_irf"]
     for key, w in (("psf", "mask_safe_psf"), ("edisp", "mask_safe_edisp")):
         if arrays.get(key) is not None:
             wx = X * arrays[w][None]
-            c[f"{key}_num"] = arrays[key] * (wx[:, None] if key == "psf" else wx[:, None])
-            c[f"{key}_den"] = wx
+            c[f"{key}_num"] = (arrays[key] * wx[:, None]).astype(f)
+            c[f"{key}_den"] = wx.astype(f)
     c["livetime"] = float(arrays["livetime"]) if img.any() else 0.0
     c["ontime"] = float(arrays["ontime"])
     return c
 
 
+STACK_DTYPE = np.float32     # the stacked cubes are float32, accumulated in float32, as in the reference
+
+
 def _zeros(shapes: dict) -> dict:
-    return {k: (np.zeros(s, bool) if k == "mask_safe" else np.zeros(s)) for k, s in shapes.items()} | {
+    return {k: (np.zeros(s, bool) if k == "mask_safe" else np.zeros(s, STACK_DTYPE)) for k, s in shapes.items()} | {
         "livetime": 0.0, "ontime": 0.0, "_full": True}
 
 
@@ -99,18 +103,17 @@ def _add(acc: dict, c: dict, shapes: dict) -> dict:
             if k == "mask_safe":
                 acc[k][sl] |= c[k]
             else:
-                acc[k][sl] += c[k]
+                acc[k][sl] += c[k].astype(STACK_DTYPE)
     acc["livetime"] += c["livetime"]
     acc["ontime"] += c["ontime"]
     return acc
 
 
 def _combine(shapes, *parts):
-    acc = parts[0]
-    for p in parts[1:]:
+    """Sum partial stacks into a new accumulator (inputs are never modified, so a retried task is safe)."""
+    acc = _zeros(shapes)
+    for p in parts:
         acc = _add(acc, p, shapes)
-    if not acc.get("_full"):
-        acc = _add(_zeros(shapes), acc, shapes)
     return acc
 
 
@@ -119,14 +122,41 @@ def _finalize(acc: dict) -> dict:
     for key in ("psf", "edisp"):
         if f"{key}_num" in acc:
             den = acc[f"{key}_den"][:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[key] = np.where(den > 0, acc[f"{key}_num"] / np.where(den > 0, den, 1.0), 0.0)
+            num = acc[f"{key}_num"]
+            out[key] = np.divide(num, den, out=np.zeros_like(num), where=np.broadcast_to(den > 0, num.shape))
             if key == "psf":
                 out["exposure_irf"] = acc[f"{key}_den"]
     return out
 
 
-def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 4) -> xr.Dataset:
+def _reduce_contribution(run, spec, layout, grid_offsets):
+    """Reduce a run and return only its stacking terms (the run's cubes are dropped at once)."""
+    from .reduce import reduce_run
+    ds = reduce_run(run, spec, layout)
+    arrays = {k: ds[k].values for k in _RUN_VARS if k in ds}
+    return _contribution(arrays, grid_offsets)
+
+
+def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int = 2) -> xr.Dataset:
+    """Reduce and stack runs in one lazy graph: each ``gcxr-reduce-<obs>`` task hands on only its
+    float32 stacking terms, so memory holds partial sums, not run cubes."""
+    import dask
+    from .reduce import run_layout
+    grid = empty_like_grid(spec)
+    layouts = layouts or [run_layout(r, spec) for r in runs]
+    contribs = []
+    for r, lay in zip(runs, layouts):
+        ys, xs = lay.slices
+        iys, ixs = lay.irf_slices
+        off = {"lat": ys, "lon": xs, "lat_irf": iys, "lon_irf": ixs}
+        contribs.append(dask.delayed(_reduce_contribution, pure=True)(
+            r, spec, lay, off, dask_key_name=f"gcxr-reduce-{r.obs_id}-{dask.base.tokenize(r, spec, lay)}"))
+    probe = {"background": "bkg" in runs[0].hdu_types and "background" in spec.map_selection,
+             "psf": "psf" in spec.map_selection, "edisp": "edisp" in spec.map_selection}
+    return _stack_contributions(contribs, spec, grid, probe, [r.obs_id for r in runs], name, split_every, True)
+
+
+def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 2) -> xr.Dataset:
     """Stack run datasets onto the analysis grid of ``spec``.
 
     Each run's masked terms are added into the grid at the place its labels
@@ -140,18 +170,7 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
     if not runs:
         raise ValueError("stack: no runs to stack")
     grid = empty_like_grid(spec)
-    nE, nEt = spec.energy.nbin, spec.energy_true.nbin
-    ny, nx = grid.sizes["lat"], grid.sizes["lon"]
-    iny, inx = grid.sizes["lat_irf"], grid.sizes["lon_irf"]
-    nr = grid.sizes["rad"]
     first = runs[0]
-    shapes = {"counts": (nE, ny, nx), "exposure": (nEt, ny, nx), "mask_safe": (nE, ny, nx)}
-    if "background" in first:
-        shapes["background"] = (nE, ny, nx)
-    if "psf" in first:
-        shapes |= {"psf_num": (nEt, nr, iny, inx), "psf_den": (nEt, iny, inx)}
-    if "edisp" in first:
-        shapes |= {"edisp_num": (nEt, nE, iny, inx), "edisp_den": (nEt, iny, inx)}
     lazy = any(isinstance(ds[v].data, dsa.Array) for ds in runs for v in ds.data_vars)
     contribs = []
     for ds in runs:
@@ -162,24 +181,53 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
                 arrays, off, dask_key_name=f"gcxr-stack-chunk-{ds.attrs.get('obs_id')}-{dask.base.tokenize(ds)}"))
         else:
             contribs.append(_contribution({k: np.asarray(v) for k, v in arrays.items()}, off))
+    probe = {k: k in first for k in ("background", "psf", "edisp")}
+    return _stack_contributions(contribs, spec, grid, probe, [int(ds.attrs["obs_id"]) for ds in runs], name,
+                                split_every, lazy)
+
+
+def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every, lazy) -> xr.Dataset:
+    """Tree-sum per-run stacking terms (``gcxr-stack-combine``) and finalize into a dataset."""
+    import dask
+    import dask.array as dsa
+    nE, nEt = spec.energy.nbin, spec.energy_true.nbin
+    ny, nx = grid.sizes["lat"], grid.sizes["lon"]
+    iny, inx = grid.sizes["lat_irf"], grid.sizes["lon_irf"]
+    nr = grid.sizes["rad"]
+    shapes = {"counts": (nE, ny, nx), "exposure": (nEt, ny, nx), "mask_safe": (nE, ny, nx)}
+    if probe["background"]:
+        shapes["background"] = (nE, ny, nx)
+    if probe["psf"]:
+        shapes |= {"psf_num": (nEt, nr, iny, inx), "psf_den": (nEt, iny, inx)}
+    if probe["edisp"]:
+        shapes |= {"edisp_num": (nEt, nE, iny, inx), "edisp_den": (nEt, iny, inx)}
+    # tree: groups of ``split_every``; a lone leftover moves up a level untouched
     level = 0
     while len(contribs) > 1:
         groups = [contribs[i:i + split_every] for i in range(0, len(contribs), split_every)]
-        if lazy:
-            contribs = [dask.delayed(_combine, pure=True)(shapes, *g, dask_key_name=
-                        f"gcxr-stack-combine-{level}-{i}-{dask.base.tokenize(*g)}") for i, g in enumerate(groups)]
-        else:
-            contribs = [_combine(shapes, *g) for g in groups]
+        nxt = []
+        for i, g in enumerate(groups):
+            if len(g) == 1:
+                nxt.append(g[0])
+            elif lazy:
+                nxt.append(dask.delayed(_combine, pure=True)(
+                    shapes, *g, dask_key_name=f"gcxr-stack-combine-{level}-{i}-{dask.base.tokenize(*g)}"))
+            else:
+                nxt.append(_combine(shapes, *g))
+        contribs = nxt
         level += 1
-    total = (dask.delayed(_combine, pure=True)(shapes, contribs[0]) if lazy else _combine(shapes, contribs[0]))
+    total = contribs[0]
+    if level == 0:            # a single run: place it on the grid
+        total = dask.delayed(_combine, pure=True)(shapes, total) if lazy else _combine(shapes, total)
     fin = dask.delayed(_finalize, pure=True)(total, dask_key_name=f"gcxr-stack-finalize-{dask.base.tokenize(total)}") \
         if lazy else _finalize(total)
     from .reduce import VAR_ATTRS, VAR_DIMS
     out = xr.Dataset(coords=grid.coords)
-    full_shapes = {"counts": (shapes["counts"], float), "background": (shapes.get("background"), float),
-                   "exposure": (shapes["exposure"], float), "mask_safe": (shapes["mask_safe"], bool),
-                   "psf": (shapes.get("psf_num"), float), "edisp": (shapes.get("edisp_num"), float),
-                   "exposure_irf": (shapes.get("psf_den"), float)}
+    f = STACK_DTYPE
+    full_shapes = {"counts": (shapes["counts"], f), "background": (shapes.get("background"), f),
+                   "exposure": (shapes["exposure"], f), "mask_safe": (shapes["mask_safe"], bool),
+                   "psf": (shapes.get("psf_num"), f), "edisp": (shapes.get("edisp_num"), f),
+                   "exposure_irf": (shapes.get("psf_den"), f)}
     for k, (shape, dtype) in full_shapes.items():
         if shape is None:
             continue
@@ -188,8 +236,7 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
     for k in ("livetime", "ontime"):
         data = dsa.from_delayed(fin[k], shape=(), dtype=float) if lazy else fin[k]
         out[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
-    out.attrs = {"name": name, "frame": spec.geom.frame,
-                 "obs_ids": [int(ds.attrs["obs_id"]) for ds in runs]}
+    out.attrs = {"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)}
     return out
 
 

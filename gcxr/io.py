@@ -98,50 +98,108 @@ def _encode(ds: xr.Dataset, spec_geom: SkyGeom | None, irf_geom: SkyGeom | None)
     return ds
 
 
-def _encoding(ds: xr.Dataset) -> dict:
+def _encoding(ds: xr.Dataset, compress_floats: bool = False) -> dict:
+    """One chunk per energy plane; zlib for counts and masks (integers compress well and fast),
+    and for float cubes only if asked (they cost seconds to deflate and shrink little)."""
     enc = {}
     for v in ds.data_vars:
         var = ds[v]
         if var.ndim >= 2:
             chunks = tuple(1 if d in ("obs", "energy", "energy_true") and i < var.ndim - 2 else s
                            for i, (d, s) in enumerate(zip(var.dims, var.shape)))
-            enc[v] = {"zlib": True, "complevel": 4, "chunksizes": chunks}
+            enc[v] = {"chunksizes": chunks}
+            if var.dtype.kind in "iub" or compress_floats:
+                enc[v].update({"zlib": True, "complevel": 1, "shuffle": True})
+    if "counts" in ds and ds["counts"].dtype.kind == "f":
+        enc["counts"]["dtype"] = "int32"          # counts are integers; stored exactly
     return enc
 
 
 def write_datasets(datasets: xr.Dataset | list[xr.Dataset], path: str | Path, spec=None,
-                   overwrite: bool = True) -> Path:
+                   overwrite: bool = True, compress_floats: bool = False) -> Path:
     """Write one stacked dataset, or several run datasets along ``obs``, to a CF netCDF file."""
     from .datasets import empty_like_grid
     if isinstance(datasets, xr.Dataset):
-        ds = datasets.compute()
+        ds = datasets
     else:
         if spec is None:
             raise ValueError("write_datasets: several runs need the ReductionSpec to place them on the grid")
-        grid = empty_like_grid(spec)
-        placed = []
-        for d in datasets:
-            d = d.compute()
-            full = d.drop_vars(["livetime", "ontime"]).reindex(
-                {k: grid[k] for k in ("lat", "lon", "lat_irf", "lon_irf")}, fill_value=0)
-            for m in _MASKS:
-                if m in full:
-                    full[m] = full[m].astype(bool)
-            full["livetime"] = d["livetime"]
-            full["ontime"] = d["ontime"]
-            full = full.expand_dims("obs")
-            full = full.assign_coords(obs=[int(d.attrs["obs_id"])])
-            for k in ("ra_pnt", "dec_pnt"):
-                full[k] = ("obs", [float(d.attrs[k])], {"units": "degree"})
-            full.attrs = {"frame": d.attrs.get("frame", "")}
-            placed.append(full)
-        ds = xr.concat(placed, dim="obs", data_vars="minimal", coords="minimal", compat="override")
-        ds.attrs = {"frame": placed[0].attrs.get("frame", ""), "name": "runs"}
+        return _write_runs(datasets, path, spec, overwrite, compress_floats)
     geom = spec.geom if spec is not None else None
     irf = spec.irf_geom if spec is not None else None
     out = _encode(ds, geom, irf)
+    with atomic_path(path, overwrite=overwrite) as tmp, _small_chunk_cache():
+        import dask
+        with dask.config.set(scheduler="synchronous"):      # netCDF4 writes are not thread-safe
+            out.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=_encoding(out, compress_floats))
+    return Path(path)
+
+
+@contextmanager
+def _small_chunk_cache(size: int = 2**18):
+    """HDF5 keeps a chunk cache per variable (64 MB by default); cubes are written plane by plane."""
+    import netCDF4
+    old = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(size)
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(*old)
+
+
+def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compress_floats: bool) -> Path:
+    """Several runs on the full grid along ``obs``, written one energy plane of one run at a time.
+
+    The file layout (dims, coordinates, attributes, encodings) is made by xarray from a lazy
+    zero-filled template; the data are then written into it plane by plane with netCDF4, each
+    run's cutout placed by its coordinate labels, so memory holds one plane, not padded cubes.
+    """
+    import dask.array as dsa
+    import netCDF4
+    from .datasets import _offsets, empty_like_grid
+    grid = empty_like_grid(spec)
+    first = datasets[0]
+    names = [v for v in first.data_vars if v not in ("livetime", "ontime")]
+    tmpl = xr.Dataset(coords=grid.coords)
+    n = len(datasets)
+    for v in names:
+        dims = ("obs",) + first[v].dims
+        shape = (n,) + tuple(grid.sizes[d] if d in grid.sizes else first.sizes[d] for d in first[v].dims)
+        dtype = bool if first[v].dtype == bool else first[v].dtype
+        tmpl[v] = xr.Variable(dims, dsa.zeros(shape, dtype=dtype, chunks=shape), dict(first[v].attrs))
+    tmpl = tmpl.assign_coords(obs=("obs", [int(d.attrs["obs_id"]) for d in datasets]))
+    tmpl["livetime"] = ("obs", [float(d["livetime"]) for d in datasets], {"units": "s"})
+    tmpl["ontime"] = ("obs", [float(d["ontime"]) for d in datasets], {"units": "s"})
+    for k in ("ra_pnt", "dec_pnt"):
+        tmpl[k] = ("obs", [float(d.attrs[k]) for d in datasets], {"units": "degree"})
+    tmpl.attrs = {"frame": first.attrs.get("frame", ""), "name": "runs"}
+    out = _encode(tmpl, spec.geom, spec.irf_geom)
+    enc = _encoding(out, compress_floats)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        out.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=_encoding(out))
+        out.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=enc, compute=False)
+        with netCDF4.Dataset(tmp, "a") as nc:
+            for v in names:      # one plane is written at a time: no need for HDF5's per-variable chunk cache
+                nc.variables[v].set_var_chunk_cache(size=2**18)
+            for i, d in enumerate(datasets):
+                off = _offsets(d, grid)
+                for v in names:
+                    var = nc.variables[v]
+                    var.set_auto_maskandscale(False)
+                    dims = d[v].dims
+                    data = np.asarray(d[v].values)
+                    if data.dtype == bool:
+                        data = data.astype("int8")
+                    lead = data.shape[0] if dims[0] in ("energy", "energy_true") and len(dims) > 2 else None
+                    planes = range(lead) if lead is not None else [None]
+                    for k in planes:
+                        plane = np.zeros(var.shape[2:] if lead is not None else var.shape[1:], var.dtype)
+                        src = data[k] if lead is not None else data
+                        sl = tuple(off[dd] if dd in off else slice(None) for dd in (dims[1:] if lead is not None else dims))
+                        plane[sl] = src
+                        if lead is not None:
+                            var[i, k] = plane
+                        else:
+                            var[i] = plane
     return Path(path)
 
 

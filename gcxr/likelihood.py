@@ -133,8 +133,8 @@ class DatasetTerm:
         name = name or ds.attrs.get("name", "dataset")
         geom, irf = dataset_geoms(ds)
         mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
-        counts = np.asarray(ds["counts"].values, float)
-        bkg = np.asarray(ds["background"].values, float)
+        counts = ds["counts"].values          # kept in their stored dtype; float64 only where needed
+        bkg = ds["background"].values
         evs = []
         for m in models.sky_models:
             if m.applies_to(name):
@@ -158,7 +158,8 @@ class DatasetTerm:
         near = np.zeros(mask.shape[1:], bool)
         for y0, y1, x0, x1 in boxes:
             sl = (slice(None), slice(y0, y1), slice(x0, x1))
-            regions.append(_Region(slice(y0, y1), slice(x0, x1), counts[sl].copy(), bkg[sl].copy(), mask[sl].copy()))
+            regions.append(_Region(slice(y0, y1), slice(x0, x1), counts[sl].astype(float), bkg[sl].astype(float),
+                                   np.array(mask[sl])))
             near[y0:y1, x0:x1] = True
         sources = []
         for mname, ev in evs:
@@ -167,14 +168,21 @@ class DatasetTerm:
                         r.xs.start <= ev.cut[1].start and ev.cut[1].stop <= r.xs.stop:
                     sources.append((mname, k, (ev.cut[0].start - r.ys.start, ev.cut[1].start - r.xs.start), ev))
                     break
-        far = mask & ~near[None]
-        pos = far & (bkg > 0)
-        zero = far & ~(bkg > 0)
-        far_sb = np.where(pos, bkg, 0.0).sum(axis=(1, 2))
-        far_sn = np.where(pos, counts, 0.0).sum(axis=(1, 2))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            far_snlnb = np.where(pos & (counts > 0), counts * np.log(np.where(bkg > 0, bkg, 1.0)), 0.0).sum(axis=(1, 2))
-        far_const = float(cash(counts[zero], np.zeros(int(zero.sum()))).sum()) if zero.any() else 0.0
+        # far-bin sums, one energy plane at a time (no full-cube float64 temporaries)
+        nE = counts.shape[0]
+        far_sb, far_sn, far_snlnb = np.zeros(nE), np.zeros(nE), np.zeros(nE)
+        far_const = 0.0
+        for k in range(nE):
+            far = mask[k] & ~near
+            b = bkg[k][far].astype(float)
+            n = counts[k][far].astype(float)
+            pos = b > 0
+            far_sb[k] = b[pos].sum()
+            far_sn[k] = n[pos].sum()
+            npos = pos & (n > 0)
+            far_snlnb[k] = float(np.sum(n[npos] * np.log(b[npos])))
+            if (~pos).any():
+                far_const += float(cash(n[~pos], np.zeros(int((~pos).sum()))).sum())
         bm = models.background_model(name)
         energy = EnergyAxis.from_coord(ds, "energy")
         term = cls(name, energy.centers, bm.name if bm is not None else None, regions, sources,

@@ -127,6 +127,11 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     return keep
 
 
+def _row_blocks(ny: int, size: int = 64):
+    for start in range(0, ny, size):
+        yield slice(start, min(start + size, ny))
+
+
 def _reverse_lon(ev) -> bool:
     """H.E.S.S. DR1 background models are aligned with FoV longitude growing with RA."""
     h = ev.header
@@ -163,12 +168,18 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
 
     # exposure (livetime) and background (ontime)
     aeff = read_aeff(run.hdu("aeff"))
-    exposure = eval_aeff(aeff, Et.centers, sep) * livetime                             # m2 s
+    exposure = np.empty((Et.nbin,) + sub.shape)
+    for rows in _row_blocks(sub.ny):                                   # bounded temporaries
+        exposure[:, rows] = eval_aeff(aeff, Et.centers, sep[rows]) * livetime     # m2 s
     if "bkg" in run.hdu_types and "background" in sel:
         bkg = read_bkg(run.hdu("bkg"))
-        fov_lon, fov_lat = to_fov(sub.unit_vectors(), ra_p, dec_p, g.frame, reverse_lon=_reverse_lon(ev))
-        log_rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat, log=True)      # at reco edges
-        background = integrate_log_rate(log_rate, E.edges_array) * (sub.solid_angle() * ontime)[None]
+        unit = sub.unit_vectors()
+        omega_t = sub.solid_angle() * ontime
+        background = np.empty((E.nbin,) + sub.shape)
+        for rows in _row_blocks(sub.ny):
+            fov_lon, fov_lat = to_fov(unit[rows], ra_p, dec_p, g.frame, reverse_lon=_reverse_lon(ev))
+            log_rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat, log=True)    # at reco edges
+            background[:, rows] = integrate_log_rate(log_rate, E.edges_array) * omega_t[rows][None]
     else:
         background = None
 

@@ -5,12 +5,10 @@ there, so that sum_r P(r) 2 pi r dr = 1 (r in radians).
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import xarray as xr
 
-from ..datastore import DataStoreError, HDURef
+from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
 from ._table import column, edges, read_irf_table
 
@@ -26,7 +24,7 @@ def _coords(name, e, log):
     return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
-@functools.lru_cache(maxsize=64)
+@file_cache(maxsize=64)
 def read_psf(ref: HDURef) -> xr.DataArray:
     """Read a PSF HDU.
 
@@ -69,34 +67,40 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
     rc = 0.5 * (rad_edges[:-1] + rad_edges[1:])
     dr = np.diff(rad_edges)
     ln_nodes = np.log(psf["energy_true"].values)
+    ring = 2 * np.pi * rc * dr * (np.pi / 180.0) ** 2                               # sr per rad bin
+    out = np.zeros((energy_true.size, rc.size) + off.shape)
     if psf.attrs["hdu_class"] == "psf_3gauss":
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=1)       # (6, nE, n_off)
         p = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)  # (6, nE, *S)
-        scale, s1, a2, s2, a3, s3 = p
-        sig = [s1, s2, s3]
-        amp = [np.ones_like(scale), a2, a3]
-        norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
-        tot = norms[0] + norms[1] + norms[2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = [np.nan_to_num(n / tot) for n in norms]
-        r2 = (rc ** 2).reshape((1, -1) + (1,) * off.ndim)
-        val = 0.0
-        for wi, si in zip(w, sig):
-            wi, si = wi[:, None], si[:, None]
+        r2 = (rc ** 2).reshape((-1,) + (1,) * off.ndim)
+        for t in range(energy_true.size):                                           # one energy at a time
+            scale, s1, a2, s2, a3, s3 = p[:, t]
+            sig = [s1, s2, s3]
+            amp = [np.ones_like(scale), a2, a3]
+            norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
+            tot = norms[0] + norms[1] + norms[2]
+            val = np.zeros((rc.size,) + off.shape)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                val = val + wi / (2 * np.pi * si ** 2) * np.exp(-0.5 * r2 / si ** 2)
-        val = np.nan_to_num(val) * DEG2_PER_SR                                        # deg^-2 -> sr^-1
+                for n_i, si in zip(norms, sig):
+                    wi = np.where(tot > 0, n_i / np.where(tot > 0, tot, 1.0), 0.0)
+                    term = wi / (2 * np.pi * si ** 2) * np.exp(-0.5 * r2 / si ** 2)
+                    val += np.where(np.isfinite(term), term, 0.0)
+            out[t] = val * DEG2_PER_SR                                                # deg^-2 -> sr^-1
     else:
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=0)       # (nE, n_off, n_rad)
         tab = interp_axis(tab, psf["rad"].values, rc, axis=2)                       # (nE, n_off, n_rc)
         tab = np.moveaxis(tab, 2, 1)                                                # (nE, n_rc, n_off)
-        val = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)
         e_e, o_e, r_e = _edges(psf, "energy_true"), _edges(psf, "offset"), _edges(psf, "rad")
-        val[(energy_true < e_e[0]) | (energy_true > e_e[-1])] = 0.0
-        val[:, (rc < r_e[0]) | (rc > r_e[-1])] = 0.0
-        val[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
+        for t in range(energy_true.size):
+            if energy_true[t] < e_e[0] or energy_true[t] > e_e[-1]:
+                continue
+            val = np.clip(interp_scattered(tab[t], [psf["offset"].values], [off]), 0.0, None)
+            val[(rc < r_e[0]) | (rc > r_e[-1])] = 0.0
+            val[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
+            out[t] = val
     # normalise: sum_r P 2 pi r dr = 1 with r, dr in radians
-    ring = (2 * np.pi * rc * dr * (np.pi / 180.0) ** 2).reshape((1, -1) + (1,) * off.ndim)
-    norm = np.sum(val * ring, axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.nan_to_num(val / norm)
+    for t in range(energy_true.size):
+        norm = np.tensordot(ring, out[t], axes=(0, 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[t] = np.where(norm > 0, out[t] / np.where(norm > 0, norm, 1.0), 0.0)
+    return out
