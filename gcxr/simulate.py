@@ -757,6 +757,10 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
         from .models import Models
         models = Models.read(models)
     runs = make_runs(pointings, livetime, frame=frame, deadc=deadc, first_obs_id=first_obs_id)
+    for m in _sky_models(models):                         # fail before writing anything
+        if m.spatial_model is None:
+            raise ValueError(f"simulate: source {m.name!r} has no spatial model")
+        _sample_spatial(np.random.default_rng(0), m.spatial_model, 0)
     if irf is None:
         irf_path = write_parametric_irfs(out / "irf" / "irf_parametric.fits", parametric)
     else:

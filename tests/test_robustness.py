@@ -427,3 +427,14 @@ def test_36_interrupted_simulation_leaves_no_index(tmp_path, monkeypatch):
     assert not any("index" in f for f in left) and not any(f.endswith(".tmp") for f in left)
     with pytest.raises(DataStoreError, match="no hdu-index"):
         DataStore.from_dir(out)
+
+
+def test_37_simulate_unsupported_source_shape(tmp_path, capsys):
+    from gcxr.models import DiskSpatialModel, PowerLawSpectralModel, SkyModel
+    models = Models([SkyModel(PowerLawSpectralModel(), DiskSpatialModel(lon_0=0, lat_0=0, r_0=0.3, e=0.5,
+                                                                         frame="galactic"), name="ellipse")])
+    models.write(tmp_path / "m.yaml")
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--models", str(tmp_path / "m.yaml"), "--quiet"]) == 2
+    assert "DiskSpatialModel is not supported for event sampling" in capsys.readouterr().err
+    assert files_in(out) == []

@@ -295,3 +295,18 @@ def test_demo_without_data(tmp_path, capsys):
     assert abs((lon["value"] + 180) % 360 - 180 - (-0.06)) < 5 * lon["error"] + 0.01
     assert not list(out.rglob("*.tmp"))
     assert "gcxr demo: a simulated" in capsys.readouterr().out
+
+
+@needs_data
+def test_demo_with_cta_1dc(tmp_path, monkeypatch, capsys):
+    """With $GCXR_DATA holding the CTA-1DC runs, `gcxr demo` analyses them (the reference workflow)."""
+    import json
+    from gcxr.cli import main
+    monkeypatch.setenv("GCXR_DATA", str(DATA))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert not (out / "simulated-data").exists()
+    result = json.loads((out / "result.json").read_text())
+    assert result["datasets"][0]["name"] == "stacked" and result["fit"]["success"] is True
+    assert (out / "counts.png").exists() and (out / "excess.png").exists()
