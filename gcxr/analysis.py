@@ -69,11 +69,14 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
 class Analysis:
     """Run the configured analysis step by step, or all at once with :meth:`run`."""
 
-    def __init__(self, config: AnalysisConfig | str | Path, client=None):
+    def __init__(self, config: AnalysisConfig | str | Path, client=None, progress: bool | None = None):
+        """``progress``: show progress bars (default: in a terminal or Jupyter, unless quiet)."""
         if not isinstance(config, AnalysisConfig):
             config = AnalysisConfig.read(config)
         self.config = config
         self.client = client
+        from .progress import interactive
+        self.progress = interactive() if progress is None else bool(progress)
         self.spec = spec_from_config(config)
         self.datastore: DataStore | None = None
         self.runs: list[RunRef] = []
@@ -128,12 +131,8 @@ class Analysis:
         return out
 
     def _compute(self, *objs):
-        if self.client is not None:
-            futures = self.client.compute(list(objs))
-            return self.client.gather(futures)
-        import dask.threaded
-        # a callable scheduler: dask does not look for (and import) distributed
-        return dask.compute(*objs, scheduler=dask.threaded.get)
+        from .progress import progress_compute
+        return progress_compute(list(objs), client=self.client, quiet=not self.progress, desc="reduce")
 
     def dataset_summaries(self) -> list[dict]:
         out = []
@@ -178,7 +177,10 @@ class Analysis:
         if factory is None and self.client is not None:
             from .distributed import DistributedLikelihood
             factory = DistributedLikelihood.factory(self.client)
-        result = fit(self.datasets, self.models, likelihood_factory=factory, **kwargs)
+        from .progress import FitProgress
+        with FitProgress(desc="fit", quiet=not self.progress) as prog:
+            kwargs.setdefault("progress", prog)
+            result = fit(self.datasets, self.models, likelihood_factory=factory, **kwargs)
         self.timings["fit"] = time.perf_counter() - t0
         self.fit_result = result
         self.likelihood_info = result.timings.get("likelihood", {})

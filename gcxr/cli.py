@@ -21,10 +21,12 @@ def cmd_run(args) -> int:
     t_start = time.perf_counter()
     from .analysis import Analysis
     from .io import write_datasets, write_json
+    from .progress import set_quiet
+    set_quiet(args.quiet)
     out = Path(args.out)
     client, cluster, sched = _scheduler(args.scheduler)
     try:
-        ana = Analysis(args.config, client=client)
+        ana = Analysis(args.config, client=client, progress=False if args.quiet else None)
         ana.get_observations()
         ana.get_datasets()
         fit = None
@@ -32,7 +34,7 @@ def cmd_run(args) -> int:
             if not args.models:
                 raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
             ana.read_models(args.models)
-            ana.run_fit()
+            ana.run_fit(point_weights=args.point_source_rendering)
             fit = ana.fit_result.to_dict()
         result = {
             "datasets": ana.dataset_summaries(),
@@ -222,9 +224,9 @@ def cmd_demo(args) -> int:
     from .io import atomic_path
     with atomic_path(out / "models.yaml") as tmp:
         shutil.copyfile(models_src, tmp)
-    has_fit = hasattr(Analysis, "read_models") and hasattr(Analysis, "run_fit")
     run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
-                                  no_fit=args.no_fit or not has_fit, scheduler=args.scheduler, quiet=args.quiet)
+                                  no_fit=args.no_fit, scheduler=args.scheduler, quiet=args.quiet,
+                                  point_source_rendering="tent")
     rc = cmd_run(run_args)
     if rc:
         return rc
@@ -245,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default="threads",
                    help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    r.add_argument("--point-source-rendering", choices=("tent", "cubic", "keys"), default="tent",
+                   help="pixel weights of point sources: tent (bilinear, as gammapy; default) or cubic "
+                        "(B-spline: smooth in position, unbiased position errors)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="the main job on a fresh machine: CTA-1DC if present, else simulated data")

@@ -85,7 +85,7 @@ def _apply(models, space: ParameterSpace, values, errors):
 
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
-        max_refresh: int = 3, hesse: bool = True, progress=None) -> FitResult:
+        max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent") -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
@@ -102,7 +102,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     values = space.start.copy()
     like = None
     while True:
-        terms = build_terms(datasets, models)
+        terms = build_terms(datasets, models, point_weights)
         if like is not None:
             like.close()
         like = factory(terms, space)
@@ -123,6 +123,10 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
             if lo is not None or hi is not None:
                 m.limits[i] = (lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
         m.migrad()
+        for _ in range(2):          # MIGRAD may stop short of the EDM goal on a rough surface: run it again
+            if m.valid:
+                break
+            m.migrad()
         nfev += m.nfcn
         values = space.to_values(np.array(m.values))
         _apply(models, space, values, np.zeros_like(values))
@@ -134,6 +138,17 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     cov_f = None
     if hesse and m.valid:
         m.hesse()
+        for _ in range(2):
+            # HESSE re-estimates the EDM with the exact second derivatives; if that shows the
+            # minimum is not yet reached (a rough surface: point-source positions are piecewise
+            # linear in the pixel grid), MIGRAD continues from there with the better covariance.
+            if m.valid:
+                break
+            n0 = m.nfcn
+            m.migrad()
+            nfev += m.nfcn - n0
+            m.hesse()
+        values = space.to_values(np.array(m.values))
     if m.covariance is not None:
         cov_f = np.array(m.covariance)
     errors_f = np.sqrt(np.clip(np.diag(cov_f), 0, None)) if cov_f is not None else np.full(len(values), np.nan)
@@ -159,6 +174,9 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     msg = "Optimization terminated successfully." if success else (
         f"MIGRAD did not converge (EDM {m.fmin.edm:.3g}, calls {nfev}); "
         "check start values, free parameters and the fit range")
+    if not success:
+        import warnings
+        warnings.warn(f"fit: {msg}", RuntimeWarning, stacklevel=2)
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
                      {"fit": time.perf_counter() - t0, "migrad": t_migrad})
 

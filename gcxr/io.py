@@ -70,6 +70,10 @@ def _grid_mapping(name: str, geom: SkyGeom) -> xr.DataArray:
 
 def _encode(ds: xr.Dataset, spec_geom: SkyGeom | None, irf_geom: SkyGeom | None) -> xr.Dataset:
     ds = ds.copy()
+    if "counts" in ds and ds["counts"].dtype.kind == "f":      # counts are integers: stored exactly as int32
+        attrs = dict(ds["counts"].attrs)
+        ds["counts"] = ds["counts"].astype("int32")
+        ds["counts"].attrs = attrs
     for m in _MASKS:
         if m in ds:
             attrs = dict(ds[m].attrs)
@@ -110,8 +114,7 @@ def _encoding(ds: xr.Dataset, compress_floats: bool = False) -> dict:
             enc[v] = {"chunksizes": chunks}
             if var.dtype.kind in "iub" or compress_floats:
                 enc[v].update({"zlib": True, "complevel": 1, "shuffle": True})
-    if "counts" in ds and ds["counts"].dtype.kind == "f":
-        enc["counts"]["dtype"] = "int32"          # counts are integers; stored exactly
+
     return enc
 
 

@@ -129,7 +129,7 @@ class DatasetTerm:
     nbytes: int = field(default=0)
 
     @classmethod
-    def build(cls, ds: xr.Dataset, models, name: str | None = None) -> "DatasetTerm":
+    def build(cls, ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> "DatasetTerm":
         name = name or ds.attrs.get("name", "dataset")
         geom, irf = dataset_geoms(ds)
         mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
@@ -138,7 +138,7 @@ class DatasetTerm:
         evs = []
         for m in models.sky_models:
             if m.applies_to(name):
-                evs.append((m.name, SourceEvaluator.build(m, ds, geom, irf)))
+                evs.append((m.name, SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)))
         # group overlapping cutouts into rectangular regions
         boxes = [[ev.cut[0].start, ev.cut[0].stop, ev.cut[1].start, ev.cut[1].stop] for _, ev in evs]
         merged = True
@@ -231,8 +231,8 @@ class DatasetTerm:
         return out
 
 
-def build_terms(datasets: list[xr.Dataset], models) -> list[DatasetTerm]:
-    return [DatasetTerm.build(ds, models, ds.attrs.get("name")) for ds in datasets]
+def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent") -> list[DatasetTerm]:
+    return [DatasetTerm.build(ds, models, ds.attrs.get("name"), point_weights) for ds in datasets]
 
 
 class JointLikelihood:

@@ -119,11 +119,12 @@ class SourceEvaluator:
     edisp: np.ndarray                     # (n_true, n_reco)
     exposure_cut: np.ndarray              # (n_true, ny_c, nx_c), m2 s x 1e4 -> cm2 s
     irf_position: tuple[float, float]     # (lon, lat) in the dataset frame where IRFs were taken
+    point_weights: str = "tent"
     _aux: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model, ds: xr.Dataset, geom: SkyGeom | None = None, irf_geom: SkyGeom | None = None,
-              position: tuple[float, float] | None = None) -> "SourceEvaluator":
+              position: tuple[float, float] | None = None, point_weights: str = "tent") -> "SourceEvaluator":
         from .coords import transform_lonlat
         if geom is None or irf_geom is None:
             geom, irf_geom = dataset_geoms(ds)
@@ -152,7 +153,8 @@ class SourceEvaluator:
         expo = np.asarray(ds["exposure"].values[(slice(None),) + cut], float) * 1e4
         template = sp if sp.tag == "TemplateSpatialModel" else None
         ev = cls(model.name, type(model.spectral_model), None if template is not None else type(sp), template,
-                 sp.frame, geom, cut, EnergyAxis.from_coord(ds, "energy_true"), kernel, edisp, expo, (lon, lat))
+                 sp.frame, geom, cut, EnergyAxis.from_coord(ds, "energy_true"), kernel, edisp, expo, (lon, lat),
+                 point_weights)
         ev._prepare()
         return ev
 
@@ -196,23 +198,27 @@ class SourceEvaluator:
         return np.stack([fftconvolve(flux, self.kernel[t], mode="same") for t in range(nt)])
 
     def _point(self, x0, y0, nt, ny, nx):
+        """A point source: shifted copies of the kernel at the pixels around (x0, y0), weighted.
+
+        ``point_weights="tent"`` (default): bilinear weights on the 2 x 2 pixels, the reference's
+        convention (parity of the statistic to 1e-4). npred is then only piecewise linear in the
+        position: fitted positions lock towards pixel centres by up to ~0.1 px and HESSE
+        underestimates position errors by ~1.5x (docs/parity.md, "Point-source rendering").
+        ``"cubic"``: cubic B-spline weights on the 4 x 4 nearest pixels; npred is twice
+        continuously differentiable in the position and position pulls are unit-normal
+        (tests/test_closure.py); the rendering adds a 1/3 px^2 variance to the PSF.
+        ``"keys"``: Catmull-Rom weights (C1, no added variance).
+        """
         out = np.zeros((nt, ny, nx))
         nk = self.kernel.shape[-1]
         h = nk // 2
-        xl, yl = int(np.floor(x0)), int(np.floor(y0))
-        for xi in (xl, xl + 1):
-            wx = 1.0 - abs(xi - x0)
-            if wx <= 0:
-                continue
-            for yi in (yl, yl + 1):
-                wy = 1.0 - abs(yi - y0)
-                if wy <= 0:
+        for (xi, wx) in _taps(x0, self.point_weights):
+            for (yi, wy) in _taps(y0, self.point_weights):
+                if wx * wy == 0:
                     continue
-                # kernel centred on pixel (yi, xi), clipped to the cutout
-                y_a, y_b = yi - h, yi + h + 1
-                x_a, x_b = xi - h, xi + h + 1
-                cy0, cy1 = max(y_a, 0), min(y_b, ny)
-                cx0, cx1 = max(x_a, 0), min(x_b, nx)
+                y_a, x_a = yi - h, xi - h
+                cy0, cy1 = max(y_a, 0), min(y_a + nk, ny)
+                cx0, cx1 = max(x_a, 0), min(x_a + nk, nx)
                 if cy1 <= cy0 or cx1 <= cx0:
                     continue
                 out[:, cy0:cy1, cx0:cx1] += (wx * wy) * self.kernel[:, cy0 - y_a:cy1 - y_a, cx0 - x_a:cx1 - x_a]
@@ -230,12 +236,37 @@ class SourceEvaluator:
         return (self.edisp.T @ true.reshape(nt, -1)).reshape(-1, ny, nx)
 
 
+POINT_WEIGHTS = ("cubic", "tent", "keys")
+
+
+def _taps(x0: float, kind: str):
+    """(pixel index, weight) pairs that spread a point at pixel coordinate x0 over the grid."""
+    i = int(np.floor(x0))
+    t = x0 - i
+    if kind == "tent":
+        return ((i, 1.0 - t), (i + 1, t))
+    if kind == "cubic":
+        t2, t3 = t * t, t * t * t
+        return ((i - 1, (1 - t) ** 3 / 6.0), (i, (3 * t3 - 6 * t2 + 4) / 6.0),
+                (i + 1, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6.0), (i + 2, t3 / 6.0))
+    if kind == "keys":          # Catmull-Rom cubic convolution (a = -0.5): C1, reproduces quadratics
+        def k(d):
+            d = abs(d)
+            if d < 1:
+                return 1.5 * d ** 3 - 2.5 * d ** 2 + 1
+            if d < 2:
+                return -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2
+            return 0.0
+        return tuple((i + j, k(t - j)) for j in (-1, 0, 1, 2))
+    raise ValueError(f"point_weights must be one of {POINT_WEIGHTS}, got {kind!r}")
+
+
 def background_factor(energy: EnergyAxis, norm: float, tilt: float, reference: float) -> np.ndarray:
     """Per reco-bin multiplier of the background template: norm * (E_c / E_ref)^-tilt."""
     return norm * (energy.centers / reference) ** (-tilt)
 
 
-def npred_cubes(ds: xr.Dataset, models, name: str | None = None) -> xr.Dataset:
+def npred_cubes(ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> xr.Dataset:
     """Full-grid ``npred``, ``npred_signal`` and ``npred_background`` cubes of a dataset."""
     geom, irf = dataset_geoms(ds)
     name = name or ds.attrs.get("name", "")
@@ -249,7 +280,7 @@ def npred_cubes(ds: xr.Dataset, models, name: str | None = None) -> xr.Dataset:
     for m in models.sky_models:
         if not m.applies_to(name):
             continue
-        ev = SourceEvaluator.build(m, ds, geom, irf)
+        ev = SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)
         spec_v = {p.name: p.value for p in m.spectral_model.parameters}
         spat_v = {p.name: p.value for p in m.spatial_model.parameters}
         sig[(slice(None),) + ev.cut] += ev.npred(spec_v, spat_v)

@@ -29,6 +29,16 @@ _QUIET = False
 MININTERVAL = 0.5          # seconds between refreshes
 
 
+def interactive() -> bool:
+    """True in a terminal or a Jupyter kernel: where progress output is wanted by default."""
+    try:
+        if sys.stderr.isatty():
+            return True
+    except Exception:
+        pass
+    return "ipykernel" in sys.modules
+
+
 def set_quiet(flag: bool = True) -> None:
     """Turn all gcxr progress output off (``True``) or back on."""
     global _QUIET
@@ -102,7 +112,7 @@ class DaskProgressCallback:
 
 
 def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "compute",
-                     scheduler: str = "threads") -> tuple:
+                     scheduler=None) -> tuple:
     """``dask.compute(*objs)`` with progress; returns the computed objects as a tuple.
 
     With ``client`` (a ``distributed.Client``) the graph runs on the cluster and
@@ -111,6 +121,8 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     :class:`DaskProgressCallback`.
     """
     import dask
+    import dask.threaded
+    scheduler = scheduler or dask.threaded.get      # a callable: dask does not import distributed
     objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
     if client is not None:
         futures = client.compute(objs)

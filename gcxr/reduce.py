@@ -163,6 +163,7 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
     ok &= (ie >= 0) & (ie < E.nbin)
+    n_in = int(np.count_nonzero(ok))
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
 
@@ -214,7 +215,8 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     return build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
                              mask_safe=mask, psf=psf, edisp=edisp, exposure_irf=irf_exposure,
                              mask_safe_psf=w_psf, mask_safe_edisp=w_edisp,
-                             livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p))
+                             livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p),
+                             events=(int(ev.energy.size), n_in))
 
 
 def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +296,7 @@ def _dataset_attrs(spec, layout, pointing):
             "slice_lon": [layout.slices[1].start, layout.slices[1].stop]}
 
 
-def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, **arrays) -> xr.Dataset:
+def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, events=None, **arrays) -> xr.Dataset:
     data_vars = {}
     for name, arr in arrays.items():
         if arr is None:
@@ -303,6 +305,8 @@ def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, **arr
     data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (GTI x DEADC)"})
     data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
     ds = xr.Dataset(data_vars, coords=_coords(spec, layout), attrs=_dataset_attrs(spec, layout, pointing))
+    if events is not None:   # events outside the run's cutout or energy range are not binned
+        ds.attrs["n_events"], ds.attrs["n_events_binned"] = events
     ds["energy_bounds"] = spec.energy.bounds()
     ds["energy_true_bounds"] = spec.energy_true.bounds()
     r = np.asarray(spec.rad_edges)

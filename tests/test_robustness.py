@@ -356,7 +356,9 @@ def test_31_fit_that_cannot_converge(store, tmp_path, capsys):
     """An absurd start value (index 50: ~1e38 predicted counts at 0.1 TeV): MIGRAD fails; the result says so."""
     (tmp_path / "m.yaml").write_text(MODELS.replace("value: 2.3", "value: 50"))
     out = tmp_path / "out"
-    rc = main(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"), "--out", str(out)])
+    with pytest.warns(RuntimeWarning, match="MIGRAD did not converge"):
+        rc = main(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
+                   "--out", str(out)])
     assert rc == 0
     import json
     fit = json.loads((out / "result.json").read_text())["fit"]

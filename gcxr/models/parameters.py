@@ -146,6 +146,12 @@ class Parameter:
         if "name" not in data or "value" not in data:
             raise ModelError(f"parameter entry {data!r} needs 'name' and 'value'")
         kwargs = {k: data[k] for k in known if k in data and data[k] is not None}
+        try:
+            value = float(kwargs["value"])
+        except (TypeError, ValueError):
+            raise ModelError(f"parameter {data['name']!r}: value {kwargs['value']!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ModelError(f"parameter {data['name']!r}: value must be finite, got {kwargs['value']!r}")
         return cls(**kwargs)
 
     def copy(self) -> "Parameter":

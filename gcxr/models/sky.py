@@ -270,6 +270,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)          # mkstemp creates 0600; a models file is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:
