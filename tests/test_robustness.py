@@ -171,6 +171,17 @@ def test_07_hdu_missing_from_index(store):
         assert ds.runs([1], skip_missing=True) == []
 
 
+def test_07b_unsupported_irf_class(store):
+    """An IRF class gcxr cannot read (here psf_king) is named with the file, HDU and what is supported."""
+    def king(h):
+        d = h[1].data.copy()
+        d["HDU_CLASS"][d["HDU_TYPE"] == "psf"] = "psf_king"
+        h[1] = fits.BinTableHDU(d, header=h[1].header)
+    edit(store / "hdu-index.fits.gz", king)
+    with pytest.raises(DataStoreError, match=r"unsupported PSF class 'psf_king' \(supported: psf_3gauss, psf_table\)"):
+        reduce(store)
+
+
 def test_08_index_file_missing(store):
     (store / "obs-index.fits.gz").unlink()
     with pytest.raises(DataStoreError, match=r"no obs-index\.fits\(\.gz\) found"):
