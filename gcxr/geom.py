@@ -5,7 +5,9 @@ so that pixel longitudes depend on the column only and latitudes on the row
 only: the grid is fully described by 1-D ``lon`` and ``lat`` coordinates of the
 pixel centres, and converts exactly to and from an astropy WCS
 (``CTYPE = GLON-CAR/GLAT-CAR`` or ``RA---CAR/DEC--CAR``).  Array order is always
-``(..., lat, lon)``.
+``(..., lat, lon)``.  A grid centred at latitude b0 has a longitude step of
+binsz / cos(b0), so that pixels are square on the sky along the centre row
+(for b0 = 0 it is the reference workflow's grid exactly).
 
 An :class:`EnergyAxis` keeps its bin edges (written as a CF ``bounds``
 variable); bin "centres" are geometric means, as IRFs are evaluated there.
@@ -26,6 +28,7 @@ from astropy.wcs import WCS
 __all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
 
 Frame = Literal["icrs", "galactic"]
+MAX_CENTRE_LAT = 75.0
 FRAMES: dict[str, tuple[str, str]] = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
 _LONG_NAMES = {
     "galactic": ("Galactic longitude", "Galactic latitude"),
@@ -174,7 +177,12 @@ class SkyGeom:
         if nx < 1 or ny < 1:
             raise ValueError(f"width {w} x {h} deg at binsize {binsz} deg gives no pixels")
         lon0, lat0 = float(skydir[0]), float(skydir[1])
-        return cls(frame=frame, lon0=lon0, dlon=-float(binsz), dlat=float(binsz),
+        if abs(lat0) > MAX_CENTRE_LAT:
+            raise ValueError(f"skydir latitude {lat0} deg: plate-carree grids are limited to |lat| <= "
+                             f"{MAX_CENTRE_LAT} deg at the centre; use the other frame (icrs/galactic)")
+        # pixels are binsz on the sky at the centre row: the longitude step is binsz / cos(lat0)
+        dlon = float(binsz) / np.cos(np.deg2rad(lat0))
+        return cls(frame=frame, lon0=lon0, dlon=-dlon, dlat=float(binsz),
                    x_ref=(nx - 1) / 2.0, y_ref=(ny - 1) / 2.0 - lat0 / binsz, nx=nx, ny=ny)
 
     @classmethod

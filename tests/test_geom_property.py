@@ -20,7 +20,7 @@ def geoms(draw, max_pix: int = 300):
     ny = draw(st.integers(1, max_pix))
     assume(nx * binsz <= 180.0)
     height = ny * binsz
-    lat_lim = 89.0 - height / 2.0
+    lat_lim = min(89.0 - height / 2.0, 75.0)     # plate-carree grids are centred within |lat| <= 75 deg
     assume(lat_lim > 0)
     lon = draw(st.floats(0.0, 360.0, exclude_max=True))
     lat = draw(st.floats(-lat_lim, lat_lim))

@@ -4,10 +4,11 @@ Reference: gammapy 2.1 on the same config and models (tests/data/hess_crab/confi
 models.yaml), run with ../shared/reference/gammapy_run.py --joint; the numbers and the exact
 commands are in tests/data/hess_crab/README.md and gammapy-2.1-joint.json.
 
-The sky grids differ off the equator: gammapy's CAR grid is centred on the Crab with CRVAL at
-Dec 22 deg (an oblique cylinder), gcxr's is a plate carree with CRVAL2 = 0 whose pixels are
-0.02 deg in RA (0.0185 deg on the sky) - so the counts cubes are not bin-identical, and the
-fitted values are compared within 0.2 sigma, errors within 10 %.
+The sky grids differ slightly off the equator: gammapy's CAR grid is centred on the Crab with
+CRVAL at Dec 22 deg (an oblique cylinder), gcxr's is a plate carree with CRVAL2 = 0 and a
+longitude step of 0.02 / cos(22 deg) deg - square pixels along the centre row - so pixel
+centres away from the centre row differ by a fraction of a pixel: the counts in the safe mask
+agree within 0.5 %, the fitted values within 0.1 sigma, the errors within 10 %.
 """
 import json
 from pathlib import Path
@@ -35,16 +36,21 @@ def test_crab_joint_fit_agrees_with_gammapy(crab_fit):
     ref = json.loads((HERE / "gammapy-2.1-joint.json").read_text())["fit"]
     assert r.success
     assert len(ana.datasets) == 4
+    assert abs(r.total_stat - ref["total_stat"]) < 5
+    gp_ds = json.loads((HERE / "gammapy-2.1-joint.json").read_text())["datasets"]
+    for mine, theirs in zip(ana.dataset_summaries(), gp_ds):
+        assert mine["n_bins"] == theirs["n_bins"]
+        assert mine["counts"] == pytest.approx(theirs["counts"], rel=5e-3)
     gp = {(p["model"], p["name"]): p for p in ref["parameters"]}
     for name in ("index", "amplitude", "lon_0", "lat_0"):
         mine, theirs = r.parameter("crab", name), gp[("crab", name)]
-        assert abs(mine["value"] - theirs["value"]) < 0.2 * theirs["error"], name
+        assert abs(mine["value"] - theirs["value"]) < 0.1 * theirs["error"], name
         assert mine["error"] == pytest.approx(theirs["error"], rel=0.10), name
     # one background norm per run, in run order
     gp_norms = [p for p in ref["parameters"] if p["name"] == "norm"]
     mine_norms = [p for p in r.parameters if p["name"] == "norm"]
     for a, b in zip(mine_norms, gp_norms):
-        assert abs(a["value"] - b["value"]) < 0.5 * b["error"]
+        assert abs(a["value"] - b["value"]) < 0.1 * b["error"]
 
 
 def test_crab_position_converges_without_bounds(crab_fit):
@@ -78,3 +84,28 @@ def test_psf_table_edisp_and_safe_mask(crab_fit):
         K = ds["edisp"].values[:, :, iy[0], ix[0]]
         K_ref = np.array(r["edisp_kernel"]["data"]).T          # stored as [reco][true]
         assert np.abs(K - K_ref).max() < 1e-6
+
+
+MSH = Path(__file__).parent / "data" / "hess_msh1552"
+
+
+def test_source_near_ra_228_converges_without_bounds():
+    """MSH 15-52 (RA 228.6 deg, H.E.S.S. run 20151), start 0.09 deg off, no parameter limits.
+
+    gammapy 2.1 on the same config and models (tests/data/hess_msh1552/gammapy-2.1.json, made with
+    ../shared/reference/gammapy_run.py) ends with success false, parameters at their start values
+    and NaN errors: its power-of-ten scale gives lon_0 = 228 a first step of 100 deg. gcxr fits
+    positions as offsets from the start in 0.01 deg units."""
+    from gcxr.analysis import Analysis
+    ana = Analysis(MSH / "config.yaml")
+    ana.get_observations()
+    ana.get_datasets()
+    ana.read_models(MSH / "models.yaml")
+    r = ana.run_fit()
+    assert r.success
+    lon, lat = r.parameter("msh1552", "lon_0"), r.parameter("msh1552", "lat_0")
+    assert 0 < lon["error"] < 0.05 and 0 < lat["error"] < 0.05
+    assert lon["value"] != pytest.approx(228.45, abs=1e-3)          # it moved from the start
+    assert abs(lon["value"] - 228.61) < 0.1 and abs(lat["value"] + 59.2) < 0.1
+    gp = json.loads((MSH / "gammapy-2.1.json").read_text())["fit"]
+    assert gp["success"] is False
