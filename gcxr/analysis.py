@@ -103,16 +103,15 @@ class Analysis:
         return self.runs
 
     def get_datasets(self, lazy: bool = False) -> list[xr.Dataset]:
-        """Reduce the runs: one stacked dataset (``stack: true``) or one per run."""
+        """Reduce the runs: one stacked dataset (``stack: true``) or one per run (named ``obs-<id>``).
+
+        The graph is built without reading any file; it is computed here (on the client if
+        one was given) unless ``lazy=True``, in which case the datasets hold dask arrays.
+        """
         if not self.runs:
             self.get_observations()
         t0 = time.perf_counter()
-        layouts = []
-        for r in self.runs:
-            try:
-                layouts.append(run_layout(r, self.spec))
-            except DataStoreError:
-                raise
+        layouts = [run_layout(r, self.spec) for r in self.runs]
         if self.config.datasets.stack:
             out = [stack_runs(self.runs, self.spec, layouts, name="stacked")]
         else:
