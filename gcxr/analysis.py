@@ -144,9 +144,9 @@ class Analysis:
     # ---- compute bookkeeping
     def compute_info(self, sched: dict | None = None) -> dict:
         sched = dict(sched or {"scheduler": "threads", "n_workers": 1})
-        like = getattr(self, "likelihood", None)
-        sched["likelihood_tasks"] = int(getattr(like, "n_tasks", 0)) if like is not None else 0
-        sched["likelihood_calls"] = int(getattr(like, "n_calls", 0)) if like is not None else 0
+        like = getattr(self, "likelihood_info", {}) or {}
+        sched["likelihood_tasks"] = int(like.get("likelihood_tasks", 0))
+        sched["likelihood_calls"] = int(like.get("likelihood_calls", 0))
         return sched
 
     # ---- models and fit

@@ -101,9 +101,16 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     n_refresh = 0
     values = space.start.copy()
     like = None
+    counts = {"likelihood_calls": 0, "likelihood_tasks": 0}
+
+    def _count(lk):
+        counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))
+        counts["likelihood_tasks"] += int(getattr(lk, "n_tasks", 0))
+
     while True:
         terms = build_terms(datasets, models, point_weights)
         if like is not None:
+            _count(like)
             like.close()
         like = factory(terms, space)
 
@@ -156,6 +163,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     cov = cov_f * np.outer(space.scale, space.scale) if cov_f is not None else np.full((len(values),) * 2, np.nan)
     _apply(models, space, values, errors)
     total = like(space.to_factors(values))
+    _count(like)
     like.close()
     params = []
     free = {(mm, n): i for i, (mm, _, n) in enumerate(space.keys)}
@@ -178,7 +186,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         import warnings
         warnings.warn(f"fit: {msg}", RuntimeWarning, stacklevel=2)
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
-                     {"fit": time.perf_counter() - t0, "migrad": t_migrad})
+                     {"fit": time.perf_counter() - t0, "migrad": t_migrad, "likelihood": counts})
 
 
 def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0, max_sigma: float = 4.0):

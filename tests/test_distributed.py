@@ -1,0 +1,137 @@
+"""The joint likelihood on a dask.distributed LocalCluster: equality with in-process, faults, pickling."""
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import REF, needs_data
+
+pytestmark = [needs_data]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def joint_inprocess():
+    from gcxr.analysis import Analysis
+    from gcxr.config import AnalysisConfig
+    cfg = AnalysisConfig.read(REF / "analysis_config.yaml")
+    cfg.datasets.stack = False
+    ana = Analysis(cfg, progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    ana.read_models(REF / "seed_models_source.yaml")
+    return ana, ana.models.copy(), ana.run_fit()
+
+
+def test_everything_shipped_to_workers_pickles(joint_inprocess):
+    from gcxr.likelihood import ParameterSpace, build_terms
+    ana, models0, _ = joint_inprocess
+    for obj in (ana.runs[0], ana.spec, ParameterSpace.from_models(models0), build_terms(ana.datasets, models0)[0],
+                models0):
+        assert type(pickle.loads(pickle.dumps(obj))) is type(obj)
+    term = build_terms(ana.datasets[:1], models0)[0]
+    v = ParameterSpace.from_models(models0)
+    again = pickle.loads(pickle.dumps(term))
+    vals = v.values_by_model(v.start)
+    assert again.stat(vals) == term.stat(vals)
+
+
+def test_chunk_plan_balances_bins():
+    from types import SimpleNamespace
+    from gcxr.distributed import plan_chunks
+    terms = [SimpleNamespace(n_bins=n) for n in (5, 4, 3, 3, 3, 2)]
+    plan = plan_chunks(terms, 2)
+    loads = sorted(sum(terms[i].n_bins for i in c) for c in plan)
+    assert loads == [10, 10] and sorted(i for c in plan for i in c) == list(range(6))
+
+
+def test_distributed_statistic_equals_in_process(client, joint_inprocess):
+    from gcxr.distributed import DistributedLikelihood
+    from gcxr.likelihood import JointLikelihood, ParameterSpace, build_terms
+    ana, models0, _ = joint_inprocess
+    space = ParameterSpace.from_models(models0)
+    terms = build_terms(ana.datasets, models0)
+    local = JointLikelihood(terms, space)
+    dist = DistributedLikelihood(terms, space, client)
+    try:
+        for shift in (0.0, 0.3, -1.0):
+            f = space.to_factors(space.start) + shift
+            a, b = local(f), dist(f)
+            assert b == pytest.approx(a, rel=1e-9)
+        assert dist.n_tasks == 3 * len(dist.chunks) and len(dist.chunks) == 2
+    finally:
+        dist.close()
+
+
+def test_joint_fit_on_cluster_matches(client, joint_inprocess):
+    from gcxr.analysis import Analysis
+    ana0, models0, ref = joint_inprocess
+    ana = Analysis(ana0.config, client=client, progress=False)
+    ana.get_observations()
+    ana.get_datasets()                       # reduced on the cluster
+    ana.set_models(models0.copy())
+    r = ana.run_fit()
+    assert r.total_stat == pytest.approx(ref.total_stat, rel=1e-9)
+    for p, q in zip(r.parameters, ref.parameters):
+        if not q["frozen"]:
+            assert abs(p["value"] - q["value"]) < 1e-3 * q["error"], p["name"]
+    info = ana.compute_info({"scheduler": client.scheduler.address, "n_workers": 2})
+    assert info["n_workers"] == 2 and info["likelihood_tasks"] > info["likelihood_calls"] > 0
+
+
+def test_worker_death_during_fit_does_not_change_the_result(client, joint_inprocess):
+    """Kill one worker process after 40 likelihood calls; the nanny restarts it, the scheduler rebuilds
+    its chunk from the task that made it, and the fit ends on the same parameters."""
+    from gcxr.distributed import DistributedLikelihood
+    from gcxr.fit import fit
+    ana, models0, ref = joint_inprocess
+    killed = []
+
+    def progress(stat):
+        progress.n += 1
+        if progress.n == 40 and not killed:
+            addr = sorted(client.scheduler_info()["workers"])[0]
+            killed.append(addr)
+            threading.Thread(target=lambda: _kill(client, addr), daemon=True).start()
+    progress.n = 0
+    r = fit(ana.datasets, models0.copy(), likelihood_factory=DistributedLikelihood.factory(client), progress=progress)
+    assert killed
+    assert r.success
+    assert r.total_stat == pytest.approx(ref.total_stat, rel=1e-9)
+    for p, q in zip(r.parameters, ref.parameters):
+        if not q["frozen"]:
+            assert abs(p["value"] - q["value"]) < 1e-3 * q["error"], p["name"]
+
+
+def _kill(client, addr):
+    try:
+        client.run(os._exit, 1, workers=[addr])
+    except Exception:
+        pass
+
+
+def test_stacking_graph_is_a_tree(seed_runs, seed_spec):
+    """Memory bounded by the partial sums in flight: each combine task adds at most split_every inputs
+    and the tree has ceil(log2 N) levels."""
+    import math
+    from gcxr.datasets import stack_runs
+    from gcxr.reduce import RunLayout, run_layout
+    runs = seed_runs * 6                                              # 18 runs (graph only, nothing computed)
+    lays = [run_layout(r, seed_spec) for r in runs]
+    st = stack_runs(runs, seed_spec, lays, split_every=2)
+    graph = dict(st["counts"].data.__dask_graph__())
+    combines = [k for k in graph if str(k[0] if isinstance(k, tuple) else k).startswith("gcxr-stack-combine")]
+    levels = {str(k).split("-")[3] for k in combines}
+    assert len(levels) == math.ceil(math.log2(len(set(str(r.obs_id) for r in runs)) * 6))
+    assert len(combines) == len(runs) - 1
