@@ -20,7 +20,7 @@ def _scheduler(spec: str | None):
 def cmd_run(args) -> int:
     t_start = time.perf_counter()
     from .analysis import Analysis
-    from .io import write_datasets, write_json
+    from .io import write_datasets, write_fit_result, write_json
     from .progress import set_quiet
     set_quiet(args.quiet)
     out = Path(args.out)
@@ -47,6 +47,7 @@ def cmd_run(args) -> int:
                        out / "datasets.nc", spec=ana.spec)
         if fit is not None:
             ana.models.write(out / "models_bestfit.yaml", overwrite=True)
+            write_fit_result(ana.fit_result, out / "fit_result.nc", models=ana.models)
         result["timings_s"]["total"] = time.perf_counter() - t_start
         write_json(result, out / "result.json")
     finally:

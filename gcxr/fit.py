@@ -174,10 +174,8 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
                 params.append({"model": model.name, "name": p.name, "value": float(p.value),
                                "error": float(p.error) if (model.name, p.name) in free else 0.0,
                                "unit": p.unit, "frozen": bool(p.frozen)})
-    try:
-        models.covariance = cov if len(space.keys) == len(models.parameters.free) else None
-    except Exception:
-        pass
+    if np.all(np.isfinite(cov)):
+        models.parameters.set_covariance([f"{mm}.{c}.{n}" for mm, c, n in space.keys], cov)
     success = bool(m.valid)
     msg = "Optimization terminated successfully." if success else (
         f"MIGRAD did not converge (EDM {m.fmin.edm:.3g}, calls {nfev}); "

@@ -23,7 +23,8 @@ import xarray as xr
 
 from .geom import SkyGeom
 
-__all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "NETCDF_ENGINE"]
+__all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
+           "fit_result_to_dataset", "fit_result_from_dataset", "write_fit_result", "read_fit_result"]
 
 NETCDF_ENGINE = "netcdf4"
 _MASKS = ("mask_safe", "mask_fit", "mask_safe_psf", "mask_safe_edisp")
@@ -220,3 +221,97 @@ def read_datasets(path: str | Path) -> xr.Dataset:
 def geom_from_dataset(ds: xr.Dataset, var: str = "sky_wcs") -> SkyGeom:
     attrs = {k[len("geom_"):]: v for k, v in ds[var].attrs.items() if k.startswith("geom_")}
     return SkyGeom.from_attrs(attrs)
+
+
+# ---- fitted models and fit results -------------------------------------------------------------
+
+def fit_result_to_dataset(result, models=None) -> xr.Dataset:
+    """A fit result (and optionally the fitted models) as a CF-style ``xarray.Dataset``.
+
+    One ``parameter`` dim over every parameter of the models (``model``, ``name``,
+    ``unit`` as coordinates; ``value``, ``error``, ``frozen``), the covariance of
+    the free ones on (``free_parameter``, ``free_parameter_b``), the scalars of the
+    fit in attributes, and the models' YAML text (full float precision) in the
+    ``models_yaml`` attribute so that the models can be rebuilt exactly.
+    """
+    pars = result.parameters
+    label = [f"{p['model']}.{p['name']}" for p in pars]
+    n_free = len(result.names)
+    cov = np.asarray(result.covariance, float).reshape(n_free, n_free)
+    free_label = [lab for lab, p in zip(label, pars) if not p["frozen"]]
+    if len(free_label) != n_free:
+        free_label = list(result.names)
+    ds = xr.Dataset(
+        {"value": ("parameter", np.array([p["value"] for p in pars], float), {"long_name": "best-fit value"}),
+         "error": ("parameter", np.array([p["error"] for p in pars], float),
+                   {"long_name": "1-sigma error (HESSE)"}),
+         "frozen": ("parameter", np.array([int(p["frozen"]) for p in pars], "int8"),
+                    {"flag_values": np.array([0, 1], "int8"), "flag_meanings": "free frozen"}),
+         "covariance": (("free_parameter", "free_parameter_b"), cov,
+                        {"long_name": "covariance of the free parameters (in their units)"})},
+        coords={"parameter": ("parameter", label),
+                "model": ("parameter", [p["model"] for p in pars]),
+                "name": ("parameter", [p["name"] for p in pars]),
+                "unit": ("parameter", [p["unit"] or "" for p in pars]),
+                "free_parameter": ("free_parameter", free_label),
+                "free_parameter_b": ("free_parameter_b", free_label)},
+        attrs={"Conventions": "CF-1.10", "title": "gcxr fit result",
+               "success": int(bool(result.success)), "nfev": int(result.nfev),
+               "total_stat": float(result.total_stat), "message": str(result.message),
+               "edm": float(result.edm), "n_refresh": int(result.n_refresh),
+               "statistic": "cash (gammapy definition, -2 ln L up to a data-only constant)"})
+    if models is not None:
+        ds.attrs["models_yaml"] = models.to_yaml(metadata=False)
+    return ds
+
+
+def fit_result_from_dataset(ds: xr.Dataset):
+    """(FitResult, Models or None) from :func:`fit_result_to_dataset`'s layout."""
+    from .fit import FitResult
+    for key in ("value", "error", "frozen", "covariance"):
+        if key not in ds:
+            raise ValueError(f"not a gcxr fit result: variable {key!r} is missing")
+    for key in ("success", "nfev", "total_stat"):
+        if key not in ds.attrs:
+            raise ValueError(f"not a gcxr fit result: attribute {key!r} is missing")
+    params = [{"model": str(m), "name": str(n), "value": float(v), "error": float(e), "unit": str(u),
+               "frozen": bool(f)}
+              for m, n, v, e, u, f in zip(ds["model"].values, ds["name"].values, ds["value"].values,
+                                          ds["error"].values, ds["unit"].values, ds["frozen"].values)]
+    result = FitResult(bool(ds.attrs["success"]), int(ds.attrs["nfev"]), float(ds.attrs["total_stat"]), params,
+                       np.asarray(ds["covariance"].values, float), [str(x) for x in ds["free_parameter"].values],
+                       str(ds.attrs.get("message", "")), float(ds.attrs.get("edm", np.nan)),
+                       int(ds.attrs.get("n_refresh", 0)))
+    models = None
+    if "models_yaml" in ds.attrs:
+        from .models import Models
+        models = Models.from_yaml(str(ds.attrs["models_yaml"]))
+        if result.covariance.size and np.all(np.isfinite(result.covariance)):
+            try:
+                models.parameters.set_covariance(models.parameters.free.unique_names, result.covariance)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"covariance does not match the models: {exc}") from None
+    return result, models
+
+
+def write_fit_result(result, path: str | Path, models=None, overwrite: bool = True) -> Path:
+    """Write a fit result (parameters, errors, covariance, fitted models) to netCDF, atomically."""
+    ds = fit_result_to_dataset(result, models)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+    return Path(path)
+
+
+def read_fit_result(path: str | Path):
+    """(FitResult, Models or None) from a file written by :func:`write_fit_result`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"fit result file not found: {path}")
+    try:
+        ds = xr.load_dataset(path, engine=NETCDF_ENGINE)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read as netCDF ({exc})") from None
+    try:
+        return fit_result_from_dataset(ds)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

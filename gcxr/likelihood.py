@@ -27,7 +27,7 @@ from .geom import EnergyAxis
 from .npred import SourceEvaluator, dataset_geoms
 from .stats import TRUNCATION, cash
 
-__all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms"]
+__all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat"]
 
 _ANGLES = {"lon_0", "lat_0"}
 ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
@@ -254,3 +254,9 @@ class JointLikelihood:
 
     def close(self):
         pass
+
+
+def total_stat(datasets: list[xr.Dataset], models, point_weights: str = "tent") -> float:
+    """The joint Cash statistic of ``datasets`` at the models' current parameter values."""
+    space = ParameterSpace.from_models(models)
+    return JointLikelihood(build_terms(datasets, models, point_weights), space).stat_values(space.start)

@@ -375,7 +375,7 @@ def test_31_fit_that_cannot_converge(store, tmp_path, capsys):
     fit = json.loads((out / "result.json").read_text())["fit"]
     assert fit["success"] is False and "MIGRAD did not converge" in fit["message"]
     assert "success=False" in capsys.readouterr().out
-    assert sorted(files_in(out)) == ["datasets.nc", "models_bestfit.yaml", "result.json"]
+    assert sorted(files_in(out)) == ["datasets.nc", "fit_result.nc", "models_bestfit.yaml", "result.json"]
 
 
 # --------------------------------------------------------------------------- 32-33 gcxr run leaves nothing half-written
