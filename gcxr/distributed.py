@@ -1,9 +1,12 @@
 """The joint Cash likelihood in chunks on a dask.distributed cluster.
 
 Chunk plan: the dataset terms (:class:`gcxr.likelihood.DatasetTerm`, one per run
-or stacked dataset) are grouped into one chunk per worker, balanced by their
-number of fit bins, and each chunk is placed on its worker **once** by a
-``gcxr-chunk`` task.  A likelihood evaluation then sends only the per-model
+or stacked dataset) are first cut into spatial tiles (one per group of
+overlapping source cutouts, :meth:`DatasetTerm.split`; the bins no source
+reaches cost nothing per call and stay with the first tile), then the tiles of
+all datasets are grouped into one chunk per worker, balanced by their number of
+fit bins, and each chunk is placed on its worker **once** by a ``gcxr-chunk``
+task.  A likelihood evaluation then sends only the per-model
 parameter values (a few hundred bytes) to one ``gcxr-cash-chunk`` task per
 chunk and gathers one float per chunk; the data are never re-sent.
 
@@ -52,6 +55,8 @@ class DistributedLikelihood:
         workers = list(client.scheduler_info()["workers"])
         if not workers:
             raise RuntimeError("DistributedLikelihood: the cluster has no workers")
+        terms = [tile for t in terms for tile in t.split()]
+        self.n_tiles = len(terms)
         self.plan = plan_chunks(terms, n_chunks or len(workers))
         self.chunk_nbytes = [int(sum(terms[i].nbytes for i in idx)) for idx in self.plan]
         tag = uuid.uuid4().hex[:8]

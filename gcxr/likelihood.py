@@ -187,9 +187,34 @@ class DatasetTerm:
         energy = EnergyAxis.from_coord(ds, "energy")
         term = cls(name, energy.centers, bm.name if bm is not None else None, regions, sources,
                    far_sb, far_sn, far_snlnb, far_const, n_bins=int(mask.sum()))
-        term.nbytes = sum(r.counts.nbytes + r.background.nbytes + r.mask.nbytes for r in regions) + sum(
-            ev.exposure_cut.nbytes + ev.kernel.nbytes for *_, ev in sources)
+        term.nbytes = term._nbytes()
         return term
+
+    def _nbytes(self) -> int:
+        return sum(r.counts.nbytes + r.background.nbytes + r.mask.nbytes for r in self.regions) + sum(
+            ev.exposure_cut.nbytes + ev.kernel.nbytes for *_, ev in self.sources)
+
+    def split(self) -> list["DatasetTerm"]:
+        """Spatial tiles: one term per region (a rectangle around a group of overlapping sources).
+
+        The tiles' statistics add up to this term's (the far-bin sums go with the first
+        tile), so tiles of one dataset can be evaluated on different workers.
+        """
+        if len(self.regions) <= 1:
+            return [self]
+        out = []
+        zeros = np.zeros_like(self.far_sb)
+        n_far = self.n_bins - sum(int(r.mask.sum()) for r in self.regions)
+        for k, r in enumerate(self.regions):
+            first = k == 0
+            t = DatasetTerm(f"{self.name}[tile {k}]", self.energy_centers, self.bkg_model, [r],
+                            [(m, 0, off, ev) for m, rk, off, ev in self.sources if rk == k],
+                            self.far_sb if first else zeros, self.far_sn if first else zeros,
+                            self.far_snlnb if first else zeros, self.far_const if first else 0.0,
+                            n_bins=int(r.mask.sum()) + (n_far if first else 0))
+            t.nbytes = t._nbytes()
+            out.append(t)
+        return out
 
     def _bkg_factor(self, values: dict) -> np.ndarray:
         if self.bkg_model is None:
