@@ -1,0 +1,86 @@
+"""``ds.gcxr``: a thin namespace over :mod:`gcxr.plot` and friends for gcxr datasets.
+
+Registered on import (``import gcxr.accessor``).  Every method is a one-line
+delegation; xarray builds a new accessor for every Dataset, so it holds no state.
+
+    ds.gcxr.geom                    # SkyGeom of the (lat, lon) grid
+    ds.gcxr.info()                  # gcxr.datasets.info
+    ds.gcxr.plot_counts()           # counts in the safe mask, summed over energy
+    ds.gcxr.plot_residuals(npred)   # smoothed (counts - npred) / sqrt(npred)
+    ds.gcxr.plot_psf(); ds.gcxr.plot_edisp()
+    ds.gcxr.interactive("counts")   # hvplot cube with an energy slider
+"""
+from __future__ import annotations
+
+import xarray as xr
+
+__all__ = ["GcxrAccessor"]
+
+
+@xr.register_dataset_accessor("gcxr")
+class GcxrAccessor:
+    """Plots and summaries of a gcxr dataset (counts, background, exposure, psf, edisp on named dims)."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    # ---- geometry and summaries
+    @property
+    def geom(self):
+        """The sky grid: exact from ``sky_wcs`` (files written by gcxr), else rebuilt from lon/lat."""
+        from .geom import SkyGeom
+        from .io import geom_from_dataset
+        from .plot import _frame
+        if "sky_wcs" in self._ds.variables:
+            return geom_from_dataset(self._ds)
+        return SkyGeom.from_coords(self._ds, _frame(self._ds, None))
+
+    @property
+    def irf_geom(self):
+        """The coarse grid of the PSF and energy dispersion."""
+        from .npred import dataset_geoms
+        return dataset_geoms(self._ds)[1]
+
+    def info(self, name: str | None = None) -> dict:
+        from .datasets import info
+        return info(self._ds, name)
+
+    def masked(self, var: str = "counts"):
+        """``ds[var]`` with bins outside ``mask_safe`` set to 0."""
+        from .plot import masked
+        return masked(self._ds, var)
+
+    # ---- matplotlib
+    def plot_counts(self, **kwargs):
+        from .plot import masked, plot_image
+        return plot_image(masked(self._ds, "counts"), **kwargs)
+
+    def plot_background(self, **kwargs):
+        from .plot import masked, plot_image
+        return plot_image(masked(self._ds, "background"), **kwargs)
+
+    def plot_image(self, var: str, **kwargs):
+        from .plot import masked, plot_image
+        return plot_image(masked(self._ds, var), **kwargs)
+
+    def plot_overview(self, npred=None, **kwargs):
+        from .plot import plot_counts_background_excess
+        return plot_counts_background_excess(self._ds, npred, **kwargs)
+
+    def plot_residuals(self, npred=None, **kwargs):
+        from .plot import plot_residuals
+        return plot_residuals(self._ds, npred, **kwargs)
+
+    def plot_psf(self, position=None, **kwargs):
+        from .plot import plot_psf_containment
+        return plot_psf_containment(self._ds, position, **kwargs)
+
+    def plot_edisp(self, position=None, **kwargs):
+        from .plot import plot_edisp
+        return plot_edisp(self._ds, position, **kwargs)
+
+    # ---- hvplot
+    def interactive(self, var: str = "counts", **kwargs):
+        """An hvplot cube of ``ds[var]`` (safe mask applied) with a slider over energy."""
+        from .plot import interactive_cube, masked
+        return interactive_cube(masked(self._ds, var), **kwargs)
