@@ -4,6 +4,8 @@ DL3 event lists and IRFs go in; counts, exposure, background, PSF and energy
 dispersion cubes come out as xarray objects reduced lazily with dask; sky models
 are fitted with a Poisson (Cash) likelihood and iminuit.
 """
+from . import accessor as accessor  # registers the xarray Dataset accessor ds.gcxr
+from . import estimators, plot
 from .analysis import Analysis
 from .config import AnalysisConfig, ConfigError
 from .datasets import info, stack, stack_runs
@@ -18,4 +20,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Analysis", "AnalysisConfig", "ConfigError", "DataStore", "DataStoreError", "RunRef", "EnergyAxis",
            "SkyGeom", "ReductionSpec", "reduce_run", "reduce_run_lazy", "stack", "stack_runs", "info", "Models",
-           "ModelError", "npred_cubes", "fit", "FitResult", "__version__"]
+           "ModelError", "npred_cubes", "fit", "FitResult", "estimators", "plot", "__version__"]

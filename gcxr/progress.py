@@ -128,7 +128,10 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
         futures = client.compute(objs)
         if not is_quiet(quiet):
             from distributed import progress
-            progress(futures)
+            try:
+                progress(futures)
+            except ImportError:             # Jupyter without ipywidgets: a text bar instead of the widget
+                progress(futures, notebook=False)
         return tuple(client.gather(futures))
     if is_quiet(quiet):
         return dask.compute(*objs, scheduler=scheduler)
