@@ -25,7 +25,16 @@ def make_client(spec: str | None):
         client = Client(spec)
         print(f"gcxr: dask dashboard at {client.dashboard_link}", flush=True)
         return client, None, {"scheduler": spec, "n_workers": len(client.scheduler_info()["workers"])}
-    raise ValueError(f"--scheduler: expected threads, local:N or tcp://host:port, got {spec!r}")
+    if spec.endswith(".json"):                   # a scheduler file (dask scheduler --scheduler-file ...)
+        from pathlib import Path
+        if not Path(spec).expanduser().exists():
+            raise FileNotFoundError(f"--scheduler {spec}: scheduler file not found")
+        client = Client(scheduler_file=str(Path(spec).expanduser()))
+        print(f"gcxr: dask dashboard at {client.dashboard_link}", flush=True)
+        return client, None, {"scheduler": client.scheduler.address,
+                              "n_workers": len(client.scheduler_info()["workers"])}
+    raise ValueError(f"--scheduler: expected threads, local:N, tcp://host:port or a scheduler file (*.json), "
+                     f"got {spec!r}")
 
 
 def describe(client) -> dict:

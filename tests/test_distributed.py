@@ -164,3 +164,46 @@ def test_spatial_tiles_add_up_and_spread_over_workers(client, seed_stacked):
         assert dist(f) == pytest.approx(JointLikelihood(terms, space)(f), rel=1e-9)
     finally:
         dist.close()
+
+
+def test_cli_joint_fit_on_local_2(tmp_path, joint_inprocess, capsys):
+    """``gcxr run --scheduler local:2`` on the seed joint fit: same statistic and parameters as
+    in-process, and result.json says the likelihood ran in tasks on two workers."""
+    import json
+    from gcxr.cli import main
+    ana0, _, ref = joint_inprocess
+    cfg = tmp_path / "joint.yaml"
+    ana0.config.write(cfg, overwrite=True)
+    rc = main(["run", str(cfg), "--models", str(REF / "seed_models_source.yaml"), "--out", str(tmp_path / "out"),
+               "--scheduler", "local:2", "--quiet"])
+    assert rc == 0
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    c = res["compute"]
+    assert c["scheduler"] == "local:2" and c["n_workers"] == 2
+    assert c["likelihood_tasks"] >= 2 * c["likelihood_calls"] > 0          # two chunks per call
+    assert res["fit"]["total_stat"] == pytest.approx(ref.total_stat, rel=1e-9)
+    for p, q in zip(res["fit"]["parameters"], ref.parameters):
+        if not q["frozen"]:
+            assert abs(p["value"] - q["value"]) < 1e-3 * q["error"], p["name"]
+
+
+def test_scheduler_specs(client, tmp_path):
+    from gcxr.cluster import make_client
+    addr = client.scheduler.address
+    c2, cluster, info = make_client(addr)
+    try:
+        assert cluster is None and info == {"scheduler": addr, "n_workers": 2}
+    finally:
+        c2.close()
+    sf = tmp_path / "scheduler.json"
+    client.write_scheduler_file(str(sf))
+    c3, _, info = make_client(str(sf))
+    try:
+        assert info["scheduler"] == addr and info["n_workers"] == 2
+    finally:
+        c3.close()
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        make_client(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="local:N"):
+        make_client("slurm")
+    assert make_client("threads")[2] == {"scheduler": "threads", "n_workers": 1}
