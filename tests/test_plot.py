@@ -508,3 +508,20 @@ def test_estimators_outputs_if_available(tmp_path, seed_stacked, seed_models):
                else plot.plot_image(ex["sqrt_ts"].squeeze(), symmetric=True, cmap="RdBu_r"),
                tmp_path / "est_sqrt_ts.png")
     assert_png(plot.plot_significance_distribution(ex["sqrt_ts"]), tmp_path / "est_dist.png")
+
+
+def test_large_map_is_rasterised(tmp_path):
+    """With datashader (a test dependency), a 1000 x 2000 map reaches the browser as a screen-sized raster."""
+    pytest.importorskip("datashader")
+    import holoviews as hv
+    lon = np.linspace(10, -10, 2000)
+    lat = np.linspace(-5, 5, 1000)
+    da = xr.DataArray(np.random.default_rng(0).poisson(1.0, (1000, 2000)).astype(float), dims=("lat", "lon"),
+                      coords={"lat": lat, "lon": lon}, name="counts", attrs={"frame": "galactic"})
+    m = plot.interactive_map(da, rasterize=True)
+    assert isinstance(m, hv.DynamicMap)
+    assert hv.render(m, backend="bokeh") is not None
+    img = m[()]
+    shape = img.data["counts"].shape
+    assert shape[0] * shape[1] < da.size / 4                  # aggregated, not shipped pixel by pixel
+    assert float(img.data["counts"].mean()) == pytest.approx(1.0, rel=0.05)
