@@ -38,7 +38,7 @@ def _edges_of(da, dim):
 
 
 def eval_aeff(aeff: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """A_eff (m^2) at energies (1-D, TeV) x offsets (any shape, deg) -> (nE, *offset.shape).
+    """A_eff (m^2) at energies (1-D, TeV) x offsets (any shape, deg) -> ``(nE, *offset.shape)``.
 
     Bilinear in (ln E, offset) on the node centres, extrapolating linearly, clipped
     at 0 and set to 0 outside the axis edges.

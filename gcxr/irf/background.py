@@ -75,7 +75,7 @@ def _edges(da, dim):
 
 def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fov_lat: np.ndarray,
                   log: bool = False) -> np.ndarray:
-    """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> (nE, *S).
+    """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> ``(nE, *S)``.
 
     With ``log=True`` the natural log of the rate is returned (-inf where the rate is 0).
     """

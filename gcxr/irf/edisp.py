@@ -37,7 +37,7 @@ def _edges(da, dim):
 
 def eval_edisp_kernel(edisp: xr.DataArray, energy_true: np.ndarray, energy_edges: np.ndarray,
                       offset: np.ndarray) -> np.ndarray:
-    """Reco-energy redistribution K[t, r, *S]: probability that true-energy centre t lands in reco bin r.
+    """Reco-energy redistribution ``K[t, r, *S]``: probability that true-energy centre t lands in reco bin r.
 
     The migra density at the IRF's migra centres (linear in offset, clipped at 0,
     zero outside the offset edges) is normalised along migra; its cumulative on

@@ -61,7 +61,7 @@ def _edges(da, dim):
 
 def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
                  rad_edges: np.ndarray = RAD_EDGES) -> np.ndarray:
-    """Normalised PSF (sr^-1), shape (nE, n_rad, *offset.shape), at rad-bin centres."""
+    """Normalised PSF (sr^-1), shape ``(nE, n_rad, *offset.shape)``, at rad-bin centres."""
     energy_true = np.atleast_1d(np.asarray(energy_true, float))
     off = np.asarray(offset, float)
     rc = 0.5 * (rad_edges[:-1] + rad_edges[1:])
