@@ -23,6 +23,7 @@ from .likelihood import JointLikelihood, ParameterSpace, build_terms
 __all__ = ["FitResult", "fit", "profile_interval", "REFRESH_DEG"]
 
 REFRESH_DEG = 0.1
+HESSIAN_STEP = 0.05          # structured Hessian: central-difference steps in MIGRAD sigmas
 
 
 @dataclass
@@ -85,18 +86,30 @@ def _apply(models, space: ParameterSpace, values, errors):
 
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
-        max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent") -> FitResult:
+        max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
+        derivatives: str = "auto") -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
     :class:`JointLikelihood`; :mod:`gcxr.distributed` provides one on a dask cluster).
+
+    ``derivatives``: ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the
+    joint statistic.  ``"structured"``: the gradient (for MIGRAD) and the Hessian (for the
+    covariance) are taken dataset by dataset, over the parameters each dataset depends on
+    (its sources and its own background norm), and summed: the same derivatives of the joint
+    statistic, at a few evaluations of each dataset per parameter it depends on instead of
+    evaluations of all datasets per free parameter (a joint fit of N runs has N background
+    norms).  ``"auto"`` (default): Minuit's up to 12 free parameters, structured above.
     """
+    if derivatives not in ("auto", "minuit", "structured"):
+        raise ValueError(f"fit: derivatives must be 'auto', 'minuit' or 'structured', got {derivatives!r}")
     from iminuit import Minuit
     t0 = time.perf_counter()
     factory = likelihood_factory or JointLikelihood
     space = ParameterSpace.from_models(models)
     if not space.keys:
         raise ValueError("fit: no free parameters")
+    method = derivatives if derivatives != "auto" else ("structured" if len(space.keys) > 12 else "minuit")
     nfev = 0
     n_refresh = 0
     values = space.start.copy()
@@ -120,10 +133,18 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
                 progress(s)
             return s if np.isfinite(s) else 1e300
 
-        m = Minuit(fcn, space.to_factors(values), name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
+        grad = None
+        if method == "structured" and hasattr(like, "gradient"):
+            def grad(f, _like=like):
+                return _like.gradient(np.asarray(f, float))
+        m = Minuit(fcn, space.to_factors(values), grad=grad,
+                   name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
         m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
         m.tol = tol
-        m.strategy = strategy
+        # with the structured gradient, strategy 0: the numerical second derivatives of strategy 1
+        # would cost O(n_par) evaluations of all datasets; the covariance comes from the
+        # structured Hessian afterwards
+        m.strategy = 0 if grad is not None else strategy
         m.print_level = 0
         m.errors = np.ones(len(space.keys))
         for i, (lo, hi) in enumerate(space.factor_limits()):
@@ -143,7 +164,11 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         break
     t_migrad = time.perf_counter() - t0
     cov_f = None
-    if hesse and m.valid:
+    if hesse and m.valid and method == "structured" and hasattr(like, "hessian"):
+        cov_f = _structured_covariance(like, np.array(m.values), np.array(m.errors))
+        if cov_f is None:
+            method = "minuit"          # not positive definite: let HESSE sort it out
+    if hesse and m.valid and method == "minuit":
         m.hesse()
         for _ in range(2):
             # HESSE re-estimates the EDM with the exact second derivatives; if that shows the
@@ -156,7 +181,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
             nfev += m.nfcn - n0
             m.hesse()
         values = space.to_values(np.array(m.values))
-    if m.covariance is not None:
+    if cov_f is None and m.covariance is not None:
         cov_f = np.array(m.covariance)
     errors_f = np.sqrt(np.clip(np.diag(cov_f), 0, None)) if cov_f is not None else np.full(len(values), np.nan)
     errors = errors_f * space.scale
@@ -184,7 +209,21 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         import warnings
         warnings.warn(f"fit: {msg}", RuntimeWarning, stacklevel=2)
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
-                     {"fit": time.perf_counter() - t0, "migrad": t_migrad, "likelihood": counts})
+                     {"fit": time.perf_counter() - t0, "migrad": t_migrad, "likelihood": counts,
+                      "hessian": method if hesse else "none"})
+
+
+def _structured_covariance(like, factors: np.ndarray, errors: np.ndarray) -> np.ndarray | None:
+    """2 H^-1 (the statistic is -2 ln L) from the likelihood's term-wise Hessian; None unless H is
+    positive definite.  Steps are 0.05 MIGRAD sigma: on the seed fits the errors then agree with
+    Minuit's HESSE within 1 % (at 1 sigma the cutoff's non-quadratic shape inflates them)."""
+    steps = HESSIAN_STEP * np.where(np.isfinite(errors) & (errors > 0), errors, 0.2)
+    H = like.hessian(factors, steps)
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return None
+    return 2.0 * np.linalg.inv(H)
 
 
 def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0, max_sigma: float = 4.0):

@@ -207,3 +207,19 @@ def test_scheduler_specs(client, tmp_path):
     with pytest.raises(ValueError, match="local:N"):
         make_client("slurm")
     assert make_client("threads")[2] == {"scheduler": "threads", "n_workers": 1}
+
+
+def test_distributed_structured_derivatives_equal_in_process(client, joint_inprocess):
+    from gcxr.distributed import DistributedLikelihood
+    from gcxr.likelihood import JointLikelihood, ParameterSpace, build_terms
+    ana, models0, _ = joint_inprocess
+    space = ParameterSpace.from_models(models0)
+    terms = build_terms(ana.datasets, models0)
+    local, dist = JointLikelihood(terms, space), DistributedLikelihood(terms, space, client)
+    try:
+        f = space.to_factors(space.start) + 0.2
+        assert np.allclose(dist.gradient(f), local.gradient(f), rtol=1e-9, atol=1e-9)
+        steps = np.full(len(f), 0.05)
+        assert np.allclose(dist.hessian(f, steps), local.hessian(f, steps), rtol=1e-9, atol=1e-9)
+    finally:
+        dist.close()
