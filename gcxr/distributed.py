@@ -43,8 +43,8 @@ def _make_chunk(terms: list[DatasetTerm]) -> list[DatasetTerm]:
     return terms
 
 
-def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> float:
-    return float(sum(t.stat(values) for t in chunk))
+def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> list[float]:
+    return [float(t.stat(values)) for t in chunk]          # per term: the client adds them in term order
 
 
 def _chunk_gradient(chunk: list[DatasetTerm], space: ParameterSpace, factors):
@@ -91,7 +91,16 @@ class DistributedLikelihood:
         futures = [self.client.submit(_chunk_stat, c, v, pure=False,
                                       key=f"gcxr-cash-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
-        return float(sum(self.client.gather(futures)))
+        return float(sum(self._in_term_order(self.client.gather(futures))))
+
+    def _in_term_order(self, per_chunk: list[list]) -> list:
+        """Per-term results gathered chunk by chunk, put back in term order, so that sums are
+        taken in the same order as in process (identical rounding, identical fits)."""
+        out = [None] * self.n_tiles
+        for idx, res in zip(self.plan, per_chunk):
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
 
     def __call__(self, factors: np.ndarray) -> float:
         return self.stat_values(self.space.to_values(factors))
@@ -102,8 +111,7 @@ class DistributedLikelihood:
         futures = [self.client.submit(_chunk_gradient, c, self.space, np.asarray(factors, float), pure=False,
                                       key=f"gcxr-gradient-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
-        parts = [p for res in self.client.gather(futures) for p in res]
-        return assemble_gradient(len(self.space.keys), parts)
+        return assemble_gradient(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
 
     def hessian(self, factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Second derivatives in factor space: each chunk differentiates its own terms on its worker."""
@@ -111,8 +119,7 @@ class DistributedLikelihood:
                                       np.asarray(steps, float), pure=False,
                                       key=f"gcxr-hessian-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
-        parts = [p for res in self.client.gather(futures) for p in res]
-        return assemble_hessian(len(self.space.keys), parts)
+        return assemble_hessian(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
 
     def close(self):
         for f in self.chunks:
