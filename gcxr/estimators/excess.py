@@ -101,7 +101,9 @@ def excess_map(ds: xr.Dataset, npred=None, models=None, correlation_radius: floa
         "ts": (np.where(mask, ts, nan), {"long_name": "Cash TS of the excess (known background)"}),
         "sqrt_ts": (np.where(mask, sqrt_ts, nan), {"long_name": "Signed sqrt(TS) (significance)"}),
     }
-    coords = band_coords(energy_edge_list(ds, idx)) | {k: ds.coords[k] for k in ("lat", "lon")}
+    edges = energy_edge_list(ds, idx)
+    coords = (band_coords(edges) | {k: v for k, v in band_coords(edges, as_min_max=True).items() if k != "band"}
+              | {k: ds.coords[k] for k in ("lat", "lon")})     # band_min/max survive selecting one map
     out = xr.Dataset({k: (dims, v, a | {"units": "1"}) for k, (v, a) in out_vars.items()}, coords=coords)
     out["mask"] = (dims, mask, {"long_name": "Band mask: OR of mask_safe (and mask_fit) over the band"})
     out.attrs = {"correlation_radius_deg": float(correlation_radius), "kernel_radius_pix": radius_pix,
