@@ -139,63 +139,6 @@ def _cta_1dc_root() -> Path | None:
     return None
 
 
-def _quick_plots(out: Path) -> list[Path]:
-    """Counts and excess images of ``out/datasets.nc`` as PNGs (matplotlib Agg).
-
-    A stand-in until gcxr.plot provides the figures: summed over energy inside
-    the safe mask; the excess is correlated within 0.1 deg.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from scipy.ndimage import convolve
-    from .io import atomic_path, read_datasets
-    ds = read_datasets(out / "datasets.nc")
-    if "obs" in ds.dims:
-        ds = ds.sum("obs")
-    mask = ds["mask_safe"].values.astype(bool)
-    counts = np.where(mask, ds["counts"].values, 0).sum(axis=0)
-    bkg = np.where(mask, ds["background"].values, 0).sum(axis=0) if "background" in ds else np.zeros_like(counts)
-    lon, lat = ds["lon"].values, ds["lat"].values
-    binsz = abs(float(lat[1] - lat[0])) if lat.size > 1 else 0.02
-    n = max(int(np.ceil(0.1 / binsz)), 1)
-    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
-    disk = ((xx ** 2 + yy ** 2) * binsz ** 2 <= 0.1 ** 2).astype(float)
-    excess = convolve(counts - bkg, disk, mode="constant")
-    lon_w = (lon + 180.0) % 360.0 - 180.0
-    extent = [lon_w[0], lon_w[-1], lat[0], lat[-1]]
-    written = []
-    for name, img, cmap, label in (("counts", counts, "viridis", "counts"),
-                                   ("excess", excess, "RdBu_r", "excess counts (0.1 deg correlation)")):
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        kw = {}
-        if name == "excess":
-            v = float(np.nanmax(np.abs(img))) or 1.0
-            kw = {"vmin": -v, "vmax": v}
-        im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap, aspect="equal", **kw)
-        ax.set_xlabel(f"{ds['lon'].attrs.get('long_name', 'lon')} (deg)")
-        ax.set_ylabel(f"{ds['lat'].attrs.get('long_name', 'lat')} (deg)")
-        fig.colorbar(im, ax=ax, label=label)
-        fig.tight_layout()
-        path = out / f"{name}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
-def _demo_plots(out: Path) -> list[Path]:
-    try:
-        from . import plot
-    except ImportError:
-        plot = None
-    if plot is not None and hasattr(plot, "demo_plots"):
-        return list(plot.demo_plots(out))
-    return _quick_plots(out)
-
-
 def cmd_demo(args) -> int:
     """The main job on a fresh machine: real CTA-1DC runs if present, else a simulated store."""
     import shutil
@@ -231,7 +174,8 @@ def cmd_demo(args) -> int:
     rc = cmd_run(run_args)
     if rc:
         return rc
-    pngs = _demo_plots(out)
+    from .plot import demo_plots
+    pngs = demo_plots(out)
     if not args.quiet:
         print(f"plots: {', '.join(p.name for p in pngs)}; demo done in {time.perf_counter() - t0:.1f} s -> {out}")
     return 0

@@ -576,57 +576,6 @@ def _spectral_of(model):
     raise TypeError(f"expected a SkyModel or a spectral model, got {type(model).__name__}")
 
 
-def _spectral_covariance(spec, name: str | None, covariance) -> np.ndarray | None:
-    """Covariance over ``spec.parameters`` (all, in order) from an array or a FitResult."""
-    if covariance is None:
-        return None
-    n = len(spec.parameters)
-    if hasattr(covariance, "names") and hasattr(covariance, "covariance"):
-        if name is None:
-            raise ValueError("a FitResult covariance needs the SkyModel (its name), not the bare spectral model")
-        full = np.asarray(covariance.covariance, float)
-        index = {k: i for i, k in enumerate(covariance.names)}
-        idx = [index.get(f"{name}.{p.name}") for p in spec.parameters]
-        if all(i is None for i in idx):
-            raise ValueError(f"the fit result has no free parameter of model {name!r}; its parameters are "
-                             f"{covariance.names}")
-        cov = np.zeros((n, n))
-        for a, ia in enumerate(idx):
-            for b, ib in enumerate(idx):
-                if ia is not None and ib is not None:
-                    cov[a, b] = full[ia, ib]
-    else:
-        cov = np.asarray(covariance, float)
-        if cov.shape != (n, n):
-            raise ValueError(f"covariance must have shape {(n, n)} over {spec.parameters.names}, got {cov.shape}")
-    if not np.all(np.isfinite(cov)):
-        raise ValueError(f"the covariance of model {name or type(spec).__name__!r} is not finite (HESSE failed?)")
-    return cov
-
-
-def _model_band(spec, energies: np.ndarray, cov: np.ndarray) -> xr.Dataset:
-    """dN/dE and E^2 dN/dE with 1-sigma errors by linear propagation (same shape as the
-    estimators' ``spectrum_band``)."""
-    pars = spec.parameters
-    base = {p.name: p.value for p in pars}
-    f = type(spec)._evaluate
-    f0 = np.asarray(f(energies, **base), float)
-    jac = np.zeros((len(pars),) + f0.shape)
-    for i, p in enumerate(pars):
-        if cov[i, i] <= 0:
-            continue
-        q = p.copy()
-        q.autoscale()
-        h = 1e-5 * q.scale if q.scale else 1e-5 * max(abs(p.value), 1e-30)
-        jac[i] = (np.asarray(f(energies, **dict(base, **{p.name: p.value + h})), float)
-                  - np.asarray(f(energies, **dict(base, **{p.name: p.value - h})), float)) / (2 * h)
-    err = np.sqrt(np.clip(np.einsum("i...,ij,j...->...", jac, cov, jac), 0.0, None))
-    e2 = energies ** 2
-    return xr.Dataset({"dnde": ("energy", f0), "dnde_err": ("energy", err),
-                       "e2dnde": ("energy", f0 * e2), "e2dnde_err": ("energy", err * e2)},
-                      coords={"energy": ("energy", energies, {"units": "TeV"})})
-
-
 def _check_sed(sed_type: str, where: str) -> None:
     if sed_type not in _SED_LABELS:
         raise ValueError(f"{where}: sed_type must be one of {tuple(_SED_LABELS)}, got {sed_type!r}")
@@ -664,7 +613,8 @@ def plot_spectrum(model, energy_bounds: tuple[float, float] = (0.1, 100.0), band
         _, ax = _plt().subplots(figsize=(6.0, 4.2))
     (line,) = ax.plot(energies, y, label=label if label is not None else name, **kwargs)
     if band is None and covariance is not None:
-        band = _model_band(spec, energies, _spectral_covariance(spec, name, covariance))
+        from .estimators import spectrum_band
+        band = spectrum_band(model, energies, covariance=covariance)
     if band is not None:
         if not isinstance(band, xr.Dataset):
             raise TypeError(f"{where}: band must be an xarray.Dataset on 'energy', got {type(band).__name__}")
@@ -865,22 +815,6 @@ def _savefig(fig, path: Path, dpi: int) -> Path:
     return path
 
 
-def _tophat_sqrt_ts(counts: np.ndarray, mu: np.ndarray, geom: SkyGeom, radius: float) -> np.ndarray:
-    """sqrt(TS) of counts against a known prediction, both summed in a disk of ``radius`` deg."""
-    from scipy.signal import fftconvolve
-    from .stats import significance_known_background
-    cos_b = max(np.cos(np.deg2rad(geom.center[1])), 1e-6)
-    ny = int(np.ceil(radius / abs(geom.dlat)))
-    nx = int(np.ceil(radius / (abs(geom.dlon) * cos_b)))
-    yy, xx = np.mgrid[-ny:ny + 1, -nx:nx + 1]
-    dist2 = (yy * geom.dlat) ** 2 + (xx * geom.dlon * cos_b) ** 2
-    disk = (dist2 <= (radius * (1 + 1e-9)) ** 2).astype(float)
-    n = np.rint(np.clip(fftconvolve(counts, disk, mode="same"), 0, None))      # fft round-off on integer sums
-    m = np.clip(fftconvolve(mu, disk, mode="same"), 0, None)
-    ok = m > 1e-9 * max(float(m.max()), 1e-300)                 # not fft round-off outside the exposure
-    return np.where(ok, significance_known_background(n, np.where(ok, m, 1.0)), np.nan)
-
-
 def _stacked_view(ds: xr.Dataset) -> xr.Dataset:
     """counts/background/masks of a dataset; runs along ``obs`` summed inside their safe masks."""
     keep = [v for v in ("counts", "background", "mask_safe", "mask_fit") if v in ds]
@@ -898,26 +832,10 @@ def _stacked_view(ds: xr.Dataset) -> xr.Dataset:
 
 def _significance_image(view: xr.Dataset, npred: xr.DataArray | None, radius: float, name: str) -> xr.DataArray:
     """(lat, lon) sqrt(TS) of the counts against npred (else the background) over the whole energy
-    range, correlated in a disk of ``radius`` deg: gcxr.estimators.excess_map when it is installed,
-    else the same computation here; NaN outside the safe (and fit) mask."""
-    frame = _frame(view, None)
-    try:
-        from .estimators import excess_map
-    except ImportError:
-        excess_map = None
-    if excess_map is not None:
-        sig = excess_map(view, npred=npred, correlation_radius=radius)["sqrt_ts"].isel(band=0, drop=True)
-        return sig.assign_attrs(long_name=name, units="", frame=frame)
-    mask = view["mask_safe"].astype(bool) if "mask_safe" in view else xr.ones_like(view["counts"], dtype=bool)
-    if "mask_fit" in view:
-        mask = mask & view["mask_fit"].astype(bool)
-    mu = view["background"] if npred is None else npred
-    c_img = _image2d(view["counts"].where(mask, 0.0), "demo_plots")
-    m_img = _image2d(mu.where(mask, 0.0), "demo_plots")
-    inside = np.asarray(_image2d(mask.astype(float), "demo_plots").values) > 0
-    geom = _geom_of(c_img, frame)
-    s = _tophat_sqrt_ts(np.asarray(c_img.values, float), np.asarray(m_img.values, float), geom, radius)
-    return c_img.copy(data=np.where(inside, s, np.nan)).assign_attrs(long_name=name, units="", frame=frame)
+    range, correlated in a disk of ``radius`` deg (:func:`gcxr.estimators.excess_map`)."""
+    from .estimators import excess_map
+    sig = excess_map(view, npred=npred, correlation_radius=radius)["sqrt_ts"].isel(band=0, drop=True)
+    return sig.assign_attrs(long_name=name, units="", frame=_frame(view, None))
 
 
 def _irf_run(ds: xr.Dataset, position) -> tuple[xr.Dataset, tuple[float, float] | None, str]:
@@ -1003,19 +921,20 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     written.append(_savefig(ax.figure, out / "significance_distribution.png", dpi))
 
     if sky:
-        cov_src = fit_result
-        if cov_src is None and getattr(models, "covariance", None) is not None:
-            cov_src = _FullCovariance(models)
-        covs = {}
+        from .estimators import spectrum_band
+        e = np.asarray(ds["energy_bounds"].values, float)
+        energies = np.geomspace(float(e[0, 0]), float(e[-1, 1]), 100)
+        covs = {}                            # the 1-sigma band of each source, or None
         for m in sky:
+            covs[m.name] = None
+            if fit_result is None and getattr(models, "covariance", None) is None:
+                continue
             try:
-                covs[m.name] = _spectral_covariance(m.spectral_model, m.name, cov_src) if cov_src is not None else None
+                covs[m.name] = spectrum_band(models, energies, covariance=fit_result, source=m.name)
             except ValueError as exc:        # e.g. HESSE failed: draw the line, say why there is no band
                 warnings.warn(f"demo_plots: no error band for {m.name!r}: {exc}", RuntimeWarning, stacklevel=2)
-                covs[m.name] = None
-        e = np.asarray(ds["energy_bounds"].values, float)
         ax = plot_spectra({m.name: m for m in sky}, energy_bounds=(float(e[0, 0]), float(e[-1, 1])),
-                          covariances=covs)
+                          bands=covs)
         banded = any(v is not None for v in covs.values())
         ax.set_title("Best-fit spectra" + (" (1 sigma bands)" if banded else " (no covariance: no bands)"),
                      fontsize="medium")
@@ -1037,11 +956,3 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     return written
 
 
-class _FullCovariance:
-    """Adapter: a Models covariance (over all parameters) in the FitResult shape (names, covariance)."""
-
-    def __init__(self, models):
-        pars = models.parameters
-        self.covariance = np.asarray(pars.covariance, float)
-        # unique names are "<model>.<component>.<name>": FitResult names are "<model>.<name>"
-        self.names = [f"{u.rsplit('.', 2)[0]}.{p.name}" for u, p in zip(pars.unique_names, pars)]

@@ -69,3 +69,16 @@ def ref_obs():
     with fits.open(REF / "obs_110380.fits.gz") as h:
         return {x.name: x.data.astype(float) for x in h[1:] if x.data is not None
                 and not x.name.endswith("_BANDS") and x.name not in ("GTI", "META_TABLE")}
+
+
+@pytest.fixture(scope="session")
+def seed_joint_analysis(seed_config):
+    """The seed runs reduced one dataset per run (``stack: false``), no models set: an Analysis
+    whose ``datasets`` the tests share (copy what you modify)."""
+    from gcxr.analysis import Analysis
+    cfg = seed_config.model_copy(deep=True)
+    cfg.datasets.stack = False
+    ana = Analysis(cfg, progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    return ana

@@ -22,16 +22,13 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def joint_inprocess():
-    from gcxr.analysis import Analysis
-    from gcxr.config import AnalysisConfig
-    cfg = AnalysisConfig.read(REF / "analysis_config.yaml")
-    cfg.datasets.stack = False
-    ana = Analysis(cfg, progress=False)
-    ana.get_observations()
-    ana.get_datasets()
-    ana.read_models(REF / "seed_models_source.yaml")
-    return ana, ana.models.copy(), ana.run_fit()
+def joint_inprocess(seed_joint_analysis):
+    from gcxr.fit import fit
+    from gcxr.models import Models
+    ana = seed_joint_analysis
+    models = Models.read(REF / "seed_models_source.yaml")
+    models.add_fov_background([ds.attrs["name"] for ds in ana.datasets])
+    return ana, models.copy(), fit(ana.datasets, models)
 
 
 def test_everything_shipped_to_workers_pickles(joint_inprocess):

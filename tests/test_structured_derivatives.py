@@ -9,14 +9,8 @@ pytestmark = [needs_data]
 
 
 @pytest.fixture(scope="module")
-def seed_runs_reduced():
-    from gcxr.analysis import Analysis
-    from gcxr.config import AnalysisConfig
-    cfg = AnalysisConfig.read(REF / "analysis_config.yaml")
-    cfg.datasets.stack = False
-    ana = Analysis(cfg, progress=False)
-    ana.get_observations()
-    return ana.get_datasets()
+def seed_runs_reduced(seed_joint_analysis):
+    return seed_joint_analysis.datasets
 
 
 def _replicate(datasets, n):

@@ -41,6 +41,12 @@ def _resolve(model, source):
     raise TypeError(f"spectrum_band: expected a SpectralModel, SkyModel or Models, got {type(model).__name__}")
 
 
+def _finite(cov: np.ndarray, name) -> np.ndarray:
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"spectrum_band: the covariance of {name or 'the model'!r} is not finite (HESSE failed?)")
+    return cov
+
+
 def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
     """Parameter values and covariance over ``spectral.parameters`` (all, in order)."""
     from ..fit import FitResult
@@ -58,18 +64,22 @@ def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
             key = f"{name}.{p.name}"
             if key in index:
                 pos.append((j, index[key]))
-                values[p.name] = covariance.parameter(name, p.name)["value"]
+                try:                               # the fit's value, where the result lists it
+                    values[p.name] = covariance.parameter(name, p.name)["value"]
+                except KeyError:
+                    pass
         if not pos:
             raise ValueError(f"spectrum_band: the fit result has no free parameter of {name!r}; "
                              f"its free parameters are {covariance.names}")
         js, ks = zip(*pos)
         cov[np.ix_(js, js)] = full[np.ix_(ks, ks)]
-        return values, cov
+        return values, _finite(cov, name)
     if covariance is not None:
         cov = np.asarray(covariance, float)
         if cov.shape != (n, n):
-            raise ValueError(f"spectrum_band: covariance must be {n} x {n} over {pars.names}, got {cov.shape}")
-        return values, cov
+            raise ValueError(f"spectrum_band: covariance must have shape {(n, n)} over {pars.names}, "
+                             f"got {cov.shape}")
+        return values, _finite(cov, name)
     if models is not None and models.covariance is not None:
         allp = models.parameters
         idx = [allp.index(f"{name}.spectral.{p.name}") for p in pars]
