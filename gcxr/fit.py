@@ -64,14 +64,16 @@ class FitResult:
         return "\n".join(lines)
 
 
-def _moved(terms, values_by_model) -> bool:
+def _moved(terms, models) -> bool:
+    """True if a source (at the models' current values) moved more than REFRESH_DEG from where its
+    IRFs and cutout were taken, or its extent grew beyond the radius its cutout was sized for."""
+    from .coords import transform_lonlat
     for t in terms:
         for mname, _, _, ev in t.sources:
-            sp = values_by_model[mname].get("spatial", {})
-            if "lon_0" not in sp:
-                continue
-            from .coords import transform_lonlat
-            lon, lat = transform_lonlat(np.array([sp["lon_0"]]), np.array([sp["lat_0"]]), ev.frame_model,
+            sp = models[mname].spatial_model
+            if not ev.is_point and float(getattr(sp, "evaluation_radius", 0.0) or 0.0) > ev.radius * 1.05 + 1e-9:
+                return True
+            lon, lat = transform_lonlat(np.array([sp.position[0]]), np.array([sp.position[1]]), ev.frame_model,
                                         ev.geom.frame)
             if separation_deg(lon[0], lat[0], *ev.irf_position) > REFRESH_DEG:
                 return True
@@ -93,23 +95,22 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
     :class:`JointLikelihood`; :mod:`gcxr.distributed` provides one on a dask cluster).
 
-    ``derivatives``: ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the
-    joint statistic.  ``"structured"``: the gradient (for MIGRAD) and the Hessian (for the
-    covariance) are taken dataset by dataset, over the parameters each dataset depends on
-    (its sources and its own background norm), and summed: the same derivatives of the joint
-    statistic, at a few evaluations of each dataset per parameter it depends on instead of
-    evaluations of all datasets per free parameter (a joint fit of N runs has N background
-    norms).  ``"auto"`` (default): Minuit's up to 12 free parameters, structured above.
+    ``derivatives``: ``"analytic"`` (default; ``"auto"`` and ``"structured"`` are the same): MIGRAD
+    gets the analytic gradient of the statistic (the chain rule through npred, see
+    :meth:`gcxr.likelihood.DatasetTerm.value_and_grad`), and the covariance comes from the
+    Hessian taken by central differences of that gradient, dataset by dataset over the parameters
+    each depends on; if that Hessian is not positive definite, Minuit's HESSE decides.
+    ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the joint statistic.
     """
-    if derivatives not in ("auto", "minuit", "structured"):
-        raise ValueError(f"fit: derivatives must be 'auto', 'minuit' or 'structured', got {derivatives!r}")
+    if derivatives not in ("auto", "analytic", "minuit", "structured"):
+        raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
     from iminuit import Minuit
     t0 = time.perf_counter()
     factory = likelihood_factory or JointLikelihood
     space = ParameterSpace.from_models(models)
     if not space.keys:
         raise ValueError("fit: no free parameters")
-    method = derivatives if derivatives != "auto" else ("structured" if len(space.keys) > 12 else "minuit")
+    method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
     n_refresh = 0
     values = space.start.copy()
@@ -134,16 +135,17 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
             return s if np.isfinite(s) else 1e300
 
         grad = None
-        if method == "structured" and hasattr(like, "gradient"):
+        if method == "analytic" and hasattr(like, "value_and_grad"):
             def grad(f, _like=like):
-                return _like.gradient(np.asarray(f, float))
+                g = _like.value_and_grad(np.asarray(f, float))[1]
+                return np.where(np.isfinite(g), g, 0.0)
         m = Minuit(fcn, space.to_factors(values), grad=grad,
                    name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
         m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
         m.tol = tol
-        # with the structured gradient, strategy 0: the numerical second derivatives of strategy 1
+        # with the analytic gradient, strategy 0: the numerical second derivatives of strategy 1
         # would cost O(n_par) evaluations of all datasets; the covariance comes from the
-        # structured Hessian afterwards
+        # Hessian of the gradient afterwards
         m.strategy = 0 if grad is not None else strategy
         m.print_level = 0
         m.errors = np.ones(len(space.keys))
@@ -158,13 +160,13 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         nfev += m.nfcn
         values = space.to_values(np.array(m.values))
         _apply(models, space, values, np.zeros_like(values))
-        if n_refresh < max_refresh and _moved(terms, space.values_by_model(values)):
+        if n_refresh < max_refresh and _moved(terms, models):
             n_refresh += 1
             continue
         break
     t_migrad = time.perf_counter() - t0
     cov_f = None
-    if hesse and m.valid and method == "structured" and hasattr(like, "hessian"):
+    if hesse and m.valid and method == "analytic" and hasattr(like, "hessian"):
         cov_f = _structured_covariance(like, np.array(m.values), np.array(m.errors))
         if cov_f is None:
             method = "minuit"          # not positive definite: let HESSE sort it out

@@ -28,7 +28,8 @@ from .npred import SourceEvaluator, dataset_geoms
 from .stats import TRUNCATION, cash
 
 __all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
-           "assemble_hessian", "term_parameters", "term_gradient", "assemble_gradient"]
+           "assemble_hessian", "term_parameters", "term_gradient", "term_value_and_grad", "assemble_gradient",
+           "derivative_steps"]
 
 _ANGLES = {"lon_0", "lat_0"}
 ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
@@ -111,6 +112,10 @@ class _Region:
     counts: np.ndarray          # (E, ny, nx) float
     background: np.ndarray
     mask: np.ndarray            # bool
+
+    def __post_init__(self):
+        self.index = np.flatnonzero(self.mask)            # fit bins, flat indices into the region
+        self.n_fit = self.counts.ravel()[self.index]       # their counts
 
 
 @dataclass
@@ -223,38 +228,87 @@ class DatasetTerm:
         v = values[self.bkg_model]["spectral"]
         return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
 
-    def stat(self, values: dict) -> float:
-        """Cash statistic of this dataset for per-model parameter values."""
-        a = self._bkg_factor(values)
+    def _mu(self, k: int, r: _Region, a: np.ndarray, values: dict) -> np.ndarray:
+        """Predicted counts on region k: background x its spectral factor + the sources."""
+        mu = r.background * a[:, None, None]
+        for mname, rk, (dy, dx), ev in self.sources:
+            if rk != k:
+                continue
+            v = values[mname]
+            ny, nx = ev.shape
+            mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
+        return mu
+
+    def _far(self, a: np.ndarray) -> float:
         pos = a > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             far = np.where(pos, 2.0 * (a * self.far_sb - self.far_sn * np.log(np.where(pos, a, 1.0)) - self.far_snlnb),
                            2.0 * (-self.far_sn * np.log(TRUNCATION)))
-        total = float(far.sum()) + self.far_const
+        return float(far.sum()) + self.far_const
+
+    def stat(self, values: dict) -> float:
+        """Cash statistic of this dataset for per-model parameter values."""
+        a = self._bkg_factor(values)
+        total = self._far(a)
         for k, r in enumerate(self.regions):
-            mu = r.background * a[:, None, None]
-            for mname, rk, (dy, dx), ev in self.sources:
-                if rk != k:
-                    continue
-                v = values[mname]
-                ny, nx = ev.shape
-                mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
-            mu = np.clip(mu, 0.0, None)
-            total += float(cash(r.counts[r.mask], mu[r.mask]).sum())
+            mu = np.maximum(self._mu(k, r, a, values).ravel()[r.index], TRUNCATION)
+            total += 2.0 * float(mu.sum() - r.n_fit @ np.log(mu))
         return total
 
-    def npred_regions(self, values: dict) -> list[np.ndarray]:
+    def value_and_grad(self, values: dict, keys, steps: dict | None = None) -> tuple[float, dict]:
+        """The statistic and its derivatives with respect to ``keys`` (``(model, component,
+        name)`` triples; those this term does not depend on are left out of the result).
+
+        The derivatives follow the chain rule through npred: ``dstat/dmu = 2 (1 - n/mu)`` on the
+        fit bins (0 where mu is floored), then the background factor and each source's
+        :meth:`~gcxr.npred.SourceEvaluator.backprop`; the far bins are differentiated through
+        their per-energy sums.
+        """
+        steps = steps or {}
         a = self._bkg_factor(values)
-        out = []
+        total = self._far(a)
+        pos = a > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g_a = np.where(pos, 2.0 * (self.far_sb - self.far_sn / np.where(pos, a, 1.0)), 0.0)   # dstat/da_E
+        by_model: dict = {}
+        for key in keys:
+            by_model.setdefault(key[0], []).append(key)
+        grads: dict = {}
         for k, r in enumerate(self.regions):
-            mu = r.background * a[:, None, None]
+            mu = self._mu(k, r, a, values)
+            mu_fit = mu.ravel()[r.index]
+            mu_t = np.maximum(mu_fit, TRUNCATION)
+            total += 2.0 * float(mu_t.sum() - r.n_fit @ np.log(mu_t))
+            w = np.zeros(mu.size)
+            w[r.index] = np.where(mu_fit > TRUNCATION, 2.0 * (1.0 - r.n_fit / mu_t), 0.0)
+            w = w.reshape(mu.shape)
+            g_a += np.einsum("eij,eij->e", w, r.background)
             for mname, rk, (dy, dx), ev in self.sources:
-                if rk == k:
-                    v = values[mname]
-                    ny, nx = ev.shape
-                    mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
-            out.append(np.clip(mu, 0.0, None))
-        return out
+                if rk != k or mname not in by_model:
+                    continue
+                v = values[mname]
+                spec = [n for m, c, n in by_model[mname] if c == "spectral"]
+                spat = [n for m, c, n in by_model[mname] if c == "spatial"]
+                ny, nx = ev.shape
+                st = {n: steps[(m, c, n)] for m, c, n in by_model[mname] if (m, c, n) in steps}
+                for (c, n), g in ev.backprop(w[:, dy:dy + ny, dx:dx + nx], v["spectral"], v.get("spatial", {}),
+                                             spec, spat, st).items():
+                    grads[(mname, c, n)] = grads.get((mname, c, n), 0.0) + g
+        if self.bkg_model is not None and self.bkg_model in by_model:
+            v = values[self.bkg_model]["spectral"]
+            ref, tilt = v.get("reference", 1.0), v.get("tilt", 0.0)
+            shape = (self.energy_centers / ref) ** (-tilt)
+            for m, c, n in by_model[self.bkg_model]:
+                if n == "norm":
+                    da = shape
+                elif n == "tilt":
+                    da = -a * np.log(self.energy_centers / ref)
+                elif n == "reference":
+                    da = a * tilt / ref
+                else:
+                    raise KeyError(f"background model {m!r} has no parameter {n!r}")
+                grads[(m, c, n)] = float(g_a @ da)
+        return total, grads
 
 
 def term_parameters(term: DatasetTerm, space: ParameterSpace) -> np.ndarray:
@@ -265,51 +319,45 @@ def term_parameters(term: DatasetTerm, space: ParameterSpace) -> np.ndarray:
     return np.array([i for i, (m, _, _) in enumerate(space.keys) if m in names], dtype=int)
 
 
+def derivative_steps(space: ParameterSpace) -> dict:
+    """Central-difference steps (in value units) of the cheap inner derivatives (flux integrals,
+    spatial images): 1e-5 deg for angles, 1e-6 of the parameter's scale otherwise."""
+    return {key: (1e-5 if unit == "deg" else 1e-6 * s) for key, unit, s in zip(space.keys, space.units, space.scale)}
+
+
+def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
+    """(stat, indices, g): one term's statistic and its first derivatives in factor space over the
+    parameters it depends on (analytic through npred, :meth:`DatasetTerm.value_and_grad`)."""
+    idx = term_parameters(term, space)
+    values = space.values_by_model(space.to_values(factors))
+    keys = [space.keys[i] for i in idx]
+    stat, grads = term.value_and_grad(values, keys, steps if steps is not None else derivative_steps(space))
+    g = np.array([grads.get(k, 0.0) for k in keys]) * space.scale[idx]
+    return stat, idx, g
+
+
+def term_gradient(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
+    """(indices, g): first derivatives of one term's statistic in factor space over the parameters
+    it depends on."""
+    _, idx, g = term_value_and_grad(term, space, factors, steps)
+    return idx, g
+
+
 def term_hessian(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: np.ndarray):
-    """(indices, H): the second derivatives of one term's statistic in factor space, over the
-    parameters it depends on, by central differences with the given steps (in factor units;
-    :func:`gcxr.fit.fit` uses 0.05 MIGRAD sigma)."""
+    """(indices, H): second derivatives of one term's statistic in factor space over the parameters
+    it depends on, by central differences of its analytic gradient with the given steps (factor
+    units; :func:`gcxr.fit.fit` uses 0.05 MIGRAD sigma), symmetrised."""
     idx = term_parameters(term, space)
     f0 = np.asarray(factors, float)
-
-    def stat(delta: dict) -> float:
-        f = f0.copy()
-        for i, d in delta.items():
-            f[i] += d
-        return term.stat(space.values_by_model(space.to_values(f)))
-
+    inner = derivative_steps(space)
     p = idx.size
     H = np.zeros((p, p))
-    c0 = stat({})
-    for a, i in enumerate(idx):
-        h = steps[i]
-        H[a, a] = (stat({i: h}) - 2.0 * c0 + stat({i: -h})) / h ** 2
-    for a in range(p):
-        for b in range(a + 1, p):
-            i, j = idx[a], idx[b]
-            hi, hj = steps[i], steps[j]
-            H[a, b] = H[b, a] = (stat({i: hi, j: hj}) - stat({i: hi, j: -hj}) - stat({i: -hi, j: hj})
-                                 + stat({i: -hi, j: -hj})) / (4.0 * hi * hj)
-    return idx, H
-
-
-GRADIENT_STEP = 1e-3        # central-difference step of the structured gradient, in factor units
-
-
-def term_gradient(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, step: float = GRADIENT_STEP):
-    """(indices, g): first derivatives of one term's statistic in factor space over the parameters
-    it depends on, by central differences (factors are O(1): positions in 0.01 deg, others scaled
-    by their power of ten, so one step in factor units suits all of them)."""
-    idx = term_parameters(term, space)
-    f0 = np.asarray(factors, float)
-    g = np.zeros(idx.size)
     for a, i in enumerate(idx):
         up, down = f0.copy(), f0.copy()
-        up[i] += step
-        down[i] -= step
-        g[a] = (term.stat(space.values_by_model(space.to_values(up)))
-                - term.stat(space.values_by_model(space.to_values(down)))) / (2.0 * step)
-    return idx, g
+        up[i] += steps[i]
+        down[i] -= steps[i]
+        H[:, a] = (term_gradient(term, space, up, inner)[1] - term_gradient(term, space, down, inner)[1]) / (2 * steps[i])
+    return idx, 0.5 * (H + H.T)
 
 
 def assemble_gradient(n: int, parts) -> np.ndarray:
@@ -333,13 +381,20 @@ def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent")
 
 
 class JointLikelihood:
-    """Sum of dataset terms as a function of the free-parameter vector (in-process)."""
+    """Sum of dataset terms as a function of the free-parameter vector (in-process).
+
+    ``like(f)`` is the statistic; :meth:`value_and_grad` adds its analytic gradient (the last
+    one is remembered, so MIGRAD's ``fcn`` and ``grad`` at one point cost one evaluation of the
+    sources' folded parts: these are cached per source by spatial parameter values).
+    """
 
     def __init__(self, terms: list[DatasetTerm], space: ParameterSpace):
         self.terms = terms
         self.space = space
+        self.steps = derivative_steps(space)
         self.n_calls = 0
         self.n_tasks = 0
+        self._last = None
 
     def stat_values(self, values: np.ndarray) -> float:
         self.n_calls += 1
@@ -349,10 +404,21 @@ class JointLikelihood:
     def __call__(self, factors: np.ndarray) -> float:
         return self.stat_values(self.space.to_values(factors))
 
-    def gradient(self, factors: np.ndarray) -> np.ndarray:
-        """First derivatives in factor space, term by term (see :func:`term_gradient`)."""
+    def value_and_grad(self, factors: np.ndarray) -> tuple[float, np.ndarray]:
+        """Statistic and gradient in factor space (terms added in term order)."""
+        f = np.asarray(factors, float)
+        if self._last is not None and np.array_equal(self._last[0], f):
+            return self._last[1], self._last[2].copy()
         self.n_calls += 1
-        return assemble_gradient(len(self.space.keys), [term_gradient(t, self.space, factors) for t in self.terms])
+        parts = [term_value_and_grad(t, self.space, f, self.steps) for t in self.terms]
+        stat = float(sum(p[0] for p in parts))
+        g = assemble_gradient(len(self.space.keys), [(p[1], p[2]) for p in parts])
+        self._last = (f.copy(), stat, g)
+        return stat, g.copy()
+
+    def gradient(self, factors: np.ndarray) -> np.ndarray:
+        """First derivatives in factor space (analytic, term by term)."""
+        return self.value_and_grad(factors)[1]
 
     def hessian(self, factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Second derivatives in factor space, term by term (see :func:`term_hessian`)."""

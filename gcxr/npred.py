@@ -16,6 +16,7 @@ call is a pure function of the parameters.  Background:
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,10 +102,27 @@ def psf_kernel(psf: np.ndarray, irf_geom: SkyGeom, geom: SkyGeom, lon: float, la
 
 @dataclass
 class SourceEvaluator:
-    """Evaluates one source's npred on a fixed cutout of one dataset.
+    """One source's npred on a fixed cutout of one dataset, assembled from cached parts.
 
-    Built from numpy arrays only (picklable, no model objects): the spectral
-    and spatial model *classes* provide the pure ``_integral``/``_evaluate``.
+    ``npred[r, p] = sum_t D[t, r] F_t C_t[p]`` with
+
+    * ``F_t``: the spectral model's integral over true-energy bin t (:meth:`flux`), cheap;
+    * ``C_t = Exposure_t * (X (*) K_t)``: the *folded spatial part* (:meth:`folded`), where X
+      is the source's flux fraction per pixel on the cutout (surface brightness times solid
+      angle; for a point source the tap weights around its position) and K_t the PSF kernel.
+      ``C`` depends only on the spatial parameters and is cached (a few entries, LRU), so a
+      move of a spectral parameter costs one small matrix product, and a frozen shape is
+      folded once per fit;
+    * ``D``: the energy-dispersion matrix at the source position.
+
+    Convolutions are done by FFT with the kernels' transforms computed once.
+    :meth:`backprop` gives the derivatives of a statistic with respect to the source's
+    parameters from ``dstat/dnpred`` on the cutout (the chain rule through the parts above;
+    the 1-D flux integrals and the spatial image are differentiated by central differences,
+    which are cheap; the folding is differentiated exactly, by the adjoint convolution).
+
+    Built from numpy arrays only (picklable, no model objects): the spectral and spatial
+    model *classes* provide the pure ``_integral``/``_evaluate``.
     """
 
     name: str
@@ -120,7 +138,10 @@ class SourceEvaluator:
     exposure_cut: np.ndarray              # (n_true, ny_c, nx_c), m2 s x 1e4 -> cm2 s
     irf_position: tuple[float, float]     # (lon, lat) in the dataset frame where IRFs were taken
     point_weights: str = "tent"
+    radius: float = 0.0                   # evaluation radius (deg) the cutout was sized for
     _aux: dict = field(default_factory=dict, repr=False)
+
+    CACHE_SIZE = 3
 
     @classmethod
     def build(cls, model, ds: xr.Dataset, geom: SkyGeom | None = None, irf_geom: SkyGeom | None = None,
@@ -154,15 +175,30 @@ class SourceEvaluator:
         template = sp if sp.tag == "TemplateSpatialModel" else None
         ev = cls(model.name, type(model.spectral_model), None if template is not None else type(sp), template,
                  sp.frame, geom, cut, EnergyAxis.from_coord(ds, "energy_true"), kernel, edisp, expo, (lon, lat),
-                 point_weights)
+                 point_weights, radius)
         ev._prepare()
         return ev
+
+    # ---- pickling: the caches stay behind (they are rebuilt on first use)
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_aux"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._prepare()
+
+    @property
+    def is_point(self) -> bool:
+        return self.spatial_cls is not None and self.spatial_cls.tag == "PointSpatialModel"
 
     def _prepare(self):
         from .coords import transform_lonlat
         sub = self.geom.slice(*self.cut)
         self._aux["sub"] = sub
-        if self.spatial_cls is not None and self.spatial_cls.tag == "PointSpatialModel":
+        self._aux["cache"] = OrderedDict()
+        if self.is_point:
             return
         lon, lat = sub.grid_lonlat()
         if self.frame_model != self.geom.frame:
@@ -170,34 +206,100 @@ class SourceEvaluator:
         self._aux["lonlat_model"] = (lon, lat)
         self._aux["omega"] = sub.solid_angle()
 
+    def _fft(self):
+        """(padded shape, rFFT of the kernels) for the cutout, computed once."""
+        if "kf" not in self._aux:
+            ny, nx = self.shape
+            nk = self.kernel.shape[-1]
+            s = (_fast_len(ny + nk - 1), _fast_len(nx + nk - 1))
+            self._aux["fft_shape"] = s
+            self._aux["kf"] = np.fft.rfft2(self.kernel, s=s)
+        return self._aux["fft_shape"], self._aux["kf"]
+
     @property
     def shape(self) -> tuple[int, int]:
         ys, xs = self.cut
         return (ys.stop - ys.start, xs.stop - xs.start)
 
-    # ---- spatial part on the cutout (n_true, ny, nx), kernel applied
-    def spatial(self, spatial_values: dict) -> np.ndarray:
-        sub = self._aux["sub"]
-        nt = self.kernel.shape[0]
-        ny, nx = self.shape
-        if self.spatial_cls is not None and self.spatial_cls.tag == "PointSpatialModel":
-            from .coords import transform_lonlat
-            lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
-            if self.frame_model != self.geom.frame:
-                l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
-                lon0, lat0 = float(l[0]), float(b[0])
-            x0, y0 = sub.world_to_pix(lon0, lat0)
-            return self._point(float(x0), float(y0), nt, ny, nx)
+    # ---- the parts
+    def flux(self, spectral_values: dict) -> np.ndarray:
+        """``F_t``: the spectral integral over each true-energy bin (cm-2 s-1)."""
+        et = self.energy_true
+        return np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
+
+    def image(self, spatial_values: dict) -> np.ndarray:
+        """Flux fraction per cutout pixel of an extended source, (ny, nx)."""
         lon, lat = self._aux["lonlat_model"]
         if self.spatial_template is not None:
             img = self.spatial_template._evaluate(lon, lat, None, **spatial_values)
         else:
             img = self.spatial_cls._evaluate(lon, lat, **spatial_values)
-        flux = np.asarray(img, float) * self._aux["omega"]
-        from scipy.signal import fftconvolve
-        return np.stack([fftconvolve(flux, self.kernel[t], mode="same") for t in range(nt)])
+        return np.asarray(img, float) * self._aux["omega"]
 
-    def _point(self, x0, y0, nt, ny, nx):
+    def _convolve(self, img: np.ndarray) -> np.ndarray:
+        """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""
+        s, kf = self._fft()
+        ny, nx = self.shape
+        h = self.kernel.shape[-1] // 2
+        full = np.fft.irfft2(np.fft.rfft2(img, s=s) * kf, s=s)
+        return full[:, h:h + ny, h:h + nx]
+
+    def _correlate(self, v: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`_convolve` summed over t: ``sum_t sum_p v_t[p] dconv_t[p]/dimg[q]``, (ny, nx)."""
+        s, kf = self._fft()
+        ny, nx = self.shape
+        h = self.kernel.shape[-1] // 2
+        pad = np.zeros((v.shape[0],) + s)
+        pad[:, h:h + ny, h:h + nx] = v
+        spec = (np.fft.rfft2(pad) * np.conj(kf)).sum(axis=0)
+        return np.fft.irfft2(spec, s=s)[:ny, :nx]
+
+    def _point_pixel(self, spatial_values: dict) -> tuple[float, float]:
+        from .coords import transform_lonlat
+        lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
+        if self.frame_model != self.geom.frame:
+            l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
+            lon0, lat0 = float(l[0]), float(b[0])
+        x0, y0 = self._aux["sub"].world_to_pix(lon0, lat0)
+        return float(x0), float(y0)
+
+    def folded(self, spatial_values: dict) -> np.ndarray:
+        """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values."""
+        key = tuple(sorted((k, float(v)) for k, v in spatial_values.items()))
+        cache = self._aux["cache"]
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+            return hit
+        if self.is_point:
+            x0, y0 = self._point_pixel(spatial_values)
+            c = self._point(x0, y0) * self.exposure_cut
+        else:
+            c = self._convolve(self.image(spatial_values))
+            c *= self.exposure_cut
+        cache[key] = c
+        while len(cache) > self.CACHE_SIZE:
+            cache.popitem(last=False)
+        return c
+
+    def _windows(self, x0: float, y0: float, derivative: bool = False):
+        """(weight, d weight/dx, d weight/dy, cutout slices, kernel slices) of each tap around (x0, y0)."""
+        ny, nx = self.shape
+        nk = self.kernel.shape[-1]
+        h = nk // 2
+        for (xi, wx, dwx) in _taps(x0, self.point_weights, True):
+            for (yi, wy, dwy) in _taps(y0, self.point_weights, True):
+                if wx * wy == 0 and not (derivative and (dwx * wy != 0 or wx * dwy != 0)):
+                    continue
+                y_a, x_a = yi - h, xi - h
+                cy0, cy1 = max(y_a, 0), min(y_a + nk, ny)
+                cx0, cx1 = max(x_a, 0), min(x_a + nk, nx)
+                if cy1 <= cy0 or cx1 <= cx0:
+                    continue
+                yield (wx * wy, dwx * wy, wx * dwy, (slice(cy0, cy1), slice(cx0, cx1)),
+                       (slice(cy0 - y_a, cy1 - y_a), slice(cx0 - x_a, cx1 - x_a)))
+
+    def _point(self, x0, y0):
         """A point source: shifted copies of the kernel at the pixels around (x0, y0), weighted.
 
         ``point_weights="tent"`` (default): bilinear weights on the 2 x 2 pixels, the reference's
@@ -209,56 +311,126 @@ class SourceEvaluator:
         (tests/test_closure.py); the rendering adds a 1/3 px^2 variance to the PSF.
         ``"keys"``: Catmull-Rom weights (C1, no added variance).
         """
-        out = np.zeros((nt, ny, nx))
-        nk = self.kernel.shape[-1]
-        h = nk // 2
-        for (xi, wx) in _taps(x0, self.point_weights):
-            for (yi, wy) in _taps(y0, self.point_weights):
-                if wx * wy == 0:
-                    continue
-                y_a, x_a = yi - h, xi - h
-                cy0, cy1 = max(y_a, 0), min(y_a + nk, ny)
-                cx0, cx1 = max(x_a, 0), min(x_a + nk, nx)
-                if cy1 <= cy0 or cx1 <= cx0:
-                    continue
-                out[:, cy0:cy1, cx0:cx1] += (wx * wy) * self.kernel[:, cy0 - y_a:cy1 - y_a, cx0 - x_a:cx1 - x_a]
+        out = np.zeros((self.kernel.shape[0],) + self.shape)
+        for w, _, _, cs, ks in self._windows(x0, y0):
+            out[(slice(None),) + cs] += w * self.kernel[(slice(None),) + ks]
         return out
-
-    def flux(self, spectral_values: dict) -> np.ndarray:
-        et = self.energy_true
-        return np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
 
     def npred(self, spectral_values: dict, spatial_values: dict) -> np.ndarray:
         """Source npred on the cutout, (n_reco, ny, nx)."""
         F = self.flux(spectral_values)
-        true = self.spatial(spatial_values) * self.exposure_cut * F[:, None, None]
-        nt, ny, nx = true.shape
-        return (self.edisp.T @ true.reshape(nt, -1)).reshape(-1, ny, nx)
+        C = self.folded(spatial_values)
+        nt, ny, nx = C.shape
+        return ((self.edisp * F[:, None]).T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
+
+    # ---- derivatives
+    def backprop(self, w: np.ndarray, spectral_values: dict, spatial_values: dict,
+                 spectral_free=(), spatial_free=(), steps: dict | None = None) -> dict:
+        """Derivatives of a statistic with respect to the named parameters, given
+        ``w = dstat/dnpred`` on the cutout, (n_reco, ny, nx).
+
+        Returns ``{("spectral" | "spatial", name): dstat/dvalue}``.  ``steps`` (by name) are the
+        central-difference steps of the flux integrals and the image (defaults: 1e-5 deg for
+        angles, 1e-6 x max(|v|, 1e-3) otherwise).
+        """
+        steps = steps or {}
+        out = {}
+        nt = self.kernel.shape[0]
+        C = self.folded(spatial_values)
+        u = (self.edisp @ w.reshape(w.shape[0], -1)).reshape((nt,) + C.shape[1:])     # dstat/d(F_t C_t)
+        if spectral_free:
+            g_f = np.einsum("tp,tp->t", u.reshape(nt, -1), C.reshape(nt, -1))       # dstat/dF_t
+            for name in spectral_free:
+                h = steps.get(name) or 1e-6 * max(abs(spectral_values[name]), 1e-3)
+                up, down = dict(spectral_values), dict(spectral_values)
+                up[name] += h
+                down[name] -= h
+                dF = (self.flux(up) - self.flux(down)) / (2.0 * h)
+                out[("spectral", name)] = float(g_f @ dF)
+        if spatial_free:
+            F = self.flux(spectral_values)
+            v = u * self.exposure_cut * F[:, None, None]                                 # dstat/d(X (*) K_t)
+            if self.is_point:
+                x0, y0 = self._point_pixel(spatial_values)
+                gx = gy = 0.0
+                for _, dwx, dwy, cs, ks in self._windows(x0, y0, derivative=True):
+                    if dwx == 0 and dwy == 0:
+                        continue
+                    r = float(np.einsum("tij,tij->", v[(slice(None),) + cs], self.kernel[(slice(None),) + ks]))
+                    gx += dwx * r
+                    gy += dwy * r
+                for name in spatial_free:
+                    h = steps.get(name) or 1e-5
+                    up, down = dict(spatial_values), dict(spatial_values)
+                    up[name] += h
+                    down[name] -= h
+                    (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
+                    out[("spatial", name)] = gx * (xu - xd) / (2 * h) + gy * (yu - yd) / (2 * h)
+            else:
+                r = self._correlate(v)                                                 # dstat/dX
+                for name in spatial_free:
+                    h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
+                    up, down = dict(spatial_values), dict(spatial_values)
+                    up[name] += h
+                    down[name] -= h
+                    dX = (self.image(up) - self.image(down)) / (2.0 * h)
+                    out[("spatial", name)] = float(np.einsum("ij,ij->", r, dX))
+        return out
 
 
 POINT_WEIGHTS = ("cubic", "tent", "keys")
+_ANGULAR = {"lon_0", "lat_0", "sigma", "r_0", "radius", "width", "phi"}
 
 
-def _taps(x0: float, kind: str):
-    """(pixel index, weight) pairs that spread a point at pixel coordinate x0 over the grid."""
+def _fast_len(n: int) -> int:
+    """Smallest 5-smooth integer >= n (sizes that FFTs handle fastest)."""
+    best = 1 << max(int(n - 1).bit_length(), 0)
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            q = p35
+            while q < n:
+                q *= 2
+            best = min(best, q)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _keys(d: float) -> float:
+    d = abs(d)
+    if d < 1:
+        return 1.5 * d ** 3 - 2.5 * d ** 2 + 1
+    if d < 2:
+        return -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2
+    return 0.0
+
+
+def _keys_d(d: float) -> float:
+    s, a = np.sign(d), abs(d)
+    if a < 1:
+        return float(s * (4.5 * a ** 2 - 5 * a))
+    if a < 2:
+        return float(s * (-1.5 * a ** 2 + 5 * a - 4))
+    return 0.0
+
+
+def _taps(x0: float, kind: str, derivative: bool = False):
+    """(pixel index, weight[, d weight / d x0]) that spread a point at pixel coordinate x0 over the grid."""
     i = int(np.floor(x0))
     t = x0 - i
     if kind == "tent":
-        return ((i, 1.0 - t), (i + 1, t))
-    if kind == "cubic":
+        taps = ((i, 1.0 - t, -1.0), (i + 1, t, 1.0))
+    elif kind == "cubic":
         t2, t3 = t * t, t * t * t
-        return ((i - 1, (1 - t) ** 3 / 6.0), (i, (3 * t3 - 6 * t2 + 4) / 6.0),
-                (i + 1, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6.0), (i + 2, t3 / 6.0))
-    if kind == "keys":          # Catmull-Rom cubic convolution (a = -0.5): C1, reproduces quadratics
-        def k(d):
-            d = abs(d)
-            if d < 1:
-                return 1.5 * d ** 3 - 2.5 * d ** 2 + 1
-            if d < 2:
-                return -0.5 * d ** 3 + 2.5 * d ** 2 - 4 * d + 2
-            return 0.0
-        return tuple((i + j, k(t - j)) for j in (-1, 0, 1, 2))
-    raise ValueError(f"point_weights must be one of {POINT_WEIGHTS}, got {kind!r}")
+        taps = ((i - 1, (1 - t) ** 3 / 6.0, -0.5 * (1 - t) ** 2), (i, (3 * t3 - 6 * t2 + 4) / 6.0, 1.5 * t2 - 2 * t),
+                (i + 1, (-3 * t3 + 3 * t2 + 3 * t + 1) / 6.0, -1.5 * t2 + t + 0.5), (i + 2, t3 / 6.0, 0.5 * t2))
+    elif kind == "keys":          # Catmull-Rom cubic convolution (a = -0.5): C1, reproduces quadratics
+        taps = tuple((i + j, _keys(t - j), _keys_d(t - j)) for j in (-1, 0, 1, 2))
+    else:
+        raise ValueError(f"point_weights must be one of {POINT_WEIGHTS}, got {kind!r}")
+    return taps if derivative else tuple(tp[:2] for tp in taps)
 
 
 def background_factor(energy: EnergyAxis, norm: float, tilt: float, reference: float) -> np.ndarray:
