@@ -51,7 +51,7 @@ CASES = [
     ("ShellSpatialModel", "icrs", dict(lon_0=120.0, lat_0=-60.3, radius=1.0, width=0.5)),
     ("ShellSpatialModel", "galactic", dict(lon_0=0.05, lat_0=1.0, radius=0.0, width=0.4)),
     ("Shell2SpatialModel", "icrs", dict(lon_0=83.63, lat_0=22.01, r_0=0.7, eta=0.3)),
-    ("Shell2SpatialModel", "galactic", dict(lon_0=359.95, lat_0=0.2, r_0=0.4, eta=0.05)),
+    ("Shell2SpatialModel", "galactic", dict(lon_0=359.95, lat_0=0.2, r_0=0.4, eta=0.07)),
     ("Shell2SpatialModel", "icrs", dict(lon_0=300.0, lat_0=-59.8, r_0=2.0, eta=1.0)),
     ("GeneralizedGaussianSpatialModel", "icrs", dict(lon_0=83.63, lat_0=22.01, r_0=0.3, eta=0.5, e=0.0, phi=0.0)),
     ("GeneralizedGaussianSpatialModel", "galactic", dict(lon_0=359.9, lat_0=-0.05, r_0=0.2, eta=0.1, e=0.0, phi=0.0)),
