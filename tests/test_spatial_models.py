@@ -203,7 +203,8 @@ def test_read_gammapy_yaml_and_round_trip(tmp_path):
     assert gg.values == {"lon_0": 0.1, "lat_0": 0.3, "r_0": 0.5, "eta": 1.0, "e": 0.7, "phi": 45.0}
     assert not gg.e.frozen and gg.phi.frozen
     # the values agree with gammapy's at its own points
-    case = next(c for c in REF["values"] if c["model"] == "GeneralizedGaussianSpatialModel" and c["parameters"]["e"] == 0.7)
+    case = next(c for c in REF["values"]
+                if c["model"] == "GeneralizedGaussianSpatialModel" and c["parameters"]["e"] == 0.7)
     np.testing.assert_allclose(gg.evaluate(case["lon"], case["lat"]), case["value_sr-1"], rtol=1e-9,
                                atol=1e-12 * max(case["value_sr-1"]))
     # gcxr write -> read is lossless, and writes gammapy's layout
@@ -216,6 +217,16 @@ def test_read_gammapy_yaml_and_round_trip(tmp_path):
     for w, g in zip(written, gp):
         assert w["spatial"]["type"] == g["spatial"]["type"] and w["spatial"]["frame"] == g["spatial"]["frame"]
         assert [p["name"] for p in w["spatial"]["parameters"]] == [p["name"] for p in g["spatial"]["parameters"]]
+
+
+def test_pickle():
+    import pickle
+
+    for m in (ShellSpatialModel(lon_0=1.0, radius=0.4), Shell2SpatialModel(r_0=0.3, frame="galactic"),
+              GeneralizedGaussianSpatialModel(r_0=0.2, eta=0.3, e=0.5, phi=20.0)):
+        back = pickle.loads(pickle.dumps(m))
+        assert type(back) is type(m) and back.values == m.values and back.frame == m.frame
+        assert back.evaluate(1.1, 0.1) == m.evaluate(1.1, 0.1)
 
 
 def test_short_tags_and_errors():

@@ -139,8 +139,11 @@ def main() -> None:
     WcsGeom.upsample = orig
 
     sky = [
-        SkyModel(PowerLawSpectralModel(), build("ShellSpatialModel", "galactic", lon_0=359.9, lat_0=-0.1, radius=0.3, width=0.1), name="shell-src"),
-        SkyModel(PowerLawSpectralModel(), build("Shell2SpatialModel", lon_0=83.63, lat_0=22.01, r_0=0.7, eta=0.3), name="shell2-src"),
+        SkyModel(PowerLawSpectralModel(),
+                 build("ShellSpatialModel", "galactic", lon_0=359.9, lat_0=-0.1, radius=0.3, width=0.1),
+                 name="shell-src"),
+        SkyModel(PowerLawSpectralModel(), build("Shell2SpatialModel", lon_0=83.63, lat_0=22.01, r_0=0.7, eta=0.3),
+                 name="shell2-src"),
         SkyModel(PowerLawSpectralModel(), build("GeneralizedGaussianSpatialModel", "galactic", lon_0=0.1, lat_0=0.3,
                                          r_0=0.5, eta=1.0, e=0.7, phi=45.0), name="gg-src"),
     ]
