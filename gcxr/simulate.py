@@ -414,9 +414,97 @@ def _aeff_at(aeff: xr.DataArray, energy: np.ndarray, offset: np.ndarray) -> np.n
     return val
 
 
+def _sphere_accept(rng, propose, n: int):
+    r"""``n`` draws (theta, pa; deg) from a flat-sky proposal, made exact on the sphere.
+
+    ``propose(m)`` returns ``m`` draws whose density in the tangent plane
+    (:math:`\theta\,d\theta\,d\psi`) is the model's profile; keeping each
+    with probability :math:`\sin\theta/\theta` turns that into the profile's
+    density per solid angle (:math:`\sin\theta\,d\theta\,d\psi`), which is
+    what the model's ``evaluate`` gives (sr^-1).
+    """
+    th_out, pa_out, got = [], [], 0
+    while got < n:
+        m = int(1.05 * (n - got)) + 16
+        theta, pa = propose(m)
+        t = np.deg2rad(theta)
+        keep = (t < np.pi) & (rng.random(m) * t <= np.sin(t))
+        th_out.append(theta[keep])
+        pa_out.append(pa[keep])
+        got += int(keep.sum())
+    if not th_out:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(th_out)[:n], np.concatenate(pa_out)[:n]
+
+
+def _shell_proposal(rng, r_in: float, r_out: float):
+    """Flat-sky draws of a projected uniform spherical shell (deg): a uniform
+    point in the 3D shell (radius^2-weighted radius, isotropic direction) seen
+    along the line of sight."""
+    def propose(m):
+        radius = np.cbrt(r_in ** 3 + rng.random(m) * (r_out ** 3 - r_in ** 3))
+        cos_los = rng.uniform(-1.0, 1.0, m)
+        return radius * np.sqrt(1.0 - cos_los ** 2), rng.uniform(0.0, 360.0, m)
+    return propose
+
+
+def _sample_template(rng, model, n: int):
+    """Pixels drawn by their flux (brightness x solid angle), uniform within a pixel."""
+    where = f"simulate: TemplateSpatialModel({model.filename!r})"
+    if model.is_energy_dependent:
+        raise ValueError(f"{where}: energy-dependent (3D) templates are not supported for event "
+                         "sampling; use a 2D template")
+    flux = np.clip(model.data[0] * model.solid_angle, 0.0, None)
+    total = flux.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError(f"{where}: the map has no positive flux to sample")
+    ny, nx = flux.shape
+    idx = rng.choice(flux.size, size=n, p=(flux / total).ravel())
+    iy, ix = np.unravel_index(idx, (ny, nx))
+    x = ix + rng.uniform(-0.5, 0.5, n)
+    y = iy + rng.uniform(-0.5, 0.5, n)
+    lon, lat = (np.asarray(v, dtype=float) for v in model.wcs.pixel_to_world_values(x, y))
+    c_lon, c_lat = model.map_center
+    lon0, lat0 = model.position                   # lon_0/lat_0 move the template (as in evaluate)
+    return (lon + (lon0 - c_lon)) % 360.0, lat + (lat0 - c_lat)
+
+
+def _sample_disk_rejection(rng, model, n: int):
+    """Elongated disk: uniform draws on the cap of the evaluation radius, kept
+    with probability f / max f (exact, smooth edge included, cut where gammapy
+    stops evaluating the model)."""
+    vals = model.values
+    lon0, lat0 = model.position
+    reach = np.deg2rad(model.evaluation_radius)
+    f_max = float(np.max(type(model)._evaluate(np.array([lon0]), np.array([lat0]), **vals)))
+    lon_out, lat_out, got = [], [], 0
+    while got < n:
+        m = 2 * (n - got) + 16
+        x = rng.random(m) * 2.0 * np.sin(reach / 2.0) ** 2          # 1 - cos(theta), uniform on the cap
+        theta = np.rad2deg(2.0 * np.arcsin(np.sqrt(x / 2.0)))
+        lon, lat = _offset_by(np.full(m, lon0), np.full(m, lat0), rng.uniform(0.0, 360.0, m), theta)
+        keep = rng.random(m) * f_max < type(model)._evaluate(lon, lat, **vals)
+        lon_out.append(lon[keep])
+        lat_out.append(lat[keep])
+        got += int(keep.sum())
+    if not lon_out:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(lon_out)[:n], np.concatenate(lat_out)[:n]
+
+
 def _sample_spatial(rng, model, n: int):
-    """(lon, lat) deg in the model's frame, ``n`` draws of the spatial model."""
-    from .models import DiskSpatialModel, GaussianSpatialModel, PointSpatialModel
+    """(lon, lat) deg in the model's frame, ``n`` draws of the spatial model.
+
+    Point, Gaussian, disk, generalised Gaussian, shell, shell2 and 2D template
+    models.  The generalised Gaussian and the shells are drawn from their
+    flat-sky profile and made exact on the sphere by :func:`_sphere_accept`;
+    the elongated disk by rejection on the cap of its evaluation radius (as far
+    as gammapy evaluates it); a template by pixel flux, uniform in each pixel.
+    """
+    from .models import (DiskSpatialModel, GaussianSpatialModel, GeneralizedGaussianSpatialModel,
+                         PointSpatialModel, Shell2SpatialModel, ShellSpatialModel, TemplateSpatialModel)
+    if isinstance(model, TemplateSpatialModel):
+        return _sample_template(rng, model, n)
     lon0, lat0 = model.position
     tag = type(model).__name__
     if isinstance(model, PointSpatialModel):
@@ -435,13 +523,39 @@ def _sample_spatial(rng, model, n: int):
             theta = np.hypot(major, minor)
             pa = phi + np.rad2deg(np.arctan2(minor, major))
         return _offset_by(np.full(n, lon0), np.full(n, lat0), pa, theta)
-    if isinstance(model, DiskSpatialModel) and model.parameters["e"].value == 0:
-        r0 = np.deg2rad(model.parameters["r_0"].value)
-        x = rng.random(n) * 2.0 * np.sin(r0 / 2.0) ** 2
-        theta = np.rad2deg(2.0 * np.arcsin(np.sqrt(x / 2.0)))
-        return _offset_by(np.full(n, lon0), np.full(n, lat0), rng.uniform(0.0, 360.0, n), theta)
+    if isinstance(model, DiskSpatialModel):
+        if model.parameters["e"].value == 0:
+            r0 = np.deg2rad(model.parameters["r_0"].value)
+            x = rng.random(n) * 2.0 * np.sin(r0 / 2.0) ** 2
+            theta = np.rad2deg(2.0 * np.arcsin(np.sqrt(x / 2.0)))
+            return _offset_by(np.full(n, lon0), np.full(n, lat0), rng.uniform(0.0, 360.0, n), theta)
+        return _sample_disk_rejection(rng, model, n)
+    if isinstance(model, GeneralizedGaussianSpatialModel):
+        r_0, eta, e, phi = (model.parameters[k].value for k in ("r_0", "eta", "e", "phi"))
+        minor = r_0 * np.sqrt(1.0 - e ** 2)
+
+        def propose(m):
+            # u = (theta / r_eff)^(1/eta) has density u^(2 eta - 1) exp(-u): Gamma(2 eta)
+            rho = rng.gamma(2.0 * eta, 1.0, m) ** eta
+            t = rng.uniform(0.0, 2.0 * np.pi, m)
+            x, y = r_0 * rho * np.cos(t), minor * rho * np.sin(t)      # along the major / minor axis
+            return np.hypot(x, y), phi + np.rad2deg(np.arctan2(y, x))
+        theta, pa = _sphere_accept(rng, propose, n)
+        return _offset_by(np.full(n, lon0), np.full(n, lat0), pa, theta)
+    if isinstance(model, (ShellSpatialModel, Shell2SpatialModel)):
+        if isinstance(model, ShellSpatialModel):
+            r_in = model.parameters["radius"].value
+            r_out = r_in + model.parameters["width"].value
+        else:
+            r_out = model.parameters["r_0"].value
+            r_in = (1.0 - model.parameters["eta"].value) * r_out
+        if not (0.0 <= r_in <= r_out and r_out > 0):
+            raise ValueError(f"simulate: {tag} needs 0 <= inner radius <= outer radius, outer > 0; "
+                             f"got {r_in} and {r_out} deg")
+        theta, pa = _sphere_accept(rng, _shell_proposal(rng, r_in, r_out), n)
+        return _offset_by(np.full(n, lon0), np.full(n, lat0), pa, theta)
     raise ValueError(f"simulate: spatial model {tag} is not supported for event sampling "
-                     "(supported: PointSpatialModel, GaussianSpatialModel, DiskSpatialModel with e = 0)")
+                     "(supported: Point, Gaussian, Disk, GeneralizedGaussian, Shell, Shell2, 2D Template)")
 
 
 def _aeff_envelope(aeff, e_edges, off_lo, off_hi):

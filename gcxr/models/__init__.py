@@ -10,7 +10,9 @@ What to use when:
   ``integral(emin, emax)`` (cm-2 s-1, gammapy's integration rules); the pure
   ``Model._evaluate(E, **values)`` / ``Model._integral(emin, emax, **values)``
   forms take arbitrary parameter values and never touch the model.
-* Spatial models - ``evaluate(lon, lat)`` in sr^-1 (deg in, model frame).
+* Spatial models - ``evaluate(lon, lat)`` in sr^-1 (deg in, model frame):
+  point, Gaussian, disk, generalised Gaussian, shell, shell2, template;
+  :func:`oversampling_factor` gives gammapy's sub-pixel factor for a pixel size.
 
 Units are canonical and stored as strings on each :class:`Parameter`: TeV,
 cm-2 s-1 TeV-1, TeV-1, deg; YAML values in other units are converted on read.
@@ -18,13 +20,18 @@ cm-2 s-1 TeV-1, TeV-1, deg; YAML values in other units are converted on read.
 from .parameters import ModelError, Parameter, Parameters
 from .sky import MODEL_TYPES, FoVBackgroundModel, Models, SkyModel
 from .spatial import (
+    MAX_OVERSAMPLING,
     SPATIAL_MODELS,
     DiskSpatialModel,
     GaussianSpatialModel,
+    GeneralizedGaussianSpatialModel,
     PointSpatialModel,
+    Shell2SpatialModel,
+    ShellSpatialModel,
     SpatialModel,
     TemplateSpatialModel,
     angular_separation,
+    oversampling_factor,
     position_angle,
     spatial_model_from_dict,
 )
@@ -59,8 +66,13 @@ __all__ = [
     "PointSpatialModel",
     "GaussianSpatialModel",
     "DiskSpatialModel",
+    "GeneralizedGaussianSpatialModel",
+    "ShellSpatialModel",
+    "Shell2SpatialModel",
     "TemplateSpatialModel",
     "SPATIAL_MODELS",
+    "MAX_OVERSAMPLING",
+    "oversampling_factor",
     "spatial_model_from_dict",
     "angular_separation",
     "position_angle",
