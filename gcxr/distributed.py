@@ -21,8 +21,8 @@ import uuid
 
 import numpy as np
 
-from .likelihood import (DatasetTerm, ParameterSpace, assemble_gradient, assemble_hessian, term_gradient,
-                         term_hessian)
+from .likelihood import (DatasetTerm, ParameterSpace, assemble_gradient, assemble_hessian, derivative_steps,
+                         term_hessian, term_value_and_grad)
 
 __all__ = ["DistributedLikelihood", "plan_chunks"]
 
@@ -47,8 +47,8 @@ def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> list[float]:
     return [float(t.stat(values)) for t in chunk]          # per term: the client adds them in term order
 
 
-def _chunk_gradient(chunk: list[DatasetTerm], space: ParameterSpace, factors):
-    return [term_gradient(t, space, factors) for t in chunk]
+def _chunk_value_and_grad(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
+    return [term_value_and_grad(t, space, factors, steps) for t in chunk]
 
 
 def _chunk_hessian(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
@@ -75,8 +75,10 @@ class DistributedLikelihood:
             for k, idx in enumerate(self.plan)]
         from distributed import wait
         wait(self.chunks)
+        self.steps = derivative_steps(space)
         self.n_calls = 0
         self.n_tasks = 0
+        self._last = None
 
     @classmethod
     def factory(cls, client, n_chunks: int | None = None):
@@ -105,13 +107,24 @@ class DistributedLikelihood:
     def __call__(self, factors: np.ndarray) -> float:
         return self.stat_values(self.space.to_values(factors))
 
-    def gradient(self, factors: np.ndarray) -> np.ndarray:
-        """First derivatives in factor space: each chunk differentiates its own terms on its worker."""
+    def value_and_grad(self, factors: np.ndarray) -> tuple[float, np.ndarray]:
+        """Statistic and analytic gradient in factor space: each chunk differentiates its own terms
+        on its worker; the client adds the per-term parts in term order."""
+        f = np.asarray(factors, float)
+        if self._last is not None and np.array_equal(self._last[0], f):
+            return self._last[1], self._last[2].copy()
         self.n_calls += 1
-        futures = [self.client.submit(_chunk_gradient, c, self.space, np.asarray(factors, float), pure=False,
+        futures = [self.client.submit(_chunk_value_and_grad, c, self.space, f, self.steps, pure=False,
                                       key=f"gcxr-gradient-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
-        return assemble_gradient(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
+        parts = self._in_term_order(self.client.gather(futures))
+        stat = float(sum(p[0] for p in parts))
+        g = assemble_gradient(len(self.space.keys), [(p[1], p[2]) for p in parts])
+        self._last = (f.copy(), stat, g)
+        return stat, g.copy()
+
+    def gradient(self, factors: np.ndarray) -> np.ndarray:
+        return self.value_and_grad(factors)[1]
 
     def hessian(self, factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Second derivatives in factor space: each chunk differentiates its own terms on its worker."""

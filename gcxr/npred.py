@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .geom import EnergyAxis, SkyGeom, separation_deg
+from .models.spatial import oversampling_factor
 
 __all__ = ["SourceEvaluator", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
 
@@ -194,17 +195,8 @@ class SourceEvaluator:
         return self.spatial_cls is not None and self.spatial_cls.tag == "PointSpatialModel"
 
     def _prepare(self):
-        from .coords import transform_lonlat
-        sub = self.geom.slice(*self.cut)
-        self._aux["sub"] = sub
+        self._aux["sub"] = self.geom.slice(*self.cut)
         self._aux["cache"] = OrderedDict()
-        if self.is_point:
-            return
-        lon, lat = sub.grid_lonlat()
-        if self.frame_model != self.geom.frame:
-            lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
-        self._aux["lonlat_model"] = (lon, lat)
-        self._aux["omega"] = sub.solid_angle()
 
     def _fft(self):
         """(padded shape, rFFT of the kernels) for the cutout, computed once."""
@@ -228,13 +220,40 @@ class SourceEvaluator:
         return np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
 
     def image(self, spatial_values: dict) -> np.ndarray:
-        """Flux fraction per cutout pixel of an extended source, (ny, nx)."""
-        lon, lat = self._aux["lonlat_model"]
+        """Flux fraction per cutout pixel of an extended source, (ny, nx).
+
+        The surface brightness times the solid angle, integrated over each pixel on a grid of
+        ``f x f`` sub-pixels where ``f`` is gammapy 2.1's oversampling factor for the model at
+        these values (:func:`gcxr.models.spatial.oversampling_factor`: small extents are
+        oversampled, templates never).
+        """
+        f = 1 if self.spatial_template is not None else oversampling_factor(self.spatial_cls, spatial_values,
+                                                                             self.geom.binsz)
+        lon, lat, omega = self._subgrid(f)
         if self.spatial_template is not None:
             img = self.spatial_template._evaluate(lon, lat, None, **spatial_values)
         else:
             img = self.spatial_cls._evaluate(lon, lat, **spatial_values)
-        return np.asarray(img, float) * self._aux["omega"]
+        img = np.asarray(img, float) * omega
+        if f > 1:
+            ny, nx = self.shape
+            img = img.reshape(ny, f, nx, f).sum(axis=(1, 3))
+        return img
+
+    def _subgrid(self, f: int):
+        """(lon, lat) in the model frame and solid angles of the cutout's pixels split ``f x f``."""
+        key = ("subgrid", f)
+        if key not in self._aux:
+            from .coords import transform_lonlat
+            sub = self._aux["sub"]
+            if f > 1:
+                sub = SkyGeom(sub.frame, sub.lon0, sub.dlon / f, sub.dlat / f, f * sub.x_ref + (f - 1) / 2.0,
+                              f * sub.y_ref + (f - 1) / 2.0, sub.nx * f, sub.ny * f)
+            lon, lat = sub.grid_lonlat()
+            if self.frame_model != self.geom.frame:
+                lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
+            self._aux[key] = (lon, lat, sub.solid_angle())
+        return self._aux[key]
 
     def _convolve(self, img: np.ndarray) -> np.ndarray:
         """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""
