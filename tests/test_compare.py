@@ -97,3 +97,35 @@ def test_log_p_value_continuous_into_underflow(dof):
     for x in (1.0, 30.0, 600.0):
         assert _chi2_logsf(x, dof) == pytest.approx(scipy.stats.chi2.logsf(x, dof), rel=1e-9)
     assert math.isfinite(_chi2_logsf(5000.0, dof)) and _chi2_logsf(5000.0, dof) < _chi2_logsf(4000.0, dof)
+
+
+# ---------------------------------------------------------------- gcxr vs gammapy on the seed's stacked dataset
+@pytest.mark.data
+@pytest.mark.slow
+def test_gcxr_comparisons_match_gammapy():
+    """Point vs Gaussian and PL vs ECPL on gcxr's own reduction of the seed stacked dataset:
+    the two TS within 0.5 of gammapy 2.1's (benchmarks/gammapy_model_comparison.py)."""
+    import sys
+    from conftest import REF, needs_data  # noqa: F401
+    if not (REF / "stacked.fits.gz").exists():
+        pytest.skip("shared reference not found")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import gcxr_model_comparison as bench
+    finally:
+        sys.path.pop(0)
+    from gcxr.analysis import Analysis
+    ana = Analysis(REF / "analysis_config_stacked_fit.yaml", progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    out = bench.run(ana)
+    ref = json.loads((DATA / "gammapy_model_comparison.json").read_text())
+    for kind, fit in out["fits"].items():
+        assert fit["success"], kind
+        assert fit["n_free"] == ref["fits"][kind]["n_free"], kind
+    for key, c in out["comparisons"].items():
+        assert c["ts"] == pytest.approx(ref["comparisons"][key]["ts"], abs=0.5), key
+    # the Gaussian's width agrees within a fraction of its error
+    sigma = next(p for p in out["fits"]["gauss_ecpl"]["parameters"] if p["name"] == "sigma")
+    sigma_ref = next(p for p in ref["fits"]["gauss_ecpl"]["parameters"] if p["name"] == "sigma")
+    assert sigma["value"] == pytest.approx(sigma_ref["value"], abs=0.2 * sigma_ref["error"])
