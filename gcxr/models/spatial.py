@@ -718,16 +718,55 @@ class TemplateSpatialModel(SpatialModel):
     def evaluate_planes(self, lon, lat, energies) -> np.ndarray:
         """Values on a grid at several energies, shape ``(len(energies),) + grid``.
 
-        The sky pixel coordinates are computed once; for an image every plane
-        is the same.  ``energies`` in TeV.
+        Same numbers as :meth:`evaluate` at each energy (to rounding), faster:
+        the spatial interpolation of each template plane is done once, and
+        energies beyond the map's last half plane are not interpolated.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Grid coordinates in the model's frame (deg).
+        energies : array_like
+            True energies (TeV), one plane each (ignored for an image, whose
+            planes are all the same).
         """
+        from .template import interp_log_multilinear
+
         x, y = self._sky_pix(lon, lat, **self.values)
         energies = np.atleast_1d(np.asarray(energies, dtype=float))
         if self.energy is None:
             img = self._interp(x, y, None)
             return np.broadcast_to(img, (energies.size,) + img.shape).copy()
-        z = self._energy_pix(energies)
-        return np.stack([self._interp(x, y, np.full(x.shape, zi)) for zi in z])
+        n_e = self._log_data.shape[0]
+        z = np.atleast_1d(self._energy_pix(energies))
+        out = np.zeros((z.size,) + x.shape)
+        with np.errstate(invalid="ignore"):
+            iz = np.floor(z + 0.5)
+        valid = np.isfinite(z) & (iz >= 0) & (iz < n_e)
+        if not valid.any():
+            return out
+        # the two planes each energy interpolates (or extrapolates) between
+        z0 = np.clip(np.floor(z), 0, max(n_e - 2, 0)).astype(np.intp)
+        needed = sorted({int(k) for k0 in z0[valid] for k in (k0, min(k0 + 1, n_e - 1))})
+        spatial = {k: interp_log_multilinear(self._log_data[k][np.newaxis], [np.zeros(()), y, x])
+                   for k in needed}
+        ny, nx = self._log_data.shape[1:]
+        with np.errstate(invalid="ignore"):
+            ix, iy = np.floor(x + 0.5), np.floor(y + 0.5)
+        bad = ~np.isfinite(x) | ~np.isfinite(y) | (ix < 0) | (ix >= nx) | (iy < 0) | (iy >= ny)
+        tiny = np.finfo(float).tiny
+        for i in np.flatnonzero(valid):
+            if n_e == 1:
+                logv = spatial[0]
+            else:
+                f = z[i] - z0[i]
+                logv = spatial[int(z0[i])] * (1.0 - f) + spatial[int(z0[i]) + 1] * f
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = np.exp(logv)
+            v = np.where(np.abs(v) - tiny <= tiny, 0.0, v)
+            v = np.where(bad | ~np.isfinite(v), 0.0, v)
+            out[i] = np.clip(v, 0.0, None) * self._scale
+        return out
 
     # -- YAML -------------------------------------------------------------------
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:

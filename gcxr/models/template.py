@@ -225,7 +225,10 @@ def flux_parts(model, lon, lat, omega, energy_true_edges) -> FluxParts:
             "use a spectral model with an amplitude, or a template in cm-2 s-1 TeV-1 sr-1")
     if getattr(spatial, "is_energy_dependent", False):
         centres = np.sqrt(edges[:-1] * edges[1:])
-        planes = np.stack([spatial.evaluate(lon, lat, e) * omega for e in centres])
+        if hasattr(spatial, "evaluate_planes"):
+            planes = spatial.evaluate_planes(lon, lat, centres) * omega
+        else:
+            planes = np.stack([spatial.evaluate(lon, lat, e) * omega for e in centres])
         index = np.arange(n_t)
     else:
         planes = (np.asarray(spatial.evaluate(lon, lat), dtype=float) * omega)[np.newaxis]
