@@ -105,9 +105,9 @@ def interp_log_multilinear(log_values: np.ndarray, pix: list[np.ndarray]) -> np.
 class FluxParts:
     """Flux of one source on a grid as ``F[t] = a[t, k(t)] P[k(t)]``.
 
-    Attributes
+    Parameters
     ----------
-    planes : ndarray, shape (n_k, *grid)
+    planes : ndarray, shape (n_k,) + grid shape
         Spatial planes :math:`P`: spatial model times pixel solid angle (sr-1
         templates: dimensionless; differential templates: cm-2 s-1 TeV-1).
     plane_index : ndarray of int, shape (n_t,)
@@ -153,7 +153,7 @@ class FluxParts:
         return a
 
     def flux(self, spectral_values: Mapping[str, float] | None = None) -> np.ndarray:
-        """Flux per true-energy bin and pixel (cm-2 s-1), shape (n_t, *grid)."""
+        """Flux per true-energy bin and pixel (cm-2 s-1), shape (n_t,) + grid shape."""
         integral = self.spectral_integral(spectral_values)
         grid_ndim = self.planes.ndim - 1
         return integral.reshape((-1,) + (1,) * grid_ndim) * self.planes[self.plane_index]
