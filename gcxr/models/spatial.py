@@ -558,7 +558,7 @@ class TemplateSpatialModel(SpatialModel):
                     f"cm-2 s-1 TeV-1 sr-1, got {unit!r}")
         # log of the values, clipped at the tiny of their own precision (gammapy's LogScale)
         tiny = np.finfo(data.dtype).tiny
-        self._log_data = np.log(np.clip(data, tiny, None)).astype(float)
+        self._log_data = np.log(np.clip(data, tiny, None))   # kept in that precision (exact)
         self._scale = scale
         self.data = np.asarray(data, dtype=float) * scale  # (n_energy, ny, nx), in self.unit
 
