@@ -327,3 +327,19 @@ def test_diffuse_npred_through_the_irfs_matches_gammapy(seed_stacked):
     got = npred.reshape(npred.shape[0], geom.ny // 10, 10, geom.nx // 10, 10).sum(axis=(2, 4))
     big = blocks > 1.0
     np.testing.assert_allclose(got[big], blocks[big], rtol=1e-5)
+
+
+@needs_fermi
+def test_fermi_template_yaml_round_trip_and_pickle(tmp_path):
+    import pickle
+    import yaml
+    models = Models.read(REF / "exercise_diffuse_models.yaml")
+    models.write(tmp_path / "m.yaml")
+    spatial = yaml.safe_load((tmp_path / "m.yaml").read_text())["components"][2]["spatial"]
+    assert spatial["unit"] == "cm-2 s-1 TeV-1 sr-1" and spatial["normalize"] is False
+    back = Models.read(tmp_path / "m.yaml")["diffuse"].spatial_model
+    orig = models["diffuse"].spatial_model
+    lon, lat = np.meshgrid(np.linspace(-5, 5, 21), np.linspace(-4, 4, 17))
+    for e in (0.1, 0.5):
+        np.testing.assert_array_equal(back.evaluate(lon, lat, e), orig.evaluate(lon, lat, e))
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(orig)).evaluate(lon, lat, e), orig.evaluate(lon, lat, e))
