@@ -123,6 +123,8 @@ def test_flux_parts_decomposition(ref):
     np.testing.assert_array_equal(a, np.diag(np.diag(a)))
     flux = np.einsum("tk,k...->t...", a, parts.planes)
     np.testing.assert_allclose(flux, parts.flux(), rtol=1e-14)
+    import pickle   # parts travel to dask workers
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(parts)).flux(), parts.flux())
     # other spectral values: the planes stay, the weights scale (norm 2x, tilt 0.5)
     values = dict(model.spectral_model.values, norm=1.4, tilt=0.5)
     model.spectral_model.parameters["norm"].value = 1.4
