@@ -24,38 +24,58 @@ REF = Path(os.environ.get("GCXR_SHARED", ROOT.parent / "shared")) / "reference" 
 os.environ.setdefault("GCXR_DATA", str(REF.parents[1] / "data"))
 
 
+def _template_planes(ev, spatial_values):
+    """``P[k(t)]`` of ``flux_parts`` for the evaluator's template on its cutout, (n_true, ny, nx)."""
+    from gcxr.models import PowerLawNormSpectralModel, PowerLawSpectralModel, SkyModel
+    from gcxr.models.template import flux_parts
+
+    tpl = ev.spatial_template
+    for name, value in spatial_values.items():
+        tpl.parameters[name].value = value
+    spectral = PowerLawNormSpectralModel() if tpl.is_differential else PowerLawSpectralModel()
+    lon, lat = ev._aux["lonlat_model"]
+    parts = flux_parts(SkyModel(spectral, tpl, name="template"), lon, lat, ev._aux["omega"], ev.energy_true)
+    return parts.planes[parts.plane_index]
+
+
 def patch_source_evaluator():
-    """Route templates in SourceEvaluator.spatial through flux_parts (cached planes)."""
+    """Route energy-dependent templates through flux_parts, in this process only.
+
+    Engine with ``SourceEvaluator.image`` (cached folded parts): the image of a 3D template is
+    one plane per true-energy bin, convolved plane by plane by the engine.  Older engine with
+    ``SourceEvaluator.spatial``: the PSF-convolved planes, cached here.
+    """
     from scipy.signal import fftconvolve
 
     from gcxr import npred
-    from gcxr.models.template import flux_parts
 
-    original = npred.SourceEvaluator.spatial
+    cls = npred.SourceEvaluator
+    if hasattr(cls, "image"):
+        original_image = cls.image
+
+        def image(self, spatial_values):
+            tpl = self.spatial_template
+            if tpl is None or not tpl.is_energy_dependent:
+                return original_image(self, spatial_values)
+            return _template_planes(self, spatial_values)
+
+        cls.image = image
+        return
+    original = cls.spatial
 
     def spatial(self, spatial_values):
-        tpl = self.spatial_template
-        if tpl is None:
+        if self.spatial_template is None:
             return original(self, spatial_values)
         key = tuple(sorted(spatial_values.items()))
         cache = self._aux.setdefault("template_planes", {})
         if key not in cache:
-            from gcxr.models import PowerLawNormSpectralModel, SkyModel
-            for name, value in spatial_values.items():
-                tpl.parameters[name].value = value
-            lon, lat = self._aux["lonlat_model"]
-            spec = PowerLawNormSpectralModel() if tpl.is_differential else None
-            if spec is None:
-                from gcxr.models import PowerLawSpectralModel
-                spec = PowerLawSpectralModel()
-            parts = flux_parts(SkyModel(spec, tpl, name="t"), lon, lat, self._aux["omega"], self.energy_true)
-            planes = parts.planes[parts.plane_index]
+            planes = _template_planes(self, spatial_values)
             cache.clear()
             cache[key] = np.stack([fftconvolve(planes[t], self.kernel[t], mode="same")
                                    for t in range(planes.shape[0])])
         return cache[key]
 
-    npred.SourceEvaluator.spatial = spatial
+    cls.spatial = spatial
 
 
 def main() -> None:
