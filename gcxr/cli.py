@@ -27,13 +27,15 @@ def cmd_run(args) -> int:
     client, cluster, sched = _scheduler(args.scheduler)
     try:
         ana = Analysis(args.config, client=client, progress=False if args.quiet else None)
+        if not args.no_fit:
+            if not args.models:
+                raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
+            # read the models (and their template files) before reducing anything
+            ana.read_models(args.models)
         ana.get_observations()
         ana.get_datasets()
         fit = None
         if not args.no_fit:
-            if not args.models:
-                raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
-            ana.read_models(args.models)
             ana.run_fit(point_weights=args.point_source_rendering)
             fit = ana.fit_result.to_dict()
         result = {

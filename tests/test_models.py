@@ -618,8 +618,10 @@ def test_template_2d(tmp_path):
     assert mid == pytest.approx(math.sqrt(expected[10, 15] * expected[10, 16]), rel=1e-6)
     assert m.evaluate(1.6, 0.0) == 0.0 and m.evaluate(0.0, -1.06) == 0.0
     assert m.evaluate(359.99, 0.0) == pytest.approx(m.evaluate(-0.01, 0.0), rel=1e-12)
-    # the outer half pixel keeps the edge value (no extrapolation)
-    assert m.evaluate(-1.54, 0.3) == pytest.approx(m.evaluate(-1.5, 0.3), rel=1e-12)
+    # gammapy's rule: the outer half pixel extrapolates the last interval (in log), 0 beyond
+    edge, inner = expected[13, 30], expected[13, 29]
+    assert m.evaluate(-1.54, 0.3) == pytest.approx(edge * (edge / inner) ** 0.4, rel=1e-6)
+    assert m.evaluate(-1.56, 0.3) == 0.0
     # lon_0/lat_0 move the template
     shifted = TemplateSpatialModel(path, lon_0=1.0, lat_0=0.5)
     np.testing.assert_allclose(shifted.evaluate(lon_c + 1.0, lat_c + 0.5), m.evaluate(lon_c, lat_c), rtol=1e-9)

@@ -11,12 +11,15 @@ with named dims and units in ``attrs``:
 * :func:`flux_points`: the normalisation of a source's fitted spectrum in
   energy bins, with errors, TS and upper limits;
 * :func:`spectrum_band`: dN/dE of a spectral model with its 1-sigma band from
-  the parameter covariance.
+  the parameter covariance;
+* :func:`compare_models`: likelihood-ratio test (TS, Wilks p-value and
+  significance) and AIC of two fitted models.
 """
+from .compare import ModelComparison, compare_models, fit_statistic
 from .excess import excess_map
 from .flux_points import flux_points
 from .residuals import RESIDUAL_METHODS, region_mask, residual_maps, spectral_residuals
 from .spectrum import spectrum_band
 
 __all__ = ["excess_map", "residual_maps", "spectral_residuals", "region_mask", "flux_points", "spectrum_band",
-           "RESIDUAL_METHODS"]
+           "RESIDUAL_METHODS", "compare_models", "ModelComparison", "fit_statistic"]

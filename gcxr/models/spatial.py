@@ -564,23 +564,28 @@ class Shell2SpatialModel(SpatialModel):
 # template
 # --------------------------------------------------------------------------
 def _pixel_solid_angle(wcs, ny: int, nx: int) -> np.ndarray:
-    """Solid angle (sr) of each pixel of a celestial WCS, (ny, nx).
+    """Solid angle (sr) of each pixel of a celestial WCS, (ny, nx), by gammapy's rule.
 
-    The four corner directions span two spherical triangles whose areas come
-    from Van Oosterom & Strackee's formula.
+    gammapy 2.1 (``WcsGeom.solid_angle``) adds two planar triangles spanned by
+    the pixel's corner directions, with great-circle side lengths and the
+    corner angles from position angles; for CAR pixels of 0.125 deg this is
+    within 1e-6 of the exact area, and it is what normalises templates.
     """
     yy, xx = np.mgrid[0 : ny + 1, 0 : nx + 1] - 0.5
     lon, lat = wcs.pixel_to_world_values(xx, yy)
     lon, lat = np.radians(lon), np.radians(lat)
-    v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
-    c00, c01, c10, c11 = v[:-1, :-1], v[:-1, 1:], v[1:, :-1], v[1:, 1:]
-
-    def tri(a, b, c):
-        num = np.abs(np.einsum("...i,...i->...", a, np.cross(b, c)))
-        den = 1.0 + np.einsum("...i,...i->...", a, b) + np.einsum("...i,...i->...", b, c) + np.einsum("...i,...i->...", c, a)
-        return 2.0 * np.arctan2(num, den)
-
-    return tri(c00, c01, c11) + tri(c00, c11, c10)
+    c = (lon, lat)
+    ll = tuple(a[:-1, :-1] for a in c)
+    lr = tuple(a[1:, :-1] for a in c)
+    ul = tuple(a[:-1, 1:] for a in c)
+    ur = tuple(a[1:, 1:] for a in c)
+    low = angular_separation(*ll, *lr)
+    left = angular_separation(*ll, *ul)
+    up = angular_separation(*ul, *ur)
+    right = angular_separation(*lr, *ur)
+    angle_lr = position_angle(*lr, *ur) - position_angle(*lr, *ll)
+    angle_ul = position_angle(*ul, *ur) - position_angle(*ll, *ul)
+    return np.abs(0.5 * low * right * np.sin(angle_lr) + 0.5 * up * left * np.sin(angle_ul))
 
 
 def _frame_from_wcs(wcs, where: str) -> str:
@@ -602,6 +607,18 @@ def _lin_interp_extrap(x, xp, fp):
     return fp[i] + t * (fp[i + 1] - fp[i])
 
 
+_AXIS_SCALES = {
+    "log": (np.log, "log"),
+    "lin": (lambda v: np.asarray(v, dtype=float), "lin"),
+    "linear": (lambda v: np.asarray(v, dtype=float), "lin"),
+    "sqrt": (np.sqrt, "sqrt"),
+}
+
+#: Units a template may carry with ``normalize=False``: surface brightness (the spectral
+#: model carries the flux) or differential surface brightness (the spectral model is a norm).
+TEMPLATE_UNITS = ("sr-1", "cm-2 s-1 TeV-1 sr-1")
+
+
 class TemplateSpatialModel(SpatialModel):
     """Sky-map template read from FITS (2D image, or 3D cube with an energy axis).
 
@@ -609,20 +626,32 @@ class TemplateSpatialModel(SpatialModel):
     ----------
     filename : str or path
         FITS file: image (or cube) in the primary HDU, or the first image HDU.
-        A cube's energies come from its bands table (gammapy's
-        ``<HDU>_BANDS``/``ENERGIES``/``EBOUNDS`` layout) or from a spectral third
-        WCS axis.
+        ``$GAMMAPY_DATA``/``$GCXR_DATA`` in the name are expanded.  A cube's
+        energies come from its bands table (gammapy's ``<HDU>_BANDS`` layout
+        with ``ENERGY_TRUE`` nodes or ``*_MIN``/``*_MAX`` edges, or the
+        Fermi-LAT ``ENERGIES`` table) or from a spectral third WCS axis.
     normalize : bool
         Divide each energy plane by its sum and by the pixel solid angle, so
-        that it integrates to one (sr^-1).  Otherwise the values are taken as
-        sr^-1 (``BUNIT`` convertible to sr^-1, or dimensionless).
+        that it integrates to one (sr^-1).  Otherwise the values are taken in
+        the map's unit (``BUNIT``): a surface brightness (sr-1) or a
+        differential one (cm-2 s-1 TeV-1 sr-1; then the spectral model must
+        be a dimensionless norm).  A map without ``BUNIT`` is in sr-1, except
+        a Fermi-LAT template (bands table ``ENERGIES``), which is in
+        cm-2 s-1 MeV-1 sr-1 (gammapy's rule).
     lon_0, lat_0 : float, optional
         Shift the template so that its centre pixel lands here (deg; frozen,
         default the map centre).
 
-    ``evaluate(lon, lat[, energy])`` interpolates linearly in pixel
-    coordinates (and in log energy between planes) on the logarithm of the
-    values, and is 0 outside the map (gammapy's choice).
+    Notes
+    -----
+    ``evaluate(lon, lat[, energy])`` follows gammapy 2.1 (docs/conventions.md,
+    "Energy-dependent templates"): multilinear interpolation of the
+    logarithm of the map values (in the file's precision) in pixel
+    coordinates, the energy pixel coordinate being linear in log E between
+    the energy nodes (or the axis' ``INTERP`` scale); linear extrapolation
+    over the outer half pixel (and half energy plane), 0 beyond it.  The
+    extrapolation follows the slope of the last interval: next to zero-valued
+    pixels it can overshoot, exactly as in gammapy.
     """
 
     tag: ClassVar[str] = "TemplateSpatialModel"
@@ -652,64 +681,125 @@ class TemplateSpatialModel(SpatialModel):
             self.parameters["lat_0"].value = c_lat
 
     # -- reading ------------------------------------------------------------
+    def _resolve_path(self, where: str) -> Path:
+        from ..config import ConfigError, expand_path
+
+        try:
+            path = expand_path(self.filename)
+        except ConfigError as exc:
+            raise ModelError(f"{where}: cannot resolve the file name ({exc})") from None
+        if not path.exists():
+            raise FileNotFoundError(f"{where}: template file {str(path)!r} not found")
+        if path.is_dir():
+            raise ModelError(f"{where}: {str(path)!r} is a directory, not a FITS file")
+        return path
+
     def _read(self) -> None:
         import astropy.units as u
         from astropy.io import fits
         from astropy.wcs import WCS
 
         where = f"TemplateSpatialModel({self.filename!r})"
-        path = Path(os.path.expandvars(self.filename))
-        if not path.exists():
-            raise FileNotFoundError(f"{where}: file not found")
-        with fits.open(path) as hdul:
-            if self._hdu is not None:
-                hdu = hdul[self._hdu]
-            else:
-                hdu = next((h for h in hdul if getattr(h, "is_image", False) and h.data is not None and h.data.ndim >= 2), None)
-                if hdu is None:
-                    raise ModelError(f"{where}: no image HDU with 2 or 3 dimensions")
-            data = np.array(hdu.data, dtype=float)
-            header = hdu.header.copy()
-            bands = None
-            bands_name = header.get("BANDSHDU")
-            candidates = [bands_name] if bands_name else []
-            candidates += [f"{hdu.name}_BANDS", "ENERGIES", "EBOUNDS"]
-            for name in candidates:
-                if name and name in hdul:
-                    bands = hdul[name].data.copy(), hdul[name].header.copy()
-                    break
-        if data.ndim not in (2, 3):
-            raise ModelError(f"{where}: expected a 2D image or 3D cube, got {data.ndim} dimensions")
-        wcs_full = WCS(header)
+        path = self._resolve_path(where)
+        try:
+            hdul_ctx = fits.open(path)
+        except Exception as exc:  # astropy raises OSError, ValueError, TypeError... on garbage
+            raise ModelError(f"{where}: cannot read {str(path)!r} as FITS ({type(exc).__name__}: {exc})") from None
+        try:
+            with hdul_ctx as hdul:
+                if self._hdu is not None:
+                    try:
+                        hdu = hdul[self._hdu]
+                    except (KeyError, IndexError):
+                        raise ModelError(f"{where}: no HDU {self._hdu!r}") from None
+                else:
+                    hdu = next((h for h in hdul if getattr(h, "is_image", False) and h.data is not None
+                                and h.data.ndim >= 2), None)
+                    if hdu is None:
+                        raise ModelError(f"{where}: no image HDU with 2 or 3 dimensions")
+                raw = np.asarray(hdu.data)
+                header = hdu.header.copy()
+                bands = None
+                bands_name = header.get("BANDSHDU")
+                candidates = [bands_name] if bands_name else []
+                candidates += [f"{hdu.name}_BANDS", "ENERGIES", "EBOUNDS"]
+                for name in candidates:
+                    if name and name in hdul:
+                        bands = hdul[name].data.copy(), hdul[name].header.copy(), str(hdul[name].name)
+                        break
+                has_gti = "GTI" in hdul
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{where}: cannot read {str(path)!r} ({type(exc).__name__}: {exc})") from None
+        if raw.ndim not in (2, 3):
+            raise ModelError(f"{where}: expected a 2D image or 3D cube, got {raw.ndim} dimensions")
+        if not np.issubdtype(raw.dtype, np.number):
+            raise ModelError(f"{where}: the image data are not numbers ({raw.dtype})")
+        try:
+            wcs_full = WCS(header)
+        except Exception as exc:
+            raise ModelError(f"{where}: invalid WCS header ({exc})") from None
+        if wcs_full.celestial.naxis != 2:
+            raise ModelError(f"{where}: the image has no celestial WCS (CTYPE {list(wcs_full.wcs.ctype)})")
         self.wcs = wcs_full.celestial
         self.frame = _frame_from_wcs(self.wcs, where)
         self._energy_pix_nodes: tuple[np.ndarray, np.ndarray] | None = None
-        if data.ndim == 2:
-            data = data[np.newaxis]
+        self._energy_scale = "log"
+        fermi = bands is not None and bands[2] == "ENERGIES"
+        if raw.ndim == 2:
+            raw = raw[np.newaxis]
             self.energy = None
         else:
-            self.energy, self._energy_pix_nodes = self._read_energy(data.shape[0], wcs_full, bands, where)
-        data[~np.isfinite(data)] = 0.0
-        ny, nx = data.shape[-2:]
+            self.energy, self._energy_pix_nodes, self._energy_scale = self._read_energy(
+                raw.shape[0], wcs_full, bands, where)
+        # values as gammapy interpolates them: in the file's precision, non-finite -> 0
+        if not np.issubdtype(raw.dtype, np.floating):
+            raw = raw.astype(float)
+        raw = raw.astype(raw.dtype.newbyteorder("="))
+        raw = np.where(np.isfinite(raw), raw, 0)
+        ny, nx = raw.shape[-2:]
         self.solid_angle = _pixel_solid_angle(self.wcs, ny, nx)
         unit = str(header.get("BUNIT", "")).strip()
+        if not unit and fermi:
+            if has_gti:
+                raise ModelError(f"{where}: this is a Fermi-LAT exposure cube (GTI table), not a template")
+            unit = "cm-2 s-1 MeV-1 sr-1"   # gammapy's rule for Fermi-LAT templates without BUNIT
+        scale = 1.0
         if self.normalize:
-            total = data.sum(axis=(-2, -1), keepdims=True)
+            total = raw.sum(axis=(-2, -1), keepdims=True)   # in the file's precision, as gammapy
+            data = raw.astype(float)
             with np.errstate(divide="ignore", invalid="ignore"):
-                data = np.where(total != 0, data / total, 0.0) / self.solid_angle
-        elif unit:
+                data = np.where(total != 0, data / np.where(total != 0, total, 1.0), 0.0) / self.solid_angle
+            self.unit = "sr-1"
+        else:
+            data = raw
             try:
-                data = data * u.Unit(unit).to("sr-1")
+                parsed = u.Unit(unit) if unit else u.dimensionless_unscaled
             except (ValueError, TypeError):
+                raise ModelError(f"{where}: cannot parse the map unit BUNIT={unit!r}") from None
+            if parsed.physical_type == "dimensionless":
+                parsed = u.Unit("sr-1")   # gammapy: a template without unit is in sr-1
+            for target in TEMPLATE_UNITS:
+                try:
+                    scale = float(parsed.to(target))
+                except u.UnitConversionError:
+                    continue
+                self.unit = target
+                break
+            else:
                 raise ModelError(
-                    f"{where}: with normalize=False the map unit must convert to sr-1, got {unit!r}"
-                ) from None
-        self.data = data  # (n_energy, ny, nx), sr^-1
-        self._log_data = np.log(np.clip(data, _TINY, None))
+                    f"{where}: with normalize=False the map unit must convert to sr-1 or "
+                    f"cm-2 s-1 TeV-1 sr-1, got {unit!r}")
+        # log of the values, clipped at the tiny of their own precision (gammapy's LogScale)
+        tiny = np.finfo(data.dtype).tiny
+        self._log_data = np.log(np.clip(data, tiny, None))   # kept in that precision (exact)
+        self._scale = scale
+        self.data = np.asarray(data, dtype=float) * scale  # (n_energy, ny, nx), in self.unit
 
     @staticmethod
     def _read_energy(n: int, wcs_full, bands, where: str):
-        """Energy nodes (TeV) and the (log E, pixel) nodes used to locate energies."""
+        """Energy nodes (TeV), the (scaled energy, pixel) nodes and the scale name."""
         import astropy.units as u
 
         def col(table, header, names):
@@ -721,21 +811,38 @@ class TemplateSpatialModel(SpatialModel):
             return None
 
         if bands is not None:
-            table, header = bands
-            centre = col(table, header, ["ENERGY_TRUE", "ENERGY"])
-            lo = col(table, header, ["ENERGY_TRUE_MIN", "ENERGY_MIN", "E_MIN"])
-            hi = col(table, header, ["ENERGY_TRUE_MAX", "ENERGY_MAX", "E_MAX"])
-            axcols = str(header.get("AXCOLS1", ""))
+            table, header, hdu_name = bands
+            axcols = ""
+            if hdu_name == "ENERGIES":   # Fermi-LAT template: ENERGY nodes, always MeV, log
+                interp = "log"
+                name = next((c for c in ("Energy", "ENERGY", "energy") if c in table.columns.names), None)
+                if name is None:
+                    raise ModelError(f"{where}: the ENERGIES table has no ENERGY column")
+                centre = np.asarray(table[name], dtype=float) * 1e-6
+                lo = hi = None
+            else:
+                # gammapy reads INTERP1, "lin" when absent; tables without AXCOLS1 (which
+                # gammapy cannot read) are taken as log
+                interp = str(header.get("INTERP1", "lin" if "AXCOLS1" in header else "log")).strip().lower()
+                centre = col(table, header, ["ENERGY_TRUE", "ENERGY"])
+                lo = col(table, header, ["ENERGY_TRUE_MIN", "ENERGY_MIN", "E_MIN"])
+                hi = col(table, header, ["ENERGY_TRUE_MAX", "ENERGY_MAX", "E_MAX"])
+                axcols = str(header.get("AXCOLS1", ""))
+                if hdu_name == "EBOUNDS" or (lo is not None and hi is not None and centre is None):
+                    interp = str(header.get("INTERP1", "log")).strip().lower()
+            if interp not in _AXIS_SCALES:
+                raise ModelError(f"{where}: unknown energy interpolation INTERP1={interp!r}")
+            fscale, interp = _AXIS_SCALES[interp]
             if lo is not None and hi is not None and (centre is None or "," in axcols):
                 if len(lo) != n:
                     raise ModelError(f"{where}: {len(lo)} energy bins for {n} planes")
                 edges = np.append(lo, hi[-1])
                 nodes = np.sqrt(lo * hi)
-                return nodes, (np.log(edges), np.arange(n + 1) - 0.5)
+                return nodes, (fscale(edges), np.arange(n + 1) - 0.5), interp
             if centre is not None:
                 if len(centre) != n:
                     raise ModelError(f"{where}: {len(centre)} energies for {n} planes")
-                return centre, (np.log(centre), np.arange(n, dtype=float))
+                return centre, (fscale(centre), np.arange(n, dtype=float)), interp
             raise ModelError(f"{where}: energy table has no ENERGY or E_MIN/E_MAX columns")
         if wcs_full.naxis == 3 and wcs_full.wcs.spec >= 0:
             w = wcs_full.sub([3])
@@ -743,13 +850,18 @@ class TemplateSpatialModel(SpatialModel):
             nodes = np.asarray(w.pixel_to_world_values(pix), dtype=float)
             unit = w.wcs.cunit[0].to_string() or "MeV"
             nodes = nodes * u.Unit(unit).to("TeV")
-            return nodes, (np.log(nodes), pix)
+            return nodes, (np.log(nodes), pix), "log"
         raise ModelError(f"{where}: a 3D template needs an energy table HDU or a spectral WCS axis")
 
     # -- properties -----------------------------------------------------------
     @property
     def is_energy_dependent(self) -> bool:
         return self.energy is not None
+
+    @property
+    def is_differential(self) -> bool:
+        """True when the map is a differential surface brightness (cm-2 s-1 TeV-1 sr-1)."""
+        return self.unit != "sr-1"
 
     @property
     def map_center(self) -> tuple[float, float]:
@@ -769,15 +881,26 @@ class TemplateSpatialModel(SpatialModel):
 
     # -- evaluation -------------------------------------------------------------
     def evaluate(self, lon, lat, energy=None) -> np.ndarray:  # type: ignore[override]
-        """Surface brightness (sr^-1) at ``lon``, ``lat`` (deg, model frame) and
-        ``energy`` (TeV; required for a cube)."""
+        """Surface brightness at ``lon``, ``lat`` (deg, model frame) and ``energy``.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Coordinates in the model's frame (deg).
+        energy : array_like, optional
+            True energy (TeV); required for a cube, ignored for an image.
+
+        Returns
+        -------
+        ndarray
+            Values in :attr:`unit` (sr-1, or cm-2 s-1 TeV-1 sr-1).
+        """
         return self._evaluate(lon, lat, energy, **self.values)
 
     __call__ = evaluate
 
-    def _evaluate(self, lon, lat, energy=None, lon_0=None, lat_0=None):  # type: ignore[override]
-        from scipy.interpolate import RegularGridInterpolator
-
+    def _sky_pix(self, lon, lat, lon_0=None, lat_0=None):
+        """Template pixel coordinates (x, y) of ``lon``, ``lat`` after the lon_0/lat_0 shift."""
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
         c_lon, c_lat = self.map_center
@@ -785,40 +908,99 @@ class TemplateSpatialModel(SpatialModel):
             lon = lon - (lon_0 - c_lon)
         if lat_0 is not None:
             lat = lat - (lat_0 - c_lat)
-        n_e, ny, nx = self.data.shape
         x, y = self.wcs.world_to_pixel_values(lon, lat)
-        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        outside = (x < -0.5) | (x >= nx - 0.5) | (y < -0.5) | (y >= ny - 0.5)
-        values = self._log_data
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        coords: list[np.ndarray] = []
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def _energy_pix(self, energy):
+        lnodes, pnodes = self._energy_pix_nodes  # type: ignore[misc]
+        fscale = _AXIS_SCALES[self._energy_scale][0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _lin_interp_extrap(fscale(np.asarray(energy, dtype=float)), lnodes, pnodes)
+
+    def _interp(self, x, y, z) -> np.ndarray:
+        """gammapy's rule at template pixel coordinates (z: energy pixel, or None)."""
+        from .template import interp_log_multilinear
+
+        n_e, ny, nx = self._log_data.shape
+
+        def invalid(p, n):   # gammapy: round to the nearest index, valid in [0, n)
+            with np.errstate(invalid="ignore"):
+                i = np.floor(p + 0.5)
+            return ~np.isfinite(p) | (i < 0) | (i >= n)
+
+        if z is None:
+            z = np.zeros(())
+            bad = invalid(x, nx) | invalid(y, ny)
+        else:
+            bad = invalid(x, nx) | invalid(y, ny) | invalid(z, n_e)
+        logv = interp_log_multilinear(self._log_data, [z, y, x])
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.exp(logv)
+        tiny = np.finfo(float).tiny
+        out = np.where(np.abs(out) - tiny <= tiny, 0.0, out)
+        out = np.where(np.broadcast_to(bad, out.shape) | ~np.isfinite(out), 0.0, out)
+        return np.clip(out, 0.0, None) * self._scale
+
+    def _evaluate(self, lon, lat, energy=None, lon_0=None, lat_0=None):  # type: ignore[override]
+        x, y = self._sky_pix(lon, lat, lon_0, lat_0)
+        z = None
         if self.energy is not None:
             if energy is None:
                 raise ValueError(f"TemplateSpatialModel({self.filename!r}) is energy dependent: pass energy")
-            lnodes, pnodes = self._energy_pix_nodes  # type: ignore[misc]
-            z = _lin_interp_extrap(np.log(np.asarray(energy, dtype=float)), lnodes, pnodes)
-            outside = outside | (z < -0.5) | (z >= n_e - 0.5)
-            shape = np.broadcast_shapes(shape, z.shape)
-            coords.append(z)
-        else:
-            coords.append(np.zeros(()))
-        coords += [y, x]
-        # Linear interpolation between node (pixel-centre) values of log(data).  Within
-        # the outer half pixel (half energy bin) the edge value is kept rather than
-        # extrapolated, which would blow up next to zero-valued pixels.
-        keep = [i for i, n in enumerate(values.shape) if n > 1]
-        pts = [np.clip(np.broadcast_to(coords[i], shape), 0.0, values.shape[i] - 1.0) for i in keep]
-        values = values.reshape([values.shape[i] for i in keep]) if keep else values.reshape(())
-        if keep:
-            interp = RegularGridInterpolator(
-                tuple(np.arange(values.shape[j], dtype=float) for j in range(len(keep))), values
-            )
-            logv = interp(np.stack([p.ravel() for p in pts], axis=-1)).reshape(shape)
-        else:
-            logv = np.broadcast_to(values, shape)
-        out = np.exp(logv)
-        out = np.where(out - _TINY <= _TINY, 0.0, out)
-        out = np.where(np.broadcast_to(outside, shape) | ~np.isfinite(out), 0.0, out)
+            z = self._energy_pix(energy)
+        return self._interp(x, y, z)
+
+    def evaluate_planes(self, lon, lat, energies) -> np.ndarray:
+        """Values on a grid at several energies, shape ``(len(energies),) + grid``.
+
+        Same numbers as :meth:`evaluate` at each energy (to rounding), faster:
+        the spatial interpolation of each template plane is done once, and
+        energies beyond the map's last half plane are not interpolated.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Grid coordinates in the model's frame (deg).
+        energies : array_like
+            True energies (TeV), one plane each (ignored for an image, whose
+            planes are all the same).
+        """
+        from .template import interp_log_multilinear
+
+        x, y = self._sky_pix(lon, lat, **self.values)
+        energies = np.atleast_1d(np.asarray(energies, dtype=float))
+        if self.energy is None:
+            img = self._interp(x, y, None)
+            return np.broadcast_to(img, (energies.size,) + img.shape).copy()
+        n_e = self._log_data.shape[0]
+        z = np.atleast_1d(self._energy_pix(energies))
+        out = np.zeros((z.size,) + x.shape)
+        with np.errstate(invalid="ignore"):
+            iz = np.floor(z + 0.5)
+        valid = np.isfinite(z) & (iz >= 0) & (iz < n_e)
+        if not valid.any():
+            return out
+        # the two planes each energy interpolates (or extrapolates) between
+        z0 = np.clip(np.floor(z), 0, max(n_e - 2, 0)).astype(np.intp)
+        needed = sorted({int(k) for k0 in z0[valid] for k in (k0, min(k0 + 1, n_e - 1))})
+        spatial = {k: interp_log_multilinear(self._log_data[k][np.newaxis], [np.zeros(()), y, x])
+                   for k in needed}
+        ny, nx = self._log_data.shape[1:]
+        with np.errstate(invalid="ignore"):
+            ix, iy = np.floor(x + 0.5), np.floor(y + 0.5)
+        bad = ~np.isfinite(x) | ~np.isfinite(y) | (ix < 0) | (ix >= nx) | (iy < 0) | (iy >= ny)
+        tiny = np.finfo(float).tiny
+        for i in np.flatnonzero(valid):
+            if n_e == 1:
+                logv = spatial[0]
+            else:
+                f = z[i] - z0[i]
+                logv = spatial[int(z0[i])] * (1.0 - f) + spatial[int(z0[i]) + 1] * f
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = np.exp(logv)
+            v = np.where(np.abs(v) - tiny <= tiny, 0.0, v)
+            v = np.where(bad | ~np.isfinite(v), 0.0, v)
+            out[i] = np.clip(v, 0.0, None) * self._scale
         return out
 
     # -- YAML -------------------------------------------------------------------
@@ -836,7 +1018,7 @@ class TemplateSpatialModel(SpatialModel):
             "parameters": self._parameters_to_dict(),
             "filename": filename,
             "normalize": self.normalize,
-            "unit": "sr-1",
+            "unit": self.unit,
         }
 
     @classmethod
@@ -853,7 +1035,13 @@ class TemplateSpatialModel(SpatialModel):
             cand = Path(base_dir) / os.path.expandvars(filename)
             if cand.exists():
                 filename = str(cand)
-        model = cls(filename, normalize=data.get("normalize", True))
+        prefix = f"component {component!r}: " if component else ""
+        try:
+            model = cls(filename, normalize=data.get("normalize", True))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{prefix}{exc}") from None
+        except ModelError as exc:
+            raise ModelError(f"{prefix}{exc}") from None
         pars = cls._parameters_from_dict(data.get("parameters"), component)
         for p in pars:
             if np.isnan(p.value):
