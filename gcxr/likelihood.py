@@ -114,8 +114,11 @@ class _Region:
     mask: np.ndarray            # bool
 
     def __post_init__(self):
-        self.index = np.flatnonzero(self.mask)            # fit bins, flat indices into the region
-        self.n_fit = self.counts.ravel()[self.index]       # their counts
+        # reco-energy planes with fit bins: npred is computed on these only
+        self.planes = np.flatnonzero(self.mask.reshape(self.mask.shape[0], -1).any(axis=1))
+        self.background_fit_planes = np.ascontiguousarray(self.background[self.planes])
+        self.index = np.flatnonzero(self.mask[self.planes])      # fit bins, flat indices into those planes
+        self.n_fit = self.counts[self.planes].ravel()[self.index]   # their counts
 
 
 @dataclass
@@ -229,14 +232,15 @@ class DatasetTerm:
         return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
 
     def _mu(self, k: int, r: _Region, a: np.ndarray, values: dict) -> np.ndarray:
-        """Predicted counts on region k: background x its spectral factor + the sources."""
-        mu = r.background * a[:, None, None]
+        """Predicted counts on region k, on its reco-energy planes with fit bins: background x its
+        spectral factor + the sources."""
+        mu = r.background_fit_planes * a[r.planes, None, None]
         for mname, rk, (dy, dx), ev in self.sources:
             if rk != k:
                 continue
             v = values[mname]
             ny, nx = ev.shape
-            mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}))
+            mu[:, dy:dy + ny, dx:dx + nx] += ev.npred(v["spectral"], v.get("spatial", {}), reco=r.planes)
         return mu
 
     def _far(self, a: np.ndarray) -> float:
@@ -282,7 +286,7 @@ class DatasetTerm:
             w = np.zeros(mu.size)
             w[r.index] = np.where(mu_fit > TRUNCATION, 2.0 * (1.0 - r.n_fit / mu_t), 0.0)
             w = w.reshape(mu.shape)
-            g_a += np.einsum("eij,eij->e", w, r.background)
+            g_a[r.planes] += np.einsum("eij,eij->e", w, r.background_fit_planes)
             for mname, rk, (dy, dx), ev in self.sources:
                 if rk != k or mname not in by_model:
                     continue
@@ -292,7 +296,7 @@ class DatasetTerm:
                 ny, nx = ev.shape
                 st = {n: steps[(m, c, n)] for m, c, n in by_model[mname] if (m, c, n) in steps}
                 for (c, n), g in ev.backprop(w[:, dy:dy + ny, dx:dx + nx], v["spectral"], v.get("spatial", {}),
-                                             spec, spat, st).items():
+                                             spec, spat, st, reco=r.planes).items():
                     grads[(mname, c, n)] = grads.get((mname, c, n), 0.0) + g
         if self.bkg_model is not None and self.bkg_model in by_model:
             v = values[self.bkg_model]["spectral"]

@@ -230,8 +230,13 @@ class SourceEvaluator:
         f = 1 if self.spatial_template is not None else oversampling_factor(self.spatial_cls, spatial_values,
                                                                              self.geom.binsz)
         lon, lat, omega = self._subgrid(f)
-        if self.spatial_template is not None:
-            img = self.spatial_template._evaluate(lon, lat, None, **spatial_values)
+        tpl = self.spatial_template
+        if tpl is not None and tpl.is_energy_dependent:
+            # gammapy's rule: each true-energy bin takes the template at its log centre
+            # (docs/conventions.md, "Energy-dependent templates"); one plane per bin
+            img = tpl.evaluate_planes(lon, lat, self.energy_true.centers, **spatial_values)
+        elif tpl is not None:
+            img = tpl._evaluate(lon, lat, None, **spatial_values)
         else:
             img = self.spatial_cls._evaluate(lon, lat, **spatial_values)
         img = np.asarray(img, float) * omega
@@ -263,15 +268,18 @@ class SourceEvaluator:
         full = np.fft.irfft2(np.fft.rfft2(img, s=s) * kf, s=s)
         return full[:, h:h + ny, h:h + nx]
 
-    def _correlate(self, v: np.ndarray) -> np.ndarray:
-        """Adjoint of :meth:`_convolve` summed over t: ``sum_t sum_p v_t[p] dconv_t[p]/dimg[q]``, (ny, nx)."""
+    def _correlate(self, v: np.ndarray, per_plane: bool = False) -> np.ndarray:
+        """Adjoint of :meth:`_convolve`: ``sum_p v_t[p] dconv_t[p]/dimg[q]``, summed over t into one
+        (ny, nx) image, or one per plane (n_true, ny, nx) for an energy-dependent image."""
         s, kf = self._fft()
         ny, nx = self.shape
         h = self.kernel.shape[-1] // 2
         pad = np.zeros((v.shape[0],) + s)
         pad[:, h:h + ny, h:h + nx] = v
-        spec = (np.fft.rfft2(pad) * np.conj(kf)).sum(axis=0)
-        return np.fft.irfft2(spec, s=s)[:ny, :nx]
+        spec = np.fft.rfft2(pad) * np.conj(kf)
+        if not per_plane:
+            spec = spec.sum(axis=0)
+        return np.fft.irfft2(spec, s=s)[..., :ny, :nx]
 
     def _point_pixel(self, spatial_values: dict) -> tuple[float, float]:
         from .coords import transform_lonlat
@@ -284,6 +292,10 @@ class SourceEvaluator:
 
     def folded(self, spatial_values: dict) -> np.ndarray:
         """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values."""
+        return self._folded(spatial_values)[0]
+
+    def _folded(self, spatial_values: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        """(C, indices of its non-zero planes or None if all are), cached by spatial values."""
         key = tuple(sorted((k, float(v)) for k, v in spatial_values.items()))
         cache = self._aux["cache"]
         hit = cache.get(key)
@@ -294,8 +306,14 @@ class SourceEvaluator:
             x0, y0 = self._point_pixel(spatial_values)
             c = self._point(x0, y0) * self.exposure_cut
         else:
-            c = self._convolve(self.image(spatial_values))
-            c *= self.exposure_cut
+            c = self._convolve(self.image(spatial_values)) * self.exposure_cut     # contiguous
+        # true-energy planes that carry flux (a template may be empty beyond its last plane)
+        planes = np.flatnonzero(np.any(c.reshape(c.shape[0], -1) != 0, axis=1))
+        if planes.size == c.shape[0]:
+            planes = None
+        elif planes.size and np.all(np.diff(planes) == 1):
+            planes = slice(int(planes[0]), int(planes[-1]) + 1)       # a view, no copy
+        c = (c, planes)
         cache[key] = c
         while len(cache) > self.CACHE_SIZE:
             cache.popitem(last=False)
@@ -335,18 +353,25 @@ class SourceEvaluator:
             out[(slice(None),) + cs] += w * self.kernel[(slice(None),) + ks]
         return out
 
-    def npred(self, spectral_values: dict, spatial_values: dict) -> np.ndarray:
-        """Source npred on the cutout, (n_reco, ny, nx)."""
+    def npred(self, spectral_values: dict, spatial_values: dict, reco: np.ndarray | None = None) -> np.ndarray:
+        """Source npred on the cutout, (n_reco, ny, nx), or on the reco-energy planes ``reco`` only."""
         F = self.flux(spectral_values)
-        C = self.folded(spatial_values)
+        C, planes = self._folded(spatial_values)
         nt, ny, nx = C.shape
-        return ((self.edisp * F[:, None]).T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
+        DF = self.edisp * F[:, None]                   # (n_true, n_reco)
+        if reco is not None:
+            DF = DF[:, reco]
+        if planes is not None:
+            Cp = C[planes]
+            return (DF[planes].T @ Cp.reshape(Cp.shape[0], -1)).reshape(-1, ny, nx)
+        return (DF.T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
 
     # ---- derivatives
     def backprop(self, w: np.ndarray, spectral_values: dict, spatial_values: dict,
-                 spectral_free=(), spatial_free=(), steps: dict | None = None) -> dict:
+                 spectral_free=(), spatial_free=(), steps: dict | None = None,
+                 reco: np.ndarray | None = None) -> dict:
         """Derivatives of a statistic with respect to the named parameters, given
-        ``w = dstat/dnpred`` on the cutout, (n_reco, ny, nx).
+        ``w = dstat/dnpred`` on the cutout, (n_reco, ny, nx) (or on the reco planes ``reco``).
 
         Returns ``{("spectral" | "spatial", name): dstat/dvalue}``.  ``steps`` (by name) are the
         central-difference steps of the flux integrals and the image (defaults: 1e-5 deg for
@@ -355,10 +380,16 @@ class SourceEvaluator:
         steps = steps or {}
         out = {}
         nt = self.kernel.shape[0]
-        C = self.folded(spatial_values)
-        u = (self.edisp @ w.reshape(w.shape[0], -1)).reshape((nt,) + C.shape[1:])     # dstat/d(F_t C_t)
+        C, planes = self._folded(spatial_values)
+        D = self.edisp if reco is None else self.edisp[:, reco]
+        if not spatial_free and planes is not None:      # only the planes that carry flux matter
+            D, C = D[planes], C[planes]
+        n = C.shape[0]
+        u = (D @ w.reshape(w.shape[0], -1)).reshape((n,) + C.shape[1:])               # dstat/d(F_t C_t)
         if spectral_free:
-            g_f = np.einsum("tp,tp->t", u.reshape(nt, -1), C.reshape(nt, -1))       # dstat/dF_t
+            g_f = np.zeros(nt)
+            g_f[planes if (not spatial_free and planes is not None) else slice(None)] = np.einsum(
+                "tp,tp->t", u.reshape(n, -1), C.reshape(n, -1))                         # dstat/dF_t
             for name in spectral_free:
                 h = steps.get(name) or 1e-6 * max(abs(spectral_values[name]), 1e-3)
                 up, down = dict(spectral_values), dict(spectral_values)
@@ -386,14 +417,15 @@ class SourceEvaluator:
                     (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
                     out[("spatial", name)] = gx * (xu - xd) / (2 * h) + gy * (yu - yd) / (2 * h)
             else:
-                r = self._correlate(v)                                                 # dstat/dX
+                tpl = self.spatial_template
+                r = self._correlate(v, per_plane=tpl is not None and tpl.is_energy_dependent)   # dstat/dX
                 for name in spatial_free:
                     h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
                     up, down = dict(spatial_values), dict(spatial_values)
                     up[name] += h
                     down[name] -= h
                     dX = (self.image(up) - self.image(down)) / (2.0 * h)
-                    out[("spatial", name)] = float(np.einsum("ij,ij->", r, dX))
+                    out[("spatial", name)] = float(np.sum(r * dX))
         return out
 
 

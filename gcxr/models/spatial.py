@@ -950,7 +950,7 @@ class TemplateSpatialModel(SpatialModel):
             z = self._energy_pix(energy)
         return self._interp(x, y, z)
 
-    def evaluate_planes(self, lon, lat, energies) -> np.ndarray:
+    def evaluate_planes(self, lon, lat, energies, lon_0=None, lat_0=None) -> np.ndarray:
         """Values on a grid at several energies, shape ``(len(energies),) + grid``.
 
         Same numbers as :meth:`evaluate` at each energy (to rounding), faster:
@@ -964,10 +964,15 @@ class TemplateSpatialModel(SpatialModel):
         energies : array_like
             True energies (TeV), one plane each (ignored for an image, whose
             planes are all the same).
+        lon_0, lat_0 : float, optional
+            Shifted centre (deg) instead of the model's own (a pure evaluation
+            at other parameter values).
         """
         from .template import interp_log_multilinear
 
-        x, y = self._sky_pix(lon, lat, **self.values)
+        values = dict(self.values)
+        values.update({k: v for k, v in (("lon_0", lon_0), ("lat_0", lat_0)) if v is not None})
+        x, y = self._sky_pix(lon, lat, **values)
         energies = np.atleast_1d(np.asarray(energies, dtype=float))
         if self.energy is None:
             img = self._interp(x, y, None)
