@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from .likelihood import (DatasetTerm, ParameterSpace, assemble_gradient, assemble_hessian, derivative_steps,
-                         term_hessian, term_value_and_grad)
+                         term_curvature, term_hessian, term_value_and_grad)
 
 __all__ = ["DistributedLikelihood", "plan_chunks"]
 
@@ -49,6 +49,10 @@ def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> list[float]:
 
 def _chunk_value_and_grad(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
     return [term_value_and_grad(t, space, factors, steps) for t in chunk]
+
+
+def _chunk_curvature(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
+    return [term_curvature(t, space, factors, steps) for t in chunk]
 
 
 def _chunk_hessian(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
@@ -125,6 +129,14 @@ class DistributedLikelihood:
 
     def gradient(self, factors: np.ndarray) -> np.ndarray:
         return self.value_and_grad(factors)[1]
+
+    def curvature(self, factors: np.ndarray) -> np.ndarray:
+        """Gauss-Newton diagonal curvature in factor space, chunk by chunk on the workers."""
+        futures = [self.client.submit(_chunk_curvature, c, self.space, np.asarray(factors, float), self.steps,
+                                      pure=False, key=f"gcxr-curvature-chunk-{uuid.uuid4().hex[:12]}")
+                   for c in self.chunks]
+        self.n_tasks += len(futures)
+        return assemble_gradient(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
 
     def hessian(self, factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Second derivatives in factor space: each chunk differentiates its own terms on its worker."""

@@ -29,7 +29,7 @@ from .stats import TRUNCATION, cash
 
 __all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
            "assemble_hessian", "term_parameters", "term_gradient", "term_value_and_grad", "assemble_gradient",
-           "derivative_steps"]
+           "derivative_steps", "term_curvature"]
 
 _ANGLES = {"lon_0", "lat_0"}
 ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
@@ -259,6 +259,50 @@ class DatasetTerm:
             total += 2.0 * float(mu.sum() - r.n_fit @ np.log(mu))
         return total
 
+    def curvature(self, values: dict, keys, steps: dict | None = None) -> dict:
+        """Gauss-Newton diagonal of the statistic's second derivatives, ``2 sum n/mu^2 (dmu/dv)^2``
+        over the fit bins (exact for the far bins), for ``keys`` this term depends on: the
+        curvature with which MIGRAD starts and rescales its steps (``Minuit(g2=...)``), in place
+        of numerical second derivatives that cost two evaluations of every dataset per parameter.
+        """
+        steps = steps or {}
+        a = self._bkg_factor(values)
+        pos = a > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_a = np.where(pos, 2.0 * self.far_sn / np.where(pos, a, 1.0) ** 2, 0.0)      # d2 stat/da_E^2
+        by_model: dict = {}
+        for key in keys:
+            by_model.setdefault(key[0], []).append(key)
+        out: dict = {}
+        for k, r in enumerate(self.regions):
+            mu = self._mu(k, r, a, values)
+            mu_fit = mu.ravel()[r.index]
+            q = np.zeros(mu.size)
+            q[r.index] = np.where(mu_fit > TRUNCATION, 2.0 * r.n_fit / np.maximum(mu_fit, TRUNCATION) ** 2, 0.0)
+            q = q.reshape(mu.shape)
+            h_a[r.planes] += np.einsum("eij,eij,eij->e", q, r.background_fit_planes, r.background_fit_planes)
+            for mname, rk, (dy, dx), ev in self.sources:
+                if rk != k or mname not in by_model:
+                    continue
+                v = values[mname]
+                ny, nx = ev.shape
+                qc = q[:, dy:dy + ny, dx:dx + nx]
+                st = {n: steps[(m, c, n)] for m, c, n in by_model[mname] if (m, c, n) in steps}
+                for m, c, n in by_model[mname]:
+                    spec, spat = ([n], []) if c == "spectral" else ([], [n])
+                    for _, d in ev.dnpred(v["spectral"], v.get("spatial", {}), spec, spat, st, reco=r.planes).items():
+                        out[(m, c, n)] = out.get((m, c, n), 0.0) + float(np.einsum("eij,eij,eij->", qc, d, d))
+        if self.bkg_model is not None and self.bkg_model in by_model:
+            v = values[self.bkg_model]["spectral"]
+            ref, tilt = v.get("reference", 1.0), v.get("tilt", 0.0)
+            shape = (self.energy_centers / ref) ** (-tilt)
+            for m, c, n in by_model[self.bkg_model]:
+                da = {"norm": shape, "tilt": -a * np.log(self.energy_centers / ref),
+                      "reference": a * tilt / ref}.get(n)
+                if da is not None:
+                    out[(m, c, n)] = float(h_a @ da ** 2)
+        return out
+
     def value_and_grad(self, values: dict, keys, steps: dict | None = None) -> tuple[float, dict]:
         """The statistic and its derivatives with respect to ``keys`` (``(model, component,
         name)`` triples; those this term does not depend on are left out of the result).
@@ -338,6 +382,16 @@ def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.nd
     stat, grads = term.value_and_grad(values, keys, steps if steps is not None else derivative_steps(space))
     g = np.array([grads.get(k, 0.0) for k in keys]) * space.scale[idx]
     return stat, idx, g
+
+
+def term_curvature(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
+    """(indices, g2): one term's Gauss-Newton diagonal curvature in factor space (see
+    :meth:`DatasetTerm.curvature`)."""
+    idx = term_parameters(term, space)
+    values = space.values_by_model(space.to_values(factors))
+    keys = [space.keys[i] for i in idx]
+    c = term.curvature(values, keys, steps if steps is not None else derivative_steps(space))
+    return idx, np.array([c.get(k, 0.0) for k in keys]) * space.scale[idx] ** 2
 
 
 def term_gradient(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
@@ -428,6 +482,13 @@ class JointLikelihood:
         """Second derivatives in factor space, term by term (see :func:`term_hessian`)."""
         return assemble_hessian(len(self.space.keys),
                                 [term_hessian(t, self.space, factors, steps) for t in self.terms])
+
+    def curvature(self, factors: np.ndarray) -> np.ndarray:
+        """Gauss-Newton diagonal of the second derivatives in factor space (MIGRAD's ``g2``)."""
+        return assemble_gradient(len(self.space.keys),
+                                 [term_curvature(t, self.space, np.asarray(factors, float), self.steps)
+                                  for t in self.terms])
+
 
     def close(self):
         pass

@@ -58,8 +58,11 @@ def test_term_wise_gradient_and_hessian_equal_joint_differences(seed_runs_reduce
 def test_twelve_run_fit_structured_equals_minuit(seed_runs_reduced):
     from gcxr.fit import fit
     datasets, models = _replicate(seed_runs_reduced, 12)
-    a = fit(datasets, models.copy())                                # analytic derivatives
-    b = fit(datasets, models.copy(), derivatives="minuit")
+    # cubic point rendering: with the default bilinear ("tent") weights the statistic is only
+    # piecewise smooth in the position, with one local minimum per pixel cell near the source
+    # (docs/parity.md), and two correct minimisers can end in neighbouring cells
+    a = fit(datasets, models.copy(), point_weights="cubic")                       # analytic derivatives
+    b = fit(datasets, models.copy(), derivatives="minuit", point_weights="cubic")
     assert a.timings["hessian"] == "analytic" and b.timings["hessian"] == "minuit"
     assert a.success and b.success
     assert a.total_stat == pytest.approx(b.total_stat, abs=0.01)

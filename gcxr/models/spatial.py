@@ -136,6 +136,14 @@ def _effective_radius(lon, lat, lon_0, lat_0, major, e, phi):
         return major * minor / den
 
 
+def _radius_towards(lon, lat, lon_0, lat_0, major, e, phi):
+    """``major`` for a circle (a scalar ``e == 0``: no per-direction work), else the ellipse's
+    radius towards each point (:func:`_effective_radius`), where ``e == 0`` gives ``major``."""
+    if np.ndim(e) == 0 and e == 0:
+        return major
+    return np.where(e == 0, major, _effective_radius(lon, lat, lon_0, lat_0, major, e, phi))
+
+
 # --------------------------------------------------------------------------
 # base class
 # --------------------------------------------------------------------------
@@ -299,6 +307,8 @@ class GaussianSpatialModel(SpatialModel):
             # symmetric: exact normalisation on the sphere
             a_sym = _one_minus_cos(sigma)
             norm_sym = 1.0 / (4.0 * np.pi * a_sym * (-np.expm1(-1.0 / a_sym)))
+            if e.ndim == 0 and e == 0:       # symmetric only: skip the per-direction radius
+                return norm_sym * np.exp(-0.5 * _one_minus_cos(sep) / a_sym)
             # elongated: effective sigma per direction, flat-sky normalisation
             sig_eff = _effective_radius(lon, lat, lon_0, lat_0, sigma, e, phi)
             a_ell = _one_minus_cos(sig_eff)
@@ -378,7 +388,7 @@ class DiskSpatialModel(SpatialModel):
         phi = np.mod(phi, np.pi)
         norm = np.vectorize(DiskSpatialModel._solid_angle, otypes=[float])(r_0, e)
         norm = 1.0 / norm
-        r_eff = np.where(e == 0, r_0, _effective_radius(lon, lat, lon_0, lat_0, r_0, e, phi))
+        r_eff = _radius_towards(lon, lat, lon_0, lat_0, r_0, e, phi)
         width = r_eff * edge_width
         with np.errstate(divide="ignore", invalid="ignore"):
             import scipy.special
@@ -444,7 +454,7 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
         sep = angular_separation(lon, lat, lon_0, lat_0)
         phi = np.mod(phi, np.pi)
         minor = r_0 * np.sqrt(1.0 - e**2)
-        r_eff = np.where(e == 0, r_0, _effective_radius(lon, lat, lon_0, lat_0, r_0, e, phi))
+        r_eff = _radius_towards(lon, lat, lon_0, lat_0, r_0, e, phi)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             norm = 1.0 / (2.0 * np.pi * minor * r_0 * eta * scipy.special.gamma(2.0 * eta))
             return norm * np.exp(-((sep / r_eff) ** (1.0 / eta)))
