@@ -154,7 +154,13 @@ def compare(gp: dict | None, gx: dict | None) -> dict:
             if worst is None or abs(row["delta_sigma"]) > abs(worst["delta_sigma"]):
                 worst = row
         rows.append(row)
+    def _sum(side, key):
+        vals = [d.get(key) for d in side.get("datasets", [])]
+        return float(sum(vals)) if vals and all(isinstance(v, (int, float)) for v in vals) else None
+
     return {"parameters": rows,
+            "counts": {"gammapy": _sum(gp, "counts"), "gcxr": _sum(gx, "counts")},
+            "background": {"gammapy": _sum(gp, "background"), "gcxr": _sum(gx, "background")},
             "max_abs_delta_sigma": None if worst is None else abs(worst["delta_sigma"]),
             "worst": None if worst is None else f"{worst['model']}.{worst['name']}"}
 
@@ -197,6 +203,9 @@ def table(results: dict) -> str:
         if gp and gp.get("ok") and gx and gx.get("ok"):
             def stat(side):
                 return _fmt(side.get("total_stat"), 2)
+            c, b = cmp_.get("counts", {}), cmp_.get("background", {})
+            lines.append(f"{case:19s} data   counts {_fmt(c.get('gammapy'), 0)} / {_fmt(c.get('gcxr'), 0)}, "
+                         f"background {_fmt(b.get('gammapy'), 1)} / {_fmt(b.get('gcxr'), 1)} (in the safe mask)")
             lines.append(f"{case:19s} fit    nfev {gp.get('nfev')} / {gx.get('nfev')}, success "
                          f"{gp.get('success')} / {gx.get('success')}, stat {stat(gp)} / {stat(gx)} "
                          f"(diff {_fmt((gx.get('total_stat') or 0) - (gp.get('total_stat') or 0), 2)}), "
