@@ -7,6 +7,8 @@ shared pages are counted once per process. Two kernel figures are reported besid
 
 * ``ru_maxrss_mb``: ``os.wait4`` of this child - the largest RSS of any *single* process in its
   tree (the child, or a descendant it waited for), exact but not a sum over processes;
+* ``cpu_s``: user + system CPU seconds of the child and the descendants it waited for (``os.wait4``),
+  a figure that, unlike the wall time, does not grow when other processes share the cores;
 * ``ru_maxrss_children_mb``: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the measuring
   process after the child ended - the same kind of maximum, but over every child this process has
   waited for so far (so it only grows across repeated calls).
@@ -102,7 +104,7 @@ def measure(
     Returns
     -------
     dict with ``cmd, wall_s, peak_rss_mb, rc, stdout_json`` and ``ru_maxrss_mb``,
-    ``ru_maxrss_children_mb``, ``n_samples``, ``timed_out``, ``stderr_tail`` (and ``error`` if the
+    ``ru_maxrss_children_mb``, ``cpu_s``, ``n_samples``, ``timed_out``, ``stderr_tail`` (and ``error`` if the
     command could not be started, ``stdout_tail`` if stdout was not JSON).
     """
     cmd = [str(c) for c in cmd]
@@ -148,6 +150,7 @@ def measure(
     out["rc"] = child.returncode
     out["ru_maxrss_mb"] = usage.ru_maxrss * _MAXRSS_TO_MB
     out["ru_maxrss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * _MAXRSS_TO_MB
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
     out["n_samples"] = n_samples
     out["timed_out"] = timed_out
 

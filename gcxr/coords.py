@@ -8,12 +8,40 @@ centred on the ICRS pointing, longitude reversed) is another.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
 from .geom import lonlat_to_unit, unit_to_lonlat
 
 __all__ = ["frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32"]
+
+
+_ASTROPY_LOCK = threading.Lock()
+_astropy_ready = False
+
+
+def _warm_astropy_frames() -> None:
+    """Fill astropy's frame-name cache once, under a lock, before any threaded use.
+
+    astropy's ``TransformGraph`` builds ``frame_set`` and its name cache lazily and without a lock;
+    creating the first ``SkyOffsetFrame`` for ICRS adds transforms and empties both. Reduction tasks
+    running in dask threads then race: a thread can cache the names of a half-built frame set and
+    every later ``frame="icrs"`` in the process fails with 'Coordinate frame name "icrs" is not a
+    known coordinate frame (['fk4', 'fk4noeterms'])' (seen in benchmarks/bench_validation.py runs).
+    Creating the ICRS offset frame and the name cache here, once, leaves nothing to race on.
+    """
+    global _astropy_ready
+    if _astropy_ready:
+        return
+    with _ASTROPY_LOCK:
+        if _astropy_ready:
+            return
+        import astropy.units as u
+        from astropy.coordinates import ICRS, SkyOffsetFrame, frame_transform_graph
+        SkyOffsetFrame(origin=ICRS(0 * u.deg, 0 * u.deg))
+        frame_transform_graph.get_names()
+        _astropy_ready = True
 
 
 def _astropy_frame(name: str):
@@ -26,6 +54,7 @@ def frame_matrix(src: str, dst: str) -> np.ndarray:
     """M such that v_dst = M @ v_src for unit vectors."""
     if src == dst:
         return np.eye(3)
+    _warm_astropy_frames()
     from astropy.coordinates import CartesianRepresentation, SkyCoord
     basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
     c = SkyCoord(basis, frame=src, representation_type="cartesian").transform_to(dst)
@@ -47,6 +76,7 @@ def icrs_to_frame_float32(ra, dec, frame: str):
     The float32 columns are handed to astropy unchanged: converting them to
     float64 first moves events sitting on pixel borders (see conventions).
     """
+    _warm_astropy_frames()
     from astropy.coordinates import SkyCoord
     import astropy.units as u
     c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
@@ -62,6 +92,7 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
 
     In the offset frame the pointing is at (lon', lat') = (0, 0) and north is up.
     """
+    _warm_astropy_frames()
     from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
     import astropy.units as u
     origin = SkyCoord(ra_pnt * u.deg, dec_pnt * u.deg, frame="icrs")
