@@ -55,8 +55,8 @@ def _chunk_curvature(chunk: list[DatasetTerm], space: ParameterSpace, factors, s
     return [term_curvature(t, space, factors, steps) for t in chunk]
 
 
-def _chunk_hessian(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
-    return [term_hessian(t, space, factors, steps) for t in chunk]
+def _chunk_hessian(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps, scheme="central"):
+    return [term_hessian(t, space, factors, steps, scheme) for t in chunk]
 
 
 class DistributedLikelihood:
@@ -138,10 +138,10 @@ class DistributedLikelihood:
         self.n_tasks += len(futures)
         return assemble_gradient(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
 
-    def hessian(self, factors: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def hessian(self, factors: np.ndarray, steps: np.ndarray, scheme: str = "central") -> np.ndarray:
         """Second derivatives in factor space: each chunk differentiates its own terms on its worker."""
         futures = [self.client.submit(_chunk_hessian, c, self.space, np.asarray(factors, float),
-                                      np.asarray(steps, float), pure=False,
+                                      np.asarray(steps, float), scheme, pure=False,
                                       key=f"gcxr-hessian-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
         return assemble_hessian(len(self.space.keys), self._in_term_order(self.client.gather(futures)))

@@ -265,6 +265,13 @@ class SourceEvaluator:
         s, kf = self._fft()
         ny, nx = self.shape
         h = self.kernel.shape[-1] // 2
+        if img.ndim == 3:               # one plane per true energy: empty planes stay empty
+            out = np.zeros((kf.shape[0], ny, nx))
+            live = np.flatnonzero(np.any(img.reshape(img.shape[0], -1) != 0, axis=1))
+            if live.size:
+                full = np.fft.irfft2(np.fft.rfft2(img[live], s=s) * kf[live], s=s)
+                out[live] = full[:, h:h + ny, h:h + nx]
+            return out
         full = np.fft.irfft2(np.fft.rfft2(img, s=s) * kf, s=s)
         return full[:, h:h + ny, h:h + nx]
 
