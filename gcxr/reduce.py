@@ -9,6 +9,7 @@ workflow, written out in docs/conventions.md.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import dask
@@ -139,13 +140,35 @@ def _reverse_lon(ev) -> bool:
         str(h.get("HDUVERS", "")).strip() == "0.2"
 
 
-def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
-    """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout."""
+class _Clock:
+    """Adds the time since the previous mark to ``out[stage]`` (does nothing when ``out`` is None)."""
+
+    def __init__(self, out: dict | None):
+        self.out = out
+        self.t = time.perf_counter() if out is not None else 0.0
+
+    def __call__(self, stage: str) -> None:
+        if self.out is not None:
+            t = time.perf_counter()
+            self.out[stage] = self.out.get(stage, 0.0) + (t - self.t)
+            self.t = t
+
+
+def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None,
+               timings: dict | None = None) -> xr.Dataset:
+    """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout.
+
+    ``timings``: if a dict is given, the seconds spent in each stage are added to it
+    (for profiling; see benchmarks/bench_reduce.py).
+    """
+    clock = _Clock(timings)
     ev = read_events(run)
+    clock("read_events")
     layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
     start, stop = read_gti(run)
     ontime = float(np.sum(stop - start))
     livetime = ontime * ev.deadc
+    clock("read_gti")
     if ontime <= 0:
         raise DataStoreError(f"run {run.obs_id}: zero or negative ontime in GTI ({ontime} s)")
     g = spec.geom
@@ -157,6 +180,7 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     sep = separation_deg(lon2, lat2, lon_p, lat_p)
     E, Et = spec.energy, spec.energy_true
     sel = set(spec.map_selection)
+    clock("geometry")
 
     # counts
     lon_ev, lat_ev = icrs_to_frame_float32(ev.ra, ev.dec, g.frame)
@@ -164,16 +188,21 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
     ok &= (ie >= 0) & (ie < E.nbin)
     n_in = int(np.count_nonzero(ok))
+    clock("events_to_pixels")
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
+    clock("bin_events")
 
     # exposure (livetime) and background (ontime)
     aeff = read_aeff(run.hdu("aeff"))
+    clock("read_aeff")
     exposure = np.empty((Et.nbin,) + sub.shape)
     for rows in _row_blocks(sub.ny):                                   # bounded temporaries
         exposure[:, rows] = eval_aeff(aeff, Et.centers, sep[rows]) * livetime     # m2 s
+    clock("exposure")
     if "bkg" in run.hdu_types and "background" in sel:
         bkg = read_bkg(run.hdu("bkg"))
+        clock("read_bkg")
         unit = sub.unit_vectors()
         omega_t = sub.solid_angle() * ontime
         background = np.empty((E.nbin,) + sub.shape)
@@ -183,6 +212,7 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
             background[:, rows] = integrate_log_rate(log_rate, E.edges_array) * omega_t[rows][None]
     else:
         background = None
+    clock("background")
 
     # IRF maps on the coarse grid
     iys, ixs = layout.irf_slices
@@ -190,11 +220,16 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     ilon, ilat = isub.grid_lonlat()
     isep = separation_deg(ilon, ilat, lon_p, lat_p)
     irf_exposure = eval_aeff(aeff, Et.centers, isep) * livetime
+    clock("exposure_irf")
     rad_edges = np.asarray(spec.rad_edges)
-    psf = eval_psf_map(read_psf(run.hdu("psf")), Et.centers, isep, rad_edges) \
-        if ("psf" in sel and "psf" in run.hdu_types) else None
-    edisp = eval_edisp_kernel(read_edisp(run.hdu("edisp")), Et.centers, E.edges_array, isep) \
-        if ("edisp" in sel and "edisp" in run.hdu_types) else None
+    psf_tab = read_psf(run.hdu("psf")) if ("psf" in sel and "psf" in run.hdu_types) else None
+    clock("read_psf")
+    psf = eval_psf_map(psf_tab, Et.centers, isep, rad_edges) if psf_tab is not None else None
+    clock("psf")
+    ed_tab = read_edisp(run.hdu("edisp")) if ("edisp" in sel and "edisp" in run.hdu_types) else None
+    clock("read_edisp")
+    edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep) if ed_tab is not None else None
+    clock("edisp")
 
     # safe mask
     mask = np.ones((E.nbin,) + sub.shape, bool)
@@ -212,11 +247,14 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
         mask &= keep[:, None, None]
 
     w_psf, w_edisp = irf_grid_weights(mask.any(axis=0), sub, isub)
-    return build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
+    clock("safe_mask")
+    out = build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
                              mask_safe=mask, psf=psf, edisp=edisp, exposure_irf=irf_exposure,
                              mask_safe_psf=w_psf, mask_safe_edisp=w_edisp,
                              livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p),
                              events=(int(ev.energy.size), n_in))
+    clock("build_dataset")
+    return out
 
 
 def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:

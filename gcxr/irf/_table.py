@@ -25,7 +25,7 @@ class IRFTable:
     def __init__(self, ref: HDURef, data, header):
         self.ref = ref
         self.header = header
-        self._data = data
+        self._data = data.copy() if hasattr(data, "copy") else data     # not a view of the whole file
         self._units = {}
         for i, name in enumerate(data.columns.names):
             self._units[name.upper()] = (data.columns[i].unit or "").strip()
