@@ -141,15 +141,15 @@ def _reverse_lon(ev) -> bool:
 
 
 class _Clock:
-    """Adds the time since the previous mark to ``out[stage]`` (does nothing when ``out`` is None)."""
+    """Adds the CPU time of this thread since the previous mark to ``out[stage]`` (no-op if ``out`` is None)."""
 
     def __init__(self, out: dict | None):
         self.out = out
-        self.t = time.perf_counter() if out is not None else 0.0
+        self.t = time.thread_time() if out is not None else 0.0
 
     def __call__(self, stage: str) -> None:
         if self.out is not None:
-            t = time.perf_counter()
+            t = time.thread_time()
             self.out[stage] = self.out.get(stage, 0.0) + (t - self.t)
             self.t = t
 
@@ -158,8 +158,8 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
                timings: dict | None = None) -> xr.Dataset:
     """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout.
 
-    ``timings``: if a dict is given, the seconds spent in each stage are added to it
-    (for profiling; see benchmarks/bench_reduce.py).
+    ``timings``: if a dict is given, the CPU seconds (of the calling thread) spent in each
+    stage are added to it (for profiling; see benchmarks/profile_reduce.py).
     """
     clock = _Clock(timings)
     ev = read_events(run)

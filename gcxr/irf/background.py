@@ -22,20 +22,30 @@ def _coords(name, e, log):
 
 
 def _fill_missing_energy(data: np.ndarray, tiny: float) -> np.ndarray:
-    """Fill interior zeros along energy by log-linear interpolation in bin index (no extrapolation)."""
+    """Fill interior zeros along energy by log-linear interpolation in bin index (no extrapolation).
+
+    For every (fov_lon, fov_lat) column, a zero or non-finite entry lying between two valid
+    entries gets exp of the straight line through their logs (as ``np.interp`` computes it);
+    entries before the first or after the last valid one stay as they are.
+    """
     mask = ~np.isfinite(data) | (data == 0)
-    cols = np.nonzero(mask.any(axis=0) & (~mask).any(axis=0))
-    if not cols[0].size:
+    if not mask.any():
+        return data
+    n = data.shape[0]
+    idx = np.arange(n).reshape((n,) + (1,) * (data.ndim - 1))
+    prev = np.maximum.accumulate(np.where(~mask, idx, -1), axis=0)             # last valid index <= i
+    nxt = np.minimum.accumulate(np.where(~mask, idx, n)[::-1], axis=0)[::-1]    # first valid index >= i
+    fill = mask & (prev >= 0) & (nxt < n)
+    if not fill.any():
         return data
     data = data.copy()
-    xp = np.arange(data.shape[0])
-    for a, b in zip(*cols):
-        valid = ~mask[:, a, b]
-        fp = np.log(np.clip(data[valid, a, b], tiny, None))
-        bad = np.nonzero(mask[:, a, b])[0]
-        v = np.interp(bad, xp[valid], fp, left=np.nan, right=np.nan)
-        ok = ~np.isnan(v)
-        data[bad[ok], a, b] = np.exp(v[ok])
+    cols = np.nonzero(fill)
+    p, q = prev[cols], nxt[cols]
+    rest = cols[1:]
+    fp = np.log(np.clip(data[(p,) + rest], tiny, None))
+    fq = np.log(np.clip(data[(q,) + rest], tiny, None))
+    slope = (fq - fp) / (q - p).astype(float)
+    data[cols] = np.exp(slope * (cols[0] - p).astype(float) + fp)
     return data
 
 
@@ -126,11 +136,20 @@ def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.nda
     l0, l1 = log_rate[:-1], log_rate[1:]
     le = np.log(e[1:] / e[:-1])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        lr = np.maximum(l0 - l1, np.log(np.finfo(float).tiny))      # ln(R0/R1), floored as in trapz_loglog
-        g = 1.0 - lr / le                                            # 1 - index
-        y0x0 = np.exp(l0) * e[:-1]
-        res = y0x0 / g * np.expm1(g * le)
-        iso = np.isclose(g, 0.0)
-        res = np.where(iso, y0x0 * le, res)
+        g = l0 - l1
+        np.maximum(g, _LOG_TINY, out=g)                              # ln(R0/R1), floored as in trapz_loglog
+        g /= le
+        np.subtract(1.0, g, out=g)                                   # 1 - index
+        y0x0 = np.exp(l0)
+        y0x0 *= e[:-1]
+        res = g * le
+        np.expm1(res, out=res)
+        res *= y0x0 / g
+        iso = np.abs(g) <= 1e-8                                      # np.isclose(g, 0.0)
+        if iso.any():
+            res[iso] = (y0x0 * le)[iso]
     res[~np.isfinite(res)] = 0.0
     return res
+
+
+_LOG_TINY = float(np.log(np.finfo(float).tiny))
