@@ -1,8 +1,10 @@
 """Where the reduction's time goes, per run, against a physical limit.
 
 For each config the runs are reduced one after the other in this process (no dask), with
-``reduce_run(..., timings=...)`` adding up the seconds of each stage, then stacked as
-``stack_runs`` does (``_contribution`` + ``_combine`` + ``_finalize``). The IRF caches are
+``reduce_run_arrays(..., timings=...)`` adding up the CPU seconds of each stage, then stacked as
+``stack_runs`` does (``_contribution`` + ``_combine`` + ``_finalize``). CPU time of the thread
+(``time.thread_time``) is used throughout, so that other work on a shared machine does not
+inflate the figures. The IRF caches are
 cleared before each pass so that every file is read as in a fresh process; pass 1 warms up
 the imports, the figures of pass 2 are reported. Beside them, the physical limits:
 
@@ -50,8 +52,8 @@ def _read_gunzip(paths):
 
 def profile(config: str) -> dict:
     from gcxr.analysis import Analysis
-    from gcxr.datasets import _combine, _contribution, _finalize, _RUN_VARS
-    from gcxr.reduce import reduce_run, run_layout
+    from gcxr.datasets import _combine, _contribution, _finalize
+    from gcxr.reduce import reduce_run_arrays, run_layout
     ana = Analysis(config, progress=False)
     ana.get_observations()
     spec = ana.spec
@@ -63,10 +65,11 @@ def profile(config: str) -> dict:
         contribs, n_events = [], 0
         for run in ana.runs:
             lay = run_layout(run, spec)
-            ds = reduce_run(run, spec, lay, timings=stages)
-            n_events += int(ds.attrs["n_events"])
+            arrays, meta = reduce_run_arrays(run, spec, lay, timings=stages, for_stacking=True)
+            n_events += int(meta["events"][0])
             t = time.thread_time()
-            arrays = {k: ds[k].values for k in _RUN_VARS if k in ds}
+            arrays = {k: v for k, v in arrays.items() if v is not None}
+            arrays["livetime"], arrays["ontime"] = meta["livetime"], meta["ontime"]
             off = {"lat": lay.slices[0], "lon": lay.slices[1], "lat_irf": lay.irf_slices[0],
                    "lon_irf": lay.irf_slices[1]}
             contribs.append(_contribution(arrays, off))

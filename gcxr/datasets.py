@@ -131,9 +131,10 @@ def _finalize(acc: dict) -> dict:
 
 def _reduce_contribution(run, spec, layout, grid_offsets):
     """Reduce a run and return only its stacking terms (the run's cubes are dropped at once)."""
-    from .reduce import reduce_run
-    ds = reduce_run(run, spec, layout)
-    arrays = {k: ds[k].values for k in _RUN_VARS if k in ds}
+    from .reduce import reduce_run_arrays
+    arrays, meta = reduce_run_arrays(run, spec, layout, for_stacking=True)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    arrays["livetime"], arrays["ontime"] = meta["livetime"], meta["ontime"]
     return _contribution(arrays, grid_offsets)
 
 

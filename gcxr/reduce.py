@@ -19,12 +19,12 @@ import xarray as xr
 
 from .coords import icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
-from .geom import EnergyAxis, SkyGeom, separation_deg
-from .irf import (RAD_EDGES, eval_aeff, eval_bkg_rate, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg,
-                  read_edisp, read_psf)
-from .irf.background import integrate_log_rate
+from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
+from .irf import RAD_EDGES, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg, read_edisp, read_psf
+from .irf.aeff import AeffEvaluator
+from .irf.background import BkgEvaluator
 
-__all__ = ["ReductionSpec", "reduce_run", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
+__all__ = ["ReductionSpec", "reduce_run", "reduce_run_arrays", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
 
 SAFE_MASK_METHODS = ("aeff-default", "aeff-max", "offset-max", "edisp-bias", "bkg-peak")
 
@@ -128,7 +128,11 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     return keep
 
 
-def _row_blocks(ny: int, size: int = 64):
+BLOCK_PIXELS = 8192      # pixels per block of the fine-grid IRF evaluation (temporaries stay in cache)
+
+
+def _row_blocks(ny: int, nx: int = 1, pixels: int = BLOCK_PIXELS):
+    size = max(1, pixels // max(nx, 1))
     for start in range(0, ny, size):
         yield slice(start, min(start + size, ny))
 
@@ -161,14 +165,34 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     ``timings``: if a dict is given, the CPU seconds (of the calling thread) spent in each
     stage are added to it (for profiling; see benchmarks/profile_reduce.py).
     """
+    arrays, meta = reduce_run_arrays(run, spec, layout, timings)
+    clock = _Clock(timings)
+    ds = build_run_dataset(run.obs_id, spec, meta.pop("layout"), **meta, **arrays)
+    clock("build_dataset")
+    return ds
+
+
+def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None,
+                      timings: dict | None = None, for_stacking: bool = False) -> tuple[dict, dict]:
+    """The numpy work of :func:`reduce_run`: ``(arrays, meta)``.
+
+    ``arrays`` maps the variable names of :data:`VAR_DIMS` to numpy arrays (``None`` where a
+    product is not made); ``meta`` holds ``layout``, ``livetime``, ``ontime``, ``pointing``
+    and ``events`` (events in the file, events binned).
+
+    With ``for_stacking=True`` the IRFs are evaluated only where the stacked dataset uses
+    them: exposure and background inside the offset-max circle (when that safe-mask method is
+    on), PSF and EDISP maps at the coarse pixels with a nonzero stacking weight
+    (``mask_safe_psf``, ``mask_safe_edisp``). Elsewhere these arrays are 0; every product
+    that enters the stack (``stack``'s masked sums) is unchanged.
+    """
     clock = _Clock(timings)
     ev = read_events(run)
-    clock("read_events")
-    layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
     start, stop = read_gti(run)
+    clock("read_events_gti")
+    layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
     ontime = float(np.sum(stop - start))
     livetime = ontime * ev.deadc
-    clock("read_gti")
     if ontime <= 0:
         raise DataStoreError(f"run {run.obs_id}: zero or negative ontime in GTI ({ontime} s)")
     g = spec.geom
@@ -176,84 +200,112 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     sub = g.slice(ys, xs)
     lon_p, lat_p = layout.lon_pnt, layout.lat_pnt
     ra_p, dec_p = ev.ra_pnt, ev.dec_pnt
-    lon2, lat2 = sub.grid_lonlat()
-    sep = separation_deg(lon2, lat2, lon_p, lat_p)
+    lon1, lat1 = sub.lon[None, :], sub.lat[:, None]              # the grid is separable: 1-D coordinates
     E, Et = spec.energy, spec.energy_true
     sel = set(spec.map_selection)
-    clock("geometry")
+    methods = spec.safe_mask_methods
+    energy_methods = [m for m in methods if m != "offset-max"]
 
-    # counts
+    # counts: one pass of index arithmetic and a bincount
     lon_ev, lat_ev = icrs_to_frame_float32(ev.ra, ev.dec, g.frame)
     ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
     ok &= (ie >= 0) & (ie < E.nbin)
     n_in = int(np.count_nonzero(ok))
-    clock("events_to_pixels")
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
-    clock("bin_events")
+    clock("counts")
 
-    # exposure (livetime) and background (ontime)
+    # IRF tables (each read once per file)
     aeff = read_aeff(run.hdu("aeff"))
-    clock("read_aeff")
-    exposure = np.empty((Et.nbin,) + sub.shape)
-    for rows in _row_blocks(sub.ny):                                   # bounded temporaries
-        exposure[:, rows] = eval_aeff(aeff, Et.centers, sep[rows]) * livetime     # m2 s
-    clock("exposure")
-    if "bkg" in run.hdu_types and "background" in sel:
-        bkg = read_bkg(run.hdu("bkg"))
-        clock("read_bkg")
-        unit = sub.unit_vectors()
-        omega_t = sub.solid_angle() * ontime
-        background = np.empty((E.nbin,) + sub.shape)
-        for rows in _row_blocks(sub.ny):
-            fov_lon, fov_lat = to_fov(unit[rows], ra_p, dec_p, g.frame, reverse_lon=_reverse_lon(ev))
-            log_rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat, log=True)    # at reco edges
-            background[:, rows] = integrate_log_rate(log_rate, E.edges_array) * omega_t[rows][None]
-    else:
-        background = None
-    clock("background")
+    make_bkg = "bkg" in run.hdu_types and "background" in sel
+    bkg = read_bkg(run.hdu("bkg")) if make_bkg else None
+    psf_tab = read_psf(run.hdu("psf")) if ("psf" in sel and "psf" in run.hdu_types) else None
+    ed_tab = read_edisp(run.hdu("edisp")) if ("edisp" in sel and "edisp" in run.hdu_types) else None
+    clock("read_irfs")
 
-    # IRF maps on the coarse grid
+    # exposure (livetime) and background (ontime) on the fine grid, in blocks of rows
+    sep = separation_deg(lon1, lat1, lon_p, lat_p)
+    inside = sep < spec.offset_max if "offset-max" in methods else None
+    restrict = for_stacking and inside is not None
+    restrict_bkg = restrict and "bkg-peak" not in energy_methods     # bkg-peak sums the whole cutout
+    aeff_eval = AeffEvaluator(aeff, Et.centers)
+    exposure = (np.zeros if restrict else np.empty)((Et.nbin,) + sub.shape)
+    background = (np.zeros if restrict_bkg else np.empty)((E.nbin,) + sub.shape) if make_bkg else None
+    if make_bkg:
+        bkg_eval = BkgEvaluator(bkg, E.edges_array)
+        omega_t = sub.solid_angle()[:, :1] * ontime                  # per row (sr s)
+        rev = _reverse_lon(ev)
+    for rows in _row_blocks(sub.ny, sub.nx):
+        cols = slice(None)
+        if restrict:                                                 # columns of these rows inside the circle
+            c = np.flatnonzero(inside[rows].any(axis=0))
+            cols = slice(c[0], c[-1] + 1) if c.size else slice(0, 0)
+        exposure[:, rows, cols] = aeff_eval(sep[rows, cols], livetime)                  # m2 s
+        if make_bkg:
+            bcols = cols if restrict_bkg else slice(None)
+            unit = lonlat_to_unit(lon1[:, bcols], lat1[rows])
+            fov_lon, fov_lat = to_fov(unit, ra_p, dec_p, g.frame, reverse_lon=rev)
+            background[:, rows, bcols] = bkg_eval.integrate(fov_lon, fov_lat, omega_t[rows])   # at reco edges
+    clock("exposure_background")
+
+    # coarse grid: exposure, and EDISP at the centre if a safe-mask method needs it
     iys, ixs = layout.irf_slices
     isub = spec.irf_geom.slice(iys, ixs)
-    ilon, ilat = isub.grid_lonlat()
-    isep = separation_deg(ilon, ilat, lon_p, lat_p)
-    irf_exposure = eval_aeff(aeff, Et.centers, isep) * livetime
-    clock("exposure_irf")
-    rad_edges = np.asarray(spec.rad_edges)
-    psf_tab = read_psf(run.hdu("psf")) if ("psf" in sel and "psf" in run.hdu_types) else None
-    clock("read_psf")
-    psf = eval_psf_map(psf_tab, Et.centers, isep, rad_edges) if psf_tab is not None else None
-    clock("psf")
-    ed_tab = read_edisp(run.hdu("edisp")) if ("edisp" in sel and "edisp" in run.hdu_types) else None
-    clock("read_edisp")
-    edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep) if ed_tab is not None else None
-    clock("edisp")
+    isep = separation_deg(isub.lon[None, :], isub.lat[:, None], lon_p, lat_p)
+    irf_exposure = aeff_eval(isep, livetime)
+    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
+    icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
+    edisp = None
+    if ed_tab is not None and not for_stacking:
+        edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep)
+        clock("edisp")
 
     # safe mask
     mask = np.ones((E.nbin,) + sub.shape, bool)
     if background is not None:
         mask &= np.isfinite(background) & (background > 0)
-    if "offset-max" in spec.safe_mask_methods:
-        mask &= (sep < spec.offset_max)[None]
-    energy_methods = [m for m in spec.safe_mask_methods if m != "offset-max"]
+    if inside is not None:
+        mask &= inside[None]
     if energy_methods:
-        cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
-        icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
         bkg_spec = background.sum(axis=(1, 2)) if background is not None else np.zeros(E.nbin)
-        ed_c = edisp[:, :, icy, icx] if edisp is not None else np.eye(Et.nbin, E.nbin)
-        keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, exposure[:, cy, cx], bkg_spec, ed_c)
+        if ed_tab is None:
+            ed_c = np.eye(Et.nbin, E.nbin)
+        elif edisp is not None:
+            ed_c = edisp[:, :, icy, icx]
+        else:
+            ed_c = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep[icy:icy + 1, icx:icx + 1])[:, :, 0, 0]
+        expo_c = aeff_eval(sep[cy:cy + 1, cx:cx + 1], livetime)[:, 0, 0]
+        keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, expo_c, bkg_spec, ed_c)
         mask &= keep[:, None, None]
-
     w_psf, w_edisp = irf_grid_weights(mask.any(axis=0), sub, isub)
     clock("safe_mask")
-    out = build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
-                             mask_safe=mask, psf=psf, edisp=edisp, exposure_irf=irf_exposure,
-                             mask_safe_psf=w_psf, mask_safe_edisp=w_edisp,
-                             livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p),
-                             events=(int(ev.energy.size), n_in))
-    clock("build_dataset")
+
+    # PSF and EDISP maps on the coarse grid (for stacking: only where they are weighted)
+    rad_edges = np.asarray(spec.rad_edges)
+    psf = None
+    if psf_tab is not None:
+        psf = _eval_at(lambda o: eval_psf_map(psf_tab, Et.centers, o, rad_edges), isep,
+                       w_psf if for_stacking else None)
+        clock("psf")
+    if ed_tab is not None and edisp is None:
+        edisp = _eval_at(lambda o: eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, o), isep, w_edisp)
+        clock("edisp")
+    arrays = {"counts": counts, "exposure": exposure, "background": background, "mask_safe": mask,
+              "psf": psf, "edisp": edisp, "exposure_irf": irf_exposure,
+              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp}
+    meta = {"layout": layout, "livetime": livetime, "ontime": ontime, "pointing": (ra_p, dec_p),
+            "events": (int(ev.energy.size), n_in)}
+    return arrays, meta
+
+
+def _eval_at(fn, offset: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    """``fn(offset)`` -> ``(a, b, *offset.shape)``, evaluated only at ``where`` (zeros elsewhere)."""
+    if where is None:
+        return fn(offset)
+    vals = fn(offset[where])                                          # (a, b, n)
+    out = np.zeros(vals.shape[:2] + offset.shape)
+    out[:, :, where] = vals
     return out
 
 
@@ -368,8 +420,10 @@ def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
 
 
 def _reduce_to_dict(run, spec, layout):
-    ds = reduce_run(run, spec, layout)
-    return {k: ds[k].values for k in ds.data_vars}
+    arrays, meta = reduce_run_arrays(run, spec, layout)
+    out = {k: v for k, v in arrays.items() if v is not None}
+    out["livetime"], out["ontime"] = np.asarray(meta["livetime"]), np.asarray(meta["ontime"])
+    return out
 
 
 def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
