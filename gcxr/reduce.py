@@ -207,10 +207,11 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     energy_methods = [m for m in methods if m != "offset-max"]
 
     # counts: one pass of index arithmetic and a bincount
-    lon_ev, lat_ev = icrs_to_frame_float32(ev.ra, ev.dec, g.frame)
-    ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
-    ok &= (ie >= 0) & (ie < E.nbin)
+    in_e = np.flatnonzero((ie >= 0) & (ie < E.nbin))                 # energy first: fewer directions to transform
+    ie = ie[in_e]
+    lon_ev, lat_ev = icrs_to_frame_float32(ev.ra[in_e], ev.dec[in_e], g.frame)
+    ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
     n_in = int(np.count_nonzero(ok))
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)

@@ -72,17 +72,26 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=1)       # (6, nE, n_off)
         p = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)  # (6, nE, *S)
         r2 = (rc ** 2).reshape((1, -1) + (1,) * off.ndim)                         # (1, n_rad, 1...)
-        scale, s1, a2, s2, a3, s3 = p[:, :, None]                                   # each (nE, 1, *S)
+        scale, s1, a2, s2, a3, s3 = p                                               # each (nE, *S)
         sig = [s1, s2, s3]
         amp = [np.ones_like(scale), a2, a3]
         norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
         tot = norms[0] + norms[1] + norms[2]
-        out = np.zeros((energy_true.size, rc.size) + off.shape)
+        out = None
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for n_i, si in zip(norms, sig):
+            for n_i, si in zip(norms, sig):       # term = c exp(k r^2), c and k per (energy, pixel)
                 wi = np.where(tot > 0, n_i / np.where(tot > 0, tot, 1.0), 0.0)
-                term = wi / (2 * np.pi * si ** 2) * np.exp(-0.5 * r2 / si ** 2)
-                out += np.where(np.isfinite(term), term, 0.0)
+                c = wi / (2 * np.pi * si ** 2)
+                k = -0.5 / si ** 2
+                bad = ~(np.isfinite(c) & np.isfinite(k))                            # zero width or weight
+                c[bad], k[bad] = 0.0, 0.0
+                term = r2 * k[:, None]
+                np.exp(term, out=term)
+                term *= c[:, None]
+                if out is None:
+                    out = term
+                else:
+                    out += term
         out *= DEG2_PER_SR                                                          # deg^-2 -> sr^-1
     else:
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=0)       # (nE, n_off, n_rad)
