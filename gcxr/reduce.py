@@ -17,7 +17,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .coords import icrs_to_frame_float32, to_fov, transform_lonlat
+from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
 from .irf import RAD_EDGES, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg, read_edisp, read_psf
@@ -210,8 +210,7 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
     in_e = np.flatnonzero((ie >= 0) & (ie < E.nbin))                 # energy first: fewer directions to transform
     ie = ie[in_e]
-    lon_ev, lat_ev = icrs_to_frame_float32(ev.ra[in_e], ev.dec[in_e], g.frame)
-    ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
+    ix, iy, ok = _event_pixels(ev.ra[in_e], ev.dec[in_e], sub)
     n_in = int(np.count_nonzero(ok))
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
@@ -300,14 +299,36 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     return arrays, meta
 
 
+BORDER_TOL = 1e-6     # pixels: events this close to a pixel border are placed with astropy
+
+
+def _event_pixels(ra, dec, sub: SkyGeom):
+    """Pixel indices of event directions, as binning astropy's transform of the columns gives them.
+
+    The numpy rotation agrees with astropy to ~1e-11 deg; only events within ``BORDER_TOL``
+    pixels of a border could land in another pixel, so those few are transformed again with
+    astropy (:func:`gcxr.coords.icrs_to_frame_float32`).
+    """
+    lon, lat = icrs_to_frame_fast(ra, dec, sub.frame)
+    if sub.frame != "icrs":
+        x, y = sub.world_to_pix(lon, lat)
+        fx, fy = x + 0.5, y + 0.5
+        near = np.flatnonzero((np.abs(fx - np.rint(fx)) < BORDER_TOL) | (np.abs(fy - np.rint(fy)) < BORDER_TOL)
+                              | (np.abs(lat) > 89.9))                 # longitude ill-conditioned at the poles
+        if near.size:
+            lon[near], lat[near] = icrs_to_frame_float32(ra[near], dec[near], sub.frame)
+    return sub.world_to_index(lon, lat)
+
+
 def _eval_at(fn, offset: np.ndarray, where: np.ndarray | None) -> np.ndarray:
     """``fn(offset)`` -> ``(a, b, *offset.shape)``, evaluated only at ``where`` (zeros elsewhere)."""
     if where is None:
         return fn(offset)
-    vals = fn(offset[where])                                          # (a, b, n)
-    out = np.zeros(vals.shape[:2] + offset.shape)
-    out[:, :, where] = vals
-    return out
+    idx = np.flatnonzero(where)
+    vals = fn(offset.ravel()[idx])                                    # (a, b, n)
+    out = np.zeros(vals.shape[:2] + (offset.size,))
+    out[:, :, idx] = vals
+    return out.reshape(vals.shape[:2] + offset.shape)
 
 
 def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:

@@ -103,6 +103,6 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
         out[:, (rc < r_e[0]) | (rc > r_e[-1])] = 0.0
         out[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
     # normalise: sum_r P 2 pi r dr = 1 with r, dr in radians
-    norm = np.tensordot(ring, out, axes=(0, 1))[:, None]                           # (nE, 1, *S)
+    norm = np.matmul(ring, out.reshape(out.shape[:2] + (-1,))).reshape((out.shape[0], 1) + off.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norm > 0, out / np.where(norm > 0, norm, 1.0), 0.0)
