@@ -56,6 +56,19 @@ def icrs_to_frame_float32(ra, dec, frame: str):
     return np.asarray(g.l.deg, float), np.asarray(g.b.deg, float)
 
 
+def _wrap360_like_astropy(lon: np.ndarray) -> np.ndarray:
+    """Longitudes wrapped into [0, 360) with the arithmetic (and dtype) of astropy's ``Longitude``."""
+    bad = (lon < 0.0) | (lon >= 360.0)
+    if not bad.any():
+        return lon
+    lon = lon.astype(lon.dtype.newbyteorder("="))                   # a native copy, as the Quantity is
+    wraps = lon // 360.0
+    lon -= wraps * 360.0
+    lon[lon >= 360.0] -= 360.0
+    lon[lon < 0.0] += 360.0
+    return lon
+
+
 def icrs_to_frame_fast(ra, dec, frame: str):
     """Event directions to ``frame`` with numpy, within ~1e-11 deg of :func:`icrs_to_frame_float32`.
 
@@ -67,6 +80,7 @@ def icrs_to_frame_fast(ra, dec, frame: str):
     ra, dec = np.asarray(ra), np.asarray(dec)
     if frame == "icrs":
         return ra.astype(float), dec.astype(float)
+    ra = _wrap360_like_astropy(ra)
     s = np.pi / 180.0
     lon, lat = (ra * s).astype(float), (dec * s).astype(float)      # float32 x float -> float32, as astropy
     m = frame_matrix("icrs", frame)
