@@ -243,22 +243,22 @@ def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every
     fin = dask.delayed(_finalize, pure=True)(total, dask_key_name=f"gcxr-stack-finalize-{dask.base.tokenize(total)}") \
         if lazy else _finalize(total)
     from .reduce import VAR_ATTRS, VAR_DIMS
-    out = xr.Dataset(coords=grid.coords)
     f = STACK_DTYPE
     full_shapes = {"counts": (shapes["counts"], f), "background": (shapes.get("background"), f),
                    "exposure": (shapes["exposure"], f), "mask_safe": (shapes["mask_safe"], bool),
                    "psf": (shapes.get("psf_num"), f), "edisp": (shapes.get("edisp_num"), f),
                    "exposure_irf": (shapes.get("psf_den"), f)}
+    data_vars = {}
     for k, (shape, dtype) in full_shapes.items():
         if shape is None:
             continue
         data = dsa.from_delayed(fin[k], shape=shape, dtype=dtype) if lazy else fin[k]
-        out[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
+        data_vars[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
     for k in ("livetime", "ontime"):
         data = dsa.from_delayed(fin[k], shape=(), dtype=float) if lazy else fin[k]
-        out[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
-    out.attrs = {"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)}
-    return out
+        data_vars[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
+    return xr.Dataset(data_vars, coords=grid.coords,       # one construction (not one merge per variable)
+                      attrs={"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)})
 
 
 def fit_mask(ds: xr.Dataset, energy_min: float | None = None, energy_max: float | None = None) -> xr.DataArray:

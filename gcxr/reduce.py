@@ -416,15 +416,15 @@ def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, event
         data_vars[name] = xr.Variable(VAR_DIMS[name], arr, dict(VAR_ATTRS[name]))
     data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (GTI x DEADC)"})
     data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
-    ds = xr.Dataset(data_vars, coords=_coords(spec, layout), attrs=_dataset_attrs(spec, layout, pointing))
-    if events is not None:   # events outside the run's cutout or energy range are not binned
-        ds.attrs["n_events"], ds.attrs["n_events_binned"] = events
-    ds["energy_bounds"] = spec.energy.bounds()
-    ds["energy_true_bounds"] = spec.energy_true.bounds()
+    coords = _coords(spec, layout)
+    coords["energy_bounds"] = spec.energy.bounds().variable
+    coords["energy_true_bounds"] = spec.energy_true.bounds().variable
     r = np.asarray(spec.rad_edges)
-    ds["rad_bounds"] = xr.DataArray(np.stack([r[:-1], r[1:]], -1), dims=("rad", "bnds"), attrs={"units": "degree"})
-    ds = ds.set_coords(["energy_bounds", "energy_true_bounds", "rad_bounds"])
-    return ds
+    coords["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
+    attrs = _dataset_attrs(spec, layout, pointing)
+    if events is not None:   # events outside the run's cutout or energy range are not binned
+        attrs["n_events"], attrs["n_events_binned"] = events
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 # --------------------------------------------------------------------------- lazy
