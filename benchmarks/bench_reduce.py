@@ -19,6 +19,10 @@ The ``reduce`` stage is what each program reports (gammapy: ``get_observations``
 
     python benchmarks/bench_reduce.py --gcxr-python .venv/bin/python
     python benchmarks/bench_reduce.py --cases seed,pks2155 --repeat 3
+    python benchmarks/bench_reduce.py --baseline-src /tmp/gcxr-before     # also an earlier gcxr
+
+For ``--baseline-src``, export the earlier tree first, e.g.
+``git archive 3c12c1f gcxr | tar -x -C /tmp/gcxr-before``.
 """
 
 from __future__ import annotations
@@ -46,27 +50,29 @@ CASES = {
 
 
 def table(results: dict) -> str:
-    head = (f"{'case':8s} {'stage':7s} {'gammapy s':>10s} {'gcxr s':>9s} {'speedup':>8s} "
-            f"{'gammapy MB':>11s} {'gcxr MB':>9s} {'mem ratio':>9s}")
+    head = (f"{'case':8s} {'stage':7s} {'gammapy s':>10s} {'baseline s':>10s} {'gcxr s':>9s} {'speedup':>8s} "
+            f"{'gammapy MB':>11s} {'baseline MB':>11s} {'gcxr MB':>9s} {'mem ratio':>9s}")
     lines = [head, "-" * len(head)]
     for case, sides in results.items():
-        gp, gx = sides.get("gammapy"), sides.get("gcxr")
+        gp, gb, gx = sides.get("gammapy"), sides.get("gcxr-baseline"), sides.get("gcxr")
         for stage in ("reduce", "total", "wall"):
             def val(side):
                 if side is None or not side.get("ok"):
                     return None
                 return side["wall_s"] if stage == "wall" else side["stages_s"].get(stage)
-            a, b = val(gp), val(gx)
-            mem = stage == "wall"
-            ma = gp["peak_rss_mb"] if mem and gp and gp.get("ok") else None
-            mb = gx["peak_rss_mb"] if mem and gx and gx.get("ok") else None
-            lines.append(f"{case:8s} {stage:7s} {_fmt(a):>10s} {_fmt(b):>9s} {_fmt(_ratio(a, b)):>8s} "
-                         f"{_fmt(ma, 0):>11s} {_fmt(mb, 0):>9s} {_fmt(_ratio(ma, mb)):>9s}")
-        for name, side in (("gammapy", gp), ("gcxr", gx)):
+
+            def mem(side):
+                return side["peak_rss_mb"] if stage == "wall" and side and side.get("ok") else None
+            a, c, b = val(gp), val(gb), val(gx)
+            lines.append(f"{case:8s} {stage:7s} {_fmt(a):>10s} {_fmt(c):>10s} {_fmt(b):>9s} {_fmt(_ratio(a, b)):>8s} "
+                         f"{_fmt(mem(gp), 0):>11s} {_fmt(mem(gb), 0):>11s} {_fmt(mem(gx), 0):>9s} "
+                         f"{_fmt(_ratio(mem(gp), mem(gx))):>9s}")
+        for name, side in (("gammapy", gp), ("gcxr-baseline", gb), ("gcxr", gx)):
             if side is not None and not side.get("ok"):
                 lines.append(f"{case:8s} {name} FAILED: {str(side.get('failure', ''))[:110]}")
     lines.append("reduce = stage time each program reports; total = in-process incl. imports; wall = around the "
-                 "process; MB = peak RSS of the process tree; ratios = gammapy / gcxr")
+                 "process; MB = peak RSS of the process tree; speedup, mem ratio = gammapy / gcxr; baseline = gcxr "
+                 "from --baseline-src")
     return "\n".join(lines)
 
 
@@ -81,6 +87,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gammapy-python", default=str(default_gammapy_python()))
     ap.add_argument("--gcxr-python", default=str(default_gcxr_python()))
     ap.add_argument("--timeout", type=float, default=None, help="kill a run after this many seconds")
+    ap.add_argument("--baseline-src", default=None,
+                    help="a checkout of an earlier gcxr (the folder holding gcxr/): also run it, as side "
+                         "'gcxr-baseline', with PYTHONPATH pointing there")
     args = ap.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
@@ -100,13 +109,20 @@ def main(argv=None) -> int:
             print(f"case {case}", file=sys.stderr, flush=True)
             cfg = CASES[case]
             inputs = {"config": cfg, "gcxr_config": cfg, "models": None, "joint": False, "no_fit": True}
-            results[case] = {side: run_side(side, pythons[side], inputs, args.repeat, env, tmp, args.timeout)
-                             for side in sides}
+            results[case] = {}
+            for side in sides:
+                if side == "gcxr" and args.baseline_src:
+                    benv = dict(env, PYTHONPATH=str(Path(args.baseline_src).resolve()))
+                    print("  gcxr-baseline:", file=sys.stderr, flush=True)
+                    results[case]["gcxr-baseline"] = run_side("gcxr", pythons["gcxr"], inputs, args.repeat, benv,
+                                                              tmp, args.timeout)
+                results[case][side] = run_side(side, pythons[side], inputs, args.repeat, env, tmp, args.timeout)
     report = {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                  "loadavg_at_end": os.getloadavg()},
         "settings": {"cases": {c: str(CASES[c]) for c in cases}, "sides": sides, "repeat": args.repeat,
+                     "baseline_src": args.baseline_src, "PYTHONPATH": os.environ.get("PYTHONPATH"),
                      "gammapy_run": str(GAMMAPY_RUN), "GAMMAPY_DATA": data,
                      "pythons": {s: str(pythons[s]) for s in sides},
                      "gammapy_version": gammapy_version(pythons["gammapy"]) if "gammapy" in sides else None},

@@ -5,7 +5,7 @@ import numpy as np
 import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
-from ._interp import interp_axis, interp_scattered
+from ._interp import interp_axis, interp_scattered, lin_weights
 from ._table import column, edges, read_irf_table
 
 __all__ = ["read_aeff", "eval_aeff", "AeffEvaluator"]
@@ -56,7 +56,16 @@ class AeffEvaluator:
     def __call__(self, offset: np.ndarray, scale: float | None = None) -> np.ndarray:
         """A_eff (times ``scale`` if given) at ``offset`` (deg, any shape) -> ``(nE, *offset.shape)``."""
         off = np.asarray(offset, float)
-        out = interp_scattered(self.table, [self.nodes], [off])
+        if self.nodes.size > 1:
+            # linear in offset = the table times a matrix with two weights per pixel (one BLAS product)
+            i, w = lin_weights(self.nodes, off.ravel())
+            cols = np.arange(off.size)
+            W = np.zeros((self.nodes.size, off.size))
+            W[i, cols] = 1.0 - w
+            W[i + 1, cols] += w
+            out = (self.table @ W).reshape(self.table.shape[:1] + off.shape)
+        else:
+            out = interp_scattered(self.table, [self.nodes], [off])
         np.clip(out, 0.0, None, out=out)
         out[self.e_bad] = 0.0
         out[:, (off < self.o_range[0]) | (off > self.o_range[1])] = 0.0
