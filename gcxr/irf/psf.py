@@ -77,22 +77,30 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
         amp = [np.ones_like(scale), a2, a3]
         norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
         tot = norms[0] + norms[1] + norms[2]
-        out = None
+        cs, ks = [], []
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for n_i, si in zip(norms, sig):       # term = c exp(k r^2), c and k per (energy, pixel)
                 wi = np.where(tot > 0, n_i / np.where(tot > 0, tot, 1.0), 0.0)
-                c = wi / (2 * np.pi * si ** 2)
+                c = wi / (2 * np.pi * si ** 2) * DEG2_PER_SR                       # deg^-2 -> sr^-1
                 k = -0.5 / si ** 2
                 bad = ~(np.isfinite(c) & np.isfinite(k))                            # zero width or weight
                 c[bad], k[bad] = 0.0, 0.0
-                term = r2 * k[:, None]
+                cs.append(c.reshape(c.shape[0], 1, -1))
+                ks.append(k.reshape(k.shape[0], 1, -1))
+        r2 = r2.reshape(1, -1, 1)
+        out = np.empty((energy_true.size, rc.size, off.size))
+        term = np.empty((rc.size, off.size))
+        for t in range(energy_true.size):       # one energy at a time: the temporaries stay in cache
+            o = out[t]
+            for g in range(3):
+                np.multiply(r2[0], ks[g][t], out=term)
                 np.exp(term, out=term)
-                term *= c[:, None]
-                if out is None:
-                    out = term
+                term *= cs[g][t]
+                if g == 0:
+                    o[...] = term
                 else:
-                    out += term
-        out *= DEG2_PER_SR                                                          # deg^-2 -> sr^-1
+                    o += term
+        out = out.reshape((energy_true.size, rc.size) + off.shape)
     else:
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=0)       # (nE, n_off, n_rad)
         tab = interp_axis(tab, psf["rad"].values, rc, axis=2)                       # (nE, n_off, n_rc)
@@ -103,6 +111,9 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
         out[:, (rc < r_e[0]) | (rc > r_e[-1])] = 0.0
         out[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
     # normalise: sum_r P 2 pi r dr = 1 with r, dr in radians
-    norm = np.matmul(ring, out.reshape(out.shape[:2] + (-1,))).reshape((out.shape[0], 1) + off.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 0, out / np.where(norm > 0, norm, 1.0), 0.0)
+    flat = out.reshape(out.shape[:2] + (-1,))
+    norm = np.matmul(ring, flat)[:, None]                                          # (nE, 1, P)
+    pos = norm > 0
+    np.divide(flat, norm, out=flat, where=pos)
+    np.copyto(flat, 0.0, where=~pos)
+    return out
