@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_seed  # noqa: E402
 from bench_seed import (GAMMAPY_RUN, REFERENCE, SHARED, SIDES, _fmt, _ratio, default_gammapy_python,  # noqa: E402
                         default_gcxr_python, gammapy_version, run_side)
 
@@ -47,6 +48,17 @@ CASES = {
     "pks2155": HERE / "configs" / "hess_pks2155_stacked.yaml",
     "msh1552": HERE / "configs" / "hess_msh1552.yaml",
 }
+
+
+def _run_baseline(src: Path, python: Path, inputs: dict, env: dict, tmp: Path, timeout_s) -> dict:
+    """One gcxr run of the tree in ``src``: ``python -m gcxr`` puts the working directory first on
+    ``sys.path``, so the process runs *in* ``src`` (and with ``PYTHONPATH=src``)."""
+    saved = bench_seed.REPO
+    bench_seed.REPO = src
+    try:
+        return run_side("gcxr", python, inputs, 1, dict(env, PYTHONPATH=str(src)), tmp, timeout_s)
+    finally:
+        bench_seed.REPO = saved
 
 
 def _best(runs: list[dict]) -> dict:
@@ -127,10 +139,10 @@ def main(argv=None) -> int:
             for rep in range(args.repeat):                  # sides interleaved: load changes hit all alike
                 for side in sides:
                     if side == "gcxr" and args.baseline_src:
-                        benv = dict(env, PYTHONPATH=str(Path(args.baseline_src).resolve()))
                         print("  (gcxr-baseline)", file=sys.stderr, flush=True)
                         runs.setdefault("gcxr-baseline", []).append(
-                            run_side("gcxr", pythons["gcxr"], inputs, 1, benv, tmp, args.timeout))
+                            _run_baseline(Path(args.baseline_src).resolve(), pythons["gcxr"], inputs, env, tmp,
+                                          args.timeout))
                     runs.setdefault(side, []).append(run_side(side, pythons[side], inputs, 1, env, tmp, args.timeout))
             results[case] = {side: _best(rs) for side, rs in runs.items()}
     report = {
