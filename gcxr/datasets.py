@@ -57,14 +57,23 @@ _RUN_VARS = ("counts", "background", "exposure", "mask_safe", "psf", "edisp", "e
 
 
 def _contribution(arrays: dict, off: dict) -> dict:
-    """One run's masked/weighted terms on its own cutout (the 'chunk' step)."""
+    """One run's masked/weighted terms on its own cutout (the 'chunk' step), in float32.
+
+    Masking after the cast to float32 gives the same values as casting the masked products
+    (a product with 0 or 1 is exact), without float64 temporaries.
+    """
     f = STACK_DTYPE
     m = arrays["mask_safe"]
     img = m.any(axis=0)
-    c = {"_off": off, "mask_safe": m, "counts": (arrays["counts"] * m).astype(f),
-         "exposure": (arrays["exposure"] * img[None]).astype(f)}
+    counts = arrays["counts"].astype(f)
+    counts *= m
+    exposure = arrays["exposure"].astype(f)
+    exposure *= img
+    c = {"_off": off, "mask_safe": m, "counts": counts, "exposure": exposure}
     if arrays.get("background") is not None:
-        c["background"] = (arrays["background"] * m).astype(f)
+        bkg = arrays["background"].astype(f)
+        bkg *= m
+        c["background"] = bkg
     X = arrays["exposure_irf"]
     for key, w in (("psf", "mask_safe_psf"), ("edisp", "mask_safe_edisp")):
         if arrays.get(key) is not None:
@@ -85,6 +94,7 @@ def _zeros(shapes: dict) -> dict:
 
 
 def _add(acc: dict, c: dict, shapes: dict) -> dict:
+    """Add the terms ``c`` (a run's cutout or a full-grid partial sum) into ``acc`` in place."""
     if not acc.get("_full"):
         acc = _add(_zeros(shapes), acc, shapes)
     if c.get("_full"):
@@ -103,15 +113,25 @@ def _add(acc: dict, c: dict, shapes: dict) -> dict:
             if k == "mask_safe":
                 acc[k][sl] |= c[k]
             else:
-                acc[k][sl] += c[k].astype(STACK_DTYPE)
+                acc[k][sl] += c[k]
     acc["livetime"] += c["livetime"]
     acc["ontime"] += c["ontime"]
     return acc
 
 
 def _combine(shapes, *parts):
-    """Sum partial stacks into a new accumulator (inputs are never modified, so a retried task is safe)."""
-    acc = _zeros(shapes)
+    """Sum partial stacks into a new accumulator (inputs are never modified, so a retried task is safe).
+
+    A full-grid part is copied as the start of the sum instead of being added to zeros.
+    """
+    parts = list(parts)
+    first = next((i for i, p in enumerate(parts) if p.get("_full")), None)
+    if first is None:
+        acc = _zeros(shapes)
+    else:
+        p = parts.pop(first)
+        acc = {k: p[k].copy() for k in shapes} | {"livetime": 0.0, "ontime": 0.0, "_full": True}
+        acc["livetime"], acc["ontime"] = p["livetime"], p["ontime"]
     for p in parts:
         acc = _add(acc, p, shapes)
     return acc
@@ -131,13 +151,14 @@ def _finalize(acc: dict) -> dict:
 
 def _reduce_contribution(run, spec, layout, grid_offsets):
     """Reduce a run and return only its stacking terms (the run's cubes are dropped at once)."""
-    from .reduce import reduce_run
-    ds = reduce_run(run, spec, layout)
-    arrays = {k: ds[k].values for k in _RUN_VARS if k in ds}
+    from .reduce import reduce_run_arrays
+    arrays, meta = reduce_run_arrays(run, spec, layout, for_stacking=True)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    arrays["livetime"], arrays["ontime"] = meta["livetime"], meta["ontime"]
     return _contribution(arrays, grid_offsets)
 
 
-def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int = 2) -> xr.Dataset:
+def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int = 8) -> xr.Dataset:
     """Reduce and stack runs in one lazy graph: each ``gcxr-reduce-<obs>`` task hands on only its
     float32 stacking terms, so memory holds partial sums, not run cubes."""
     import dask
@@ -156,7 +177,7 @@ def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int
     return _stack_contributions(contribs, spec, grid, probe, [r.obs_id for r in runs], name, split_every, True)
 
 
-def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 2) -> xr.Dataset:
+def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 8) -> xr.Dataset:
     """Stack run datasets onto the analysis grid of ``spec``.
 
     Each run's masked terms are added into the grid at the place its labels
@@ -222,22 +243,22 @@ def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every
     fin = dask.delayed(_finalize, pure=True)(total, dask_key_name=f"gcxr-stack-finalize-{dask.base.tokenize(total)}") \
         if lazy else _finalize(total)
     from .reduce import VAR_ATTRS, VAR_DIMS
-    out = xr.Dataset(coords=grid.coords)
     f = STACK_DTYPE
     full_shapes = {"counts": (shapes["counts"], f), "background": (shapes.get("background"), f),
                    "exposure": (shapes["exposure"], f), "mask_safe": (shapes["mask_safe"], bool),
                    "psf": (shapes.get("psf_num"), f), "edisp": (shapes.get("edisp_num"), f),
                    "exposure_irf": (shapes.get("psf_den"), f)}
+    data_vars = {}
     for k, (shape, dtype) in full_shapes.items():
         if shape is None:
             continue
         data = dsa.from_delayed(fin[k], shape=shape, dtype=dtype) if lazy else fin[k]
-        out[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
+        data_vars[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
     for k in ("livetime", "ontime"):
         data = dsa.from_delayed(fin[k], shape=(), dtype=float) if lazy else fin[k]
-        out[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
-    out.attrs = {"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)}
-    return out
+        data_vars[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
+    return xr.Dataset(data_vars, coords=grid.coords,       # one construction (not one merge per variable)
+                      attrs={"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)})
 
 
 def fit_mask(ds: xr.Dataset, energy_min: float | None = None, energy_max: float | None = None) -> xr.DataArray:

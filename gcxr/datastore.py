@@ -18,6 +18,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from ._fitsio import FitsFile, read_fits
+
 __all__ = ["DataStore", "RunRef", "HDURef", "DataStoreError", "Events", "read_events", "read_gti",
            "open_hdu", "file_cache"]
 
@@ -239,20 +241,29 @@ class DataStore:
 
 
 # --------------------------------------------------------------------------- readers
+@file_cache(maxsize=4)
+def _fits_file(path: str) -> FitsFile:
+    """The whole file, read and decompressed once (HDUs of one run are read from one buffer)."""
+    return read_fits(path)
+
+
 def open_hdu(ref: HDURef, obs_id: int | None = None):
-    """(data, header) of an HDU, with errors naming the file, run and HDU."""
+    """(data, header) of an HDU, with errors naming the file, run and HDU.
+
+    ``data`` is a :class:`gcxr._fitsio.FitsTable` (None for an HDU without rows);
+    its columns are views of the file's decompressed bytes, read once per file.
+    """
     who = f"run {obs_id}: " if obs_id is not None else ""
     p = Path(ref.path)
     if not p.exists():
         raise DataStoreError(f"{who}file not found: {p} (needed for the '{ref.hdu_type}' HDU '{ref.hdu}')")
     try:
-        with fits.open(p, memmap=False) as h:
-            try:
-                hdu = h[ref.hdu]
-            except KeyError:
-                names = [x.name for x in h]
-                raise DataStoreError(f"{who}{p}: missing HDU '{ref.hdu}' (file has {names})") from None
-            return hdu.data, hdu.header.copy()
+        f = _fits_file(str(p))
+        try:
+            hdr = f.header(ref.hdu)
+        except KeyError:
+            raise DataStoreError(f"{who}{p}: missing HDU '{ref.hdu}' (file has {f.names})") from None
+        return f.table(ref.hdu), hdr.copy()
     except DataStoreError:
         raise
     except Exception as err:  # truncated / corrupt FITS

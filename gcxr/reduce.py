@@ -9,6 +9,7 @@ workflow, written out in docs/conventions.md.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import dask
@@ -16,14 +17,14 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .coords import icrs_to_frame_float32, to_fov, transform_lonlat
+from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
-from .geom import EnergyAxis, SkyGeom, separation_deg
-from .irf import (RAD_EDGES, eval_aeff, eval_bkg_rate, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg,
-                  read_edisp, read_psf)
-from .irf.background import integrate_log_rate
+from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
+from .irf import RAD_EDGES, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg, read_edisp, read_psf
+from .irf.aeff import AeffEvaluator
+from .irf.background import BkgEvaluator
 
-__all__ = ["ReductionSpec", "reduce_run", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
+__all__ = ["ReductionSpec", "reduce_run", "reduce_run_arrays", "reduce_run_lazy", "run_layout", "SAFE_MASK_METHODS"]
 
 SAFE_MASK_METHODS = ("aeff-default", "aeff-max", "offset-max", "edisp-bias", "bkg-peak")
 
@@ -127,7 +128,11 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     return keep
 
 
-def _row_blocks(ny: int, size: int = 64):
+BLOCK_PIXELS = 8192      # pixels per block of the fine-grid IRF evaluation (temporaries stay in cache)
+
+
+def _row_blocks(ny: int, nx: int = 1, pixels: int = BLOCK_PIXELS):
+    size = max(1, pixels // max(nx, 1))
     for start in range(0, ny, size):
         yield slice(start, min(start + size, ny))
 
@@ -139,11 +144,53 @@ def _reverse_lon(ev) -> bool:
         str(h.get("HDUVERS", "")).strip() == "0.2"
 
 
-def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:
-    """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout."""
+class _Clock:
+    """Adds the CPU time of this thread since the previous mark to ``out[stage]`` (no-op if ``out`` is None)."""
+
+    def __init__(self, out: dict | None):
+        self.out = out
+        self.t = time.thread_time() if out is not None else 0.0
+
+    def __call__(self, stage: str) -> None:
+        if self.out is not None:
+            t = time.thread_time()
+            self.out[stage] = self.out.get(stage, 0.0) + (t - self.t)
+            self.t = t
+
+
+def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None,
+               timings: dict | None = None) -> xr.Dataset:
+    """Reduce one run to counts, exposure, background, PSF, EDISP and safe mask on its cutout.
+
+    ``timings``: if a dict is given, the CPU seconds (of the calling thread) spent in each
+    stage are added to it (for profiling; see benchmarks/profile_reduce.py).
+    """
+    arrays, meta = reduce_run_arrays(run, spec, layout, timings)
+    clock = _Clock(timings)
+    ds = build_run_dataset(run.obs_id, spec, meta.pop("layout"), **meta, **arrays)
+    clock("build_dataset")
+    return ds
+
+
+def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None,
+                      timings: dict | None = None, for_stacking: bool = False) -> tuple[dict, dict]:
+    """The numpy work of :func:`reduce_run`: ``(arrays, meta)``.
+
+    ``arrays`` maps the variable names of :data:`VAR_DIMS` to numpy arrays (``None`` where a
+    product is not made); ``meta`` holds ``layout``, ``livetime``, ``ontime``, ``pointing``
+    and ``events`` (events in the file, events binned).
+
+    With ``for_stacking=True`` the IRFs are evaluated only where the stacked dataset uses
+    them: exposure and background inside the offset-max circle (when that safe-mask method is
+    on), PSF and EDISP maps at the coarse pixels with a nonzero stacking weight
+    (``mask_safe_psf``, ``mask_safe_edisp``). Elsewhere these arrays are 0; every product
+    that enters the stack (``stack``'s masked sums) is unchanged.
+    """
+    clock = _Clock(timings)
     ev = read_events(run)
-    layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
     start, stop = read_gti(run)
+    clock("read_events_gti")
+    layout = layout or run_layout(run, spec, (ev.ra_pnt, ev.dec_pnt))
     ontime = float(np.sum(stop - start))
     livetime = ontime * ev.deadc
     if ontime <= 0:
@@ -153,70 +200,135 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
     sub = g.slice(ys, xs)
     lon_p, lat_p = layout.lon_pnt, layout.lat_pnt
     ra_p, dec_p = ev.ra_pnt, ev.dec_pnt
-    lon2, lat2 = sub.grid_lonlat()
-    sep = separation_deg(lon2, lat2, lon_p, lat_p)
+    lon1, lat1 = sub.lon[None, :], sub.lat[:, None]              # the grid is separable: 1-D coordinates
     E, Et = spec.energy, spec.energy_true
     sel = set(spec.map_selection)
+    methods = spec.safe_mask_methods
+    energy_methods = [m for m in methods if m != "offset-max"]
 
-    # counts
-    lon_ev, lat_ev = icrs_to_frame_float32(ev.ra, ev.dec, g.frame)
-    ix, iy, ok = sub.world_to_index(lon_ev, lat_ev)
+    # counts: one pass of index arithmetic and a bincount
     ie = np.searchsorted(E.edges_array, ev.energy, side="right") - 1
-    ok &= (ie >= 0) & (ie < E.nbin)
+    in_e = np.flatnonzero((ie >= 0) & (ie < E.nbin))                 # energy first: fewer directions to transform
+    ie = ie[in_e]
+    ix, iy, ok = _event_pixels(ev.ra[in_e], ev.dec[in_e], sub)
     n_in = int(np.count_nonzero(ok))
     counts = np.bincount((ie[ok] * sub.ny + iy[ok]) * sub.nx + ix[ok],
                          minlength=E.nbin * sub.ny * sub.nx).reshape(E.nbin, sub.ny, sub.nx).astype(np.int32)
+    clock("counts")
 
-    # exposure (livetime) and background (ontime)
+    # IRF tables (each read once per file)
     aeff = read_aeff(run.hdu("aeff"))
-    exposure = np.empty((Et.nbin,) + sub.shape)
-    for rows in _row_blocks(sub.ny):                                   # bounded temporaries
-        exposure[:, rows] = eval_aeff(aeff, Et.centers, sep[rows]) * livetime     # m2 s
-    if "bkg" in run.hdu_types and "background" in sel:
-        bkg = read_bkg(run.hdu("bkg"))
-        unit = sub.unit_vectors()
-        omega_t = sub.solid_angle() * ontime
-        background = np.empty((E.nbin,) + sub.shape)
-        for rows in _row_blocks(sub.ny):
-            fov_lon, fov_lat = to_fov(unit[rows], ra_p, dec_p, g.frame, reverse_lon=_reverse_lon(ev))
-            log_rate = eval_bkg_rate(bkg, E.edges_array, fov_lon, fov_lat, log=True)    # at reco edges
-            background[:, rows] = integrate_log_rate(log_rate, E.edges_array) * omega_t[rows][None]
-    else:
-        background = None
+    make_bkg = "bkg" in run.hdu_types and "background" in sel
+    bkg = read_bkg(run.hdu("bkg")) if make_bkg else None
+    psf_tab = read_psf(run.hdu("psf")) if ("psf" in sel and "psf" in run.hdu_types) else None
+    ed_tab = read_edisp(run.hdu("edisp")) if ("edisp" in sel and "edisp" in run.hdu_types) else None
+    clock("read_irfs")
 
-    # IRF maps on the coarse grid
+    # exposure (livetime) and background (ontime) on the fine grid, in blocks of rows
+    sep = separation_deg(lon1, lat1, lon_p, lat_p)
+    inside = sep < spec.offset_max if "offset-max" in methods else None
+    restrict = for_stacking and inside is not None
+    restrict_bkg = restrict and "bkg-peak" not in energy_methods     # bkg-peak sums the whole cutout
+    aeff_eval = AeffEvaluator(aeff, Et.centers)
+    exposure = (np.zeros if restrict else np.empty)((Et.nbin,) + sub.shape)
+    background = (np.zeros if restrict_bkg else np.empty)((E.nbin,) + sub.shape) if make_bkg else None
+    if make_bkg:
+        bkg_eval = BkgEvaluator(bkg, E.edges_array)
+        omega_t = sub.solid_angle()[:, :1] * ontime                  # per row (sr s)
+        rev = _reverse_lon(ev)
+    for rows in _row_blocks(sub.ny, sub.nx):
+        cols = slice(None)
+        if restrict:                                                 # columns of these rows inside the circle
+            c = np.flatnonzero(inside[rows].any(axis=0))
+            cols = slice(c[0], c[-1] + 1) if c.size else slice(0, 0)
+        exposure[:, rows, cols] = aeff_eval(sep[rows, cols], livetime)                  # m2 s
+        if make_bkg:
+            bcols = cols if restrict_bkg else slice(None)
+            unit = lonlat_to_unit(lon1[:, bcols], lat1[rows])
+            fov_lon, fov_lat = to_fov(unit, ra_p, dec_p, g.frame, reverse_lon=rev)
+            background[:, rows, bcols] = bkg_eval.integrate(fov_lon, fov_lat, omega_t[rows])   # at reco edges
+    clock("exposure_background")
+
+    # coarse grid: exposure, and EDISP at the centre if a safe-mask method needs it
     iys, ixs = layout.irf_slices
     isub = spec.irf_geom.slice(iys, ixs)
-    ilon, ilat = isub.grid_lonlat()
-    isep = separation_deg(ilon, ilat, lon_p, lat_p)
-    irf_exposure = eval_aeff(aeff, Et.centers, isep) * livetime
-    rad_edges = np.asarray(spec.rad_edges)
-    psf = eval_psf_map(read_psf(run.hdu("psf")), Et.centers, isep, rad_edges) \
-        if ("psf" in sel and "psf" in run.hdu_types) else None
-    edisp = eval_edisp_kernel(read_edisp(run.hdu("edisp")), Et.centers, E.edges_array, isep) \
-        if ("edisp" in sel and "edisp" in run.hdu_types) else None
+    isep = separation_deg(isub.lon[None, :], isub.lat[:, None], lon_p, lat_p)
+    irf_exposure = aeff_eval(isep, livetime)
+    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
+    icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
+    edisp = None
+    if ed_tab is not None and not for_stacking:
+        edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep)
+        clock("edisp")
 
     # safe mask
     mask = np.ones((E.nbin,) + sub.shape, bool)
     if background is not None:
         mask &= np.isfinite(background) & (background > 0)
-    if "offset-max" in spec.safe_mask_methods:
-        mask &= (sep < spec.offset_max)[None]
-    energy_methods = [m for m in spec.safe_mask_methods if m != "offset-max"]
+    if inside is not None:
+        mask &= inside[None]
     if energy_methods:
-        cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
-        icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
         bkg_spec = background.sum(axis=(1, 2)) if background is not None else np.zeros(E.nbin)
-        ed_c = edisp[:, :, icy, icx] if edisp is not None else np.eye(Et.nbin, E.nbin)
-        keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, exposure[:, cy, cx], bkg_spec, ed_c)
+        if ed_tab is None:
+            ed_c = np.eye(Et.nbin, E.nbin)
+        elif edisp is not None:
+            ed_c = edisp[:, :, icy, icx]
+        else:
+            ed_c = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep[icy:icy + 1, icx:icx + 1])[:, :, 0, 0]
+        expo_c = aeff_eval(sep[cy:cy + 1, cx:cx + 1], livetime)[:, 0, 0]
+        keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, expo_c, bkg_spec, ed_c)
         mask &= keep[:, None, None]
-
     w_psf, w_edisp = irf_grid_weights(mask.any(axis=0), sub, isub)
-    return build_run_dataset(run.obs_id, spec, layout, counts=counts, exposure=exposure, background=background,
-                             mask_safe=mask, psf=psf, edisp=edisp, exposure_irf=irf_exposure,
-                             mask_safe_psf=w_psf, mask_safe_edisp=w_edisp,
-                             livetime=livetime, ontime=ontime, pointing=(ra_p, dec_p),
-                             events=(int(ev.energy.size), n_in))
+    clock("safe_mask")
+
+    # PSF and EDISP maps on the coarse grid (for stacking: only where they are weighted)
+    rad_edges = np.asarray(spec.rad_edges)
+    psf = None
+    if psf_tab is not None:
+        psf = _eval_at(lambda o: eval_psf_map(psf_tab, Et.centers, o, rad_edges), isep,
+                       w_psf if for_stacking else None)
+        clock("psf")
+    if ed_tab is not None and edisp is None:
+        edisp = _eval_at(lambda o: eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, o), isep, w_edisp)
+        clock("edisp")
+    arrays = {"counts": counts, "exposure": exposure, "background": background, "mask_safe": mask,
+              "psf": psf, "edisp": edisp, "exposure_irf": irf_exposure,
+              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp}
+    meta = {"layout": layout, "livetime": livetime, "ontime": ontime, "pointing": (ra_p, dec_p),
+            "events": (int(ev.energy.size), n_in)}
+    return arrays, meta
+
+
+BORDER_TOL = 1e-6     # pixels: events this close to a pixel border are placed with astropy
+
+
+def _event_pixels(ra, dec, sub: SkyGeom):
+    """Pixel indices of event directions, as binning astropy's transform of the columns gives them.
+
+    The numpy rotation agrees with astropy to ~1e-11 deg; only events within ``BORDER_TOL``
+    pixels of a border could land in another pixel, so those few are transformed again with
+    astropy (:func:`gcxr.coords.icrs_to_frame_float32`).
+    """
+    lon, lat = icrs_to_frame_fast(ra, dec, sub.frame)
+    if sub.frame != "icrs":
+        x, y = sub.world_to_pix(lon, lat)
+        fx, fy = x + 0.5, y + 0.5
+        near = np.flatnonzero((np.abs(fx - np.rint(fx)) < BORDER_TOL) | (np.abs(fy - np.rint(fy)) < BORDER_TOL)
+                              | (np.abs(lat) > 89.9))                 # longitude ill-conditioned at the poles
+        if near.size:
+            lon[near], lat[near] = icrs_to_frame_float32(ra[near], dec[near], sub.frame)
+    return sub.world_to_index(lon, lat)
+
+
+def _eval_at(fn, offset: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    """``fn(offset)`` -> ``(a, b, *offset.shape)``, evaluated only at ``where`` (zeros elsewhere)."""
+    if where is None:
+        return fn(offset)
+    idx = np.flatnonzero(where)
+    vals = fn(offset.ravel()[idx])                                    # (a, b, n)
+    out = np.zeros(vals.shape[:2] + (offset.size,))
+    out[:, :, idx] = vals
+    return out.reshape(vals.shape[:2] + offset.shape)
 
 
 def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:
@@ -304,15 +416,15 @@ def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, event
         data_vars[name] = xr.Variable(VAR_DIMS[name], arr, dict(VAR_ATTRS[name]))
     data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (GTI x DEADC)"})
     data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
-    ds = xr.Dataset(data_vars, coords=_coords(spec, layout), attrs=_dataset_attrs(spec, layout, pointing))
-    if events is not None:   # events outside the run's cutout or energy range are not binned
-        ds.attrs["n_events"], ds.attrs["n_events_binned"] = events
-    ds["energy_bounds"] = spec.energy.bounds()
-    ds["energy_true_bounds"] = spec.energy_true.bounds()
+    coords = _coords(spec, layout)
+    coords["energy_bounds"] = spec.energy.bounds().variable
+    coords["energy_true_bounds"] = spec.energy_true.bounds().variable
     r = np.asarray(spec.rad_edges)
-    ds["rad_bounds"] = xr.DataArray(np.stack([r[:-1], r[1:]], -1), dims=("rad", "bnds"), attrs={"units": "degree"})
-    ds = ds.set_coords(["energy_bounds", "energy_true_bounds", "rad_bounds"])
-    return ds
+    coords["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
+    attrs = _dataset_attrs(spec, layout, pointing)
+    if events is not None:   # events outside the run's cutout or energy range are not binned
+        attrs["n_events"], attrs["n_events_binned"] = events
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 # --------------------------------------------------------------------------- lazy
@@ -330,8 +442,10 @@ def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
 
 
 def _reduce_to_dict(run, spec, layout):
-    ds = reduce_run(run, spec, layout)
-    return {k: ds[k].values for k in ds.data_vars}
+    arrays, meta = reduce_run_arrays(run, spec, layout)
+    out = {k: v for k, v in arrays.items() if v is not None}
+    out["livetime"], out["ontime"] = np.asarray(meta["livetime"]), np.asarray(meta["ontime"])
+    return out
 
 
 def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None) -> xr.Dataset:

@@ -53,7 +53,7 @@ def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np
     idx_w = [lin_weights(n, c.ravel()) for n, c in zip(nodes, coords)]
     flat = table.reshape(lead + (-1,))
     strides = [int(np.prod(table.shape[table.ndim - k + d + 1:])) for d in range(k)]
-    out = np.zeros(lead + (coords[0].size,))
+    out = None
     for corner in itertools.product((0, 1), repeat=k):
         lin = np.zeros(coords[0].size, np.int64)
         wt = np.ones(coords[0].size)
@@ -66,5 +66,10 @@ def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np
                 wt = wt * (w if c else (1.0 - w))
             elif c:
                 wt = wt * 0.0
-        out += flat[..., lin] * wt
+        term = np.take(flat, lin, axis=-1)           # a gather along the last axis (faster than [..., lin])
+        term *= wt
+        if out is None:
+            out = term
+        else:
+            out += term
     return out.reshape(lead + shape)

@@ -1,6 +1,7 @@
 """Reading single-row GADF IRF tables into plain arrays, with unit checks."""
 from __future__ import annotations
 
+import functools
 import warnings
 
 import astropy.units as u
@@ -25,7 +26,7 @@ class IRFTable:
     def __init__(self, ref: HDURef, data, header):
         self.ref = ref
         self.header = header
-        self._data = data
+        self._data = data.copy() if hasattr(data, "copy") else data     # not a view of the whole file
         self._units = {}
         for i, name in enumerate(data.columns.names):
             self._units[name.upper()] = (data.columns[i].unit or "").strip()
@@ -54,18 +55,32 @@ class IRFTable:
                 return v
             ustr = assume
         try:
-            src = u.Unit(ustr, parse_strict="raise")
+            src = _parse_unit(ustr)
         except ValueError:
             if assume is None:
                 raise DataStoreError(f"{self.ref}: column {name} has invalid unit '{ustr}'") from None
             _warn_once(("unit", ustr, name), f"{self.ref}: invalid unit '{ustr}' in column {name}; "
                                              f"assuming {assume}")
-            src = u.Unit(assume)
+            src = _parse_unit(assume)
         try:
-            return (v * src).to_value(unit)
+            scale = _unit_scale(src, unit)
         except u.UnitConversionError:
             raise DataStoreError(f"{self.ref}: column {name} has unit '{ustr}', "
                                  f"not convertible to {unit}") from None
+        return v if scale is None else v * scale
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_unit(ustr: str):
+    return u.Unit(ustr, parse_strict="raise")
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_scale(src, unit: str):
+    """The factor from ``src`` to ``unit`` (None for 1), as ``Quantity.to_value`` applies it."""
+    from astropy.units.utils import is_effectively_unity
+    scale = src._to(u.Unit(unit))
+    return None if is_effectively_unity(scale) else scale
 
 
 @file_cache(maxsize=64)

@@ -5,10 +5,10 @@ import numpy as np
 import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
-from ._interp import interp_axis, interp_scattered
+from ._interp import interp_axis, interp_scattered, lin_weights
 from ._table import column, edges, read_irf_table
 
-__all__ = ["read_aeff", "eval_aeff"]
+__all__ = ["read_aeff", "eval_aeff", "AeffEvaluator"]
 
 
 def _axis_coords(name, e, log):
@@ -37,20 +37,47 @@ def _edges_of(da, dim):
     return np.append(da[f"{dim}_lo"].values, da[f"{dim}_hi"].values[-1])
 
 
+class AeffEvaluator:
+    """:func:`eval_aeff` at fixed true energies, for many offset arrays.
+
+    The interpolation in energy (to the table of ``(n_energy, n_offset_nodes)``) and the
+    lookups of the axes are done once; each call interpolates in offset only.
+    """
+
+    def __init__(self, aeff: xr.DataArray, energy_true: np.ndarray):
+        energy_true = np.atleast_1d(np.asarray(energy_true, float))
+        ln_nodes = np.log(aeff["energy_true"].values)
+        self.table = interp_axis(aeff.values, ln_nodes, np.log(energy_true), axis=0)     # (nE, n_off)
+        self.nodes = aeff["offset"].values
+        e_edges, o_edges = _edges_of(aeff, "energy_true"), _edges_of(aeff, "offset")
+        self.e_bad = (energy_true < e_edges[0]) | (energy_true > e_edges[-1])
+        self.o_range = (o_edges[0], o_edges[-1])
+
+    def __call__(self, offset: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """A_eff (times ``scale`` if given) at ``offset`` (deg, any shape) -> ``(nE, *offset.shape)``."""
+        off = np.asarray(offset, float)
+        if self.nodes.size > 1:
+            # linear in offset = the table times a matrix with two weights per pixel (one BLAS product)
+            i, w = lin_weights(self.nodes, off.ravel())
+            cols = np.arange(off.size)
+            W = np.zeros((self.nodes.size, off.size))
+            W[i, cols] = 1.0 - w
+            W[i + 1, cols] += w
+            out = (self.table @ W).reshape(self.table.shape[:1] + off.shape)
+        else:
+            out = interp_scattered(self.table, [self.nodes], [off])
+        np.clip(out, 0.0, None, out=out)
+        out[self.e_bad] = 0.0
+        out[:, (off < self.o_range[0]) | (off > self.o_range[1])] = 0.0
+        if scale is not None:
+            out *= scale
+        return out
+
+
 def eval_aeff(aeff: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """A_eff (m^2) at energies (1-D, TeV) x offsets (any shape, deg) -> ``(nE, *offset.shape)``.
 
     Bilinear in (ln E, offset) on the node centres, extrapolating linearly, clipped
     at 0 and set to 0 outside the axis edges.
     """
-    energy_true = np.atleast_1d(np.asarray(energy_true, float))
-    ln_nodes = np.log(aeff["energy_true"].values)
-    tab = interp_axis(aeff.values, ln_nodes, np.log(energy_true), axis=0)     # (nE, n_off)
-    off = np.asarray(offset, float)
-    out = interp_scattered(tab, [aeff["offset"].values], [off])
-    out = np.clip(out, 0.0, None)
-    e_edges, o_edges = _edges_of(aeff, "energy_true"), _edges_of(aeff, "offset")
-    e_bad = (energy_true < e_edges[0]) | (energy_true > e_edges[-1])
-    out[e_bad] = 0.0
-    out[:, (off < o_edges[0]) | (off > o_edges[-1])] = 0.0
-    return out
+    return AeffEvaluator(aeff, energy_true)(offset)

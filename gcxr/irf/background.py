@@ -13,7 +13,7 @@ from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
 from ._table import column, edges, read_irf_table
 
-__all__ = ["read_bkg", "eval_bkg_rate", "integrate_rate_loglog", "trapz_loglog"]
+__all__ = ["read_bkg", "eval_bkg_rate", "BkgEvaluator", "integrate_log_rate", "trapz_loglog"]
 
 
 def _coords(name, e, log):
@@ -22,20 +22,30 @@ def _coords(name, e, log):
 
 
 def _fill_missing_energy(data: np.ndarray, tiny: float) -> np.ndarray:
-    """Fill interior zeros along energy by log-linear interpolation in bin index (no extrapolation)."""
+    """Fill interior zeros along energy by log-linear interpolation in bin index (no extrapolation).
+
+    For every (fov_lon, fov_lat) column, a zero or non-finite entry lying between two valid
+    entries gets exp of the straight line through their logs (as ``np.interp`` computes it);
+    entries before the first or after the last valid one stay as they are.
+    """
     mask = ~np.isfinite(data) | (data == 0)
-    cols = np.nonzero(mask.any(axis=0) & (~mask).any(axis=0))
-    if not cols[0].size:
+    if not mask.any():
+        return data
+    n = data.shape[0]
+    idx = np.arange(n).reshape((n,) + (1,) * (data.ndim - 1))
+    prev = np.maximum.accumulate(np.where(~mask, idx, -1), axis=0)             # last valid index <= i
+    nxt = np.minimum.accumulate(np.where(~mask, idx, n)[::-1], axis=0)[::-1]    # first valid index >= i
+    fill = mask & (prev >= 0) & (nxt < n)
+    if not fill.any():
         return data
     data = data.copy()
-    xp = np.arange(data.shape[0])
-    for a, b in zip(*cols):
-        valid = ~mask[:, a, b]
-        fp = np.log(np.clip(data[valid, a, b], tiny, None))
-        bad = np.nonzero(mask[:, a, b])[0]
-        v = np.interp(bad, xp[valid], fp, left=np.nan, right=np.nan)
-        ok = ~np.isnan(v)
-        data[bad[ok], a, b] = np.exp(v[ok])
+    cols = np.nonzero(fill)
+    p, q = prev[cols], nxt[cols]
+    rest = cols[1:]
+    fp = np.log(np.clip(data[(p,) + rest], tiny, None))
+    fq = np.log(np.clip(data[(q,) + rest], tiny, None))
+    slope = (fq - fp) / (q - p).astype(float)
+    data[cols] = np.exp(slope * (cols[0] - p).astype(float) + fp)
     return data
 
 
@@ -73,29 +83,55 @@ def _edges(da, dim):
     return np.append(da[f"{dim}_lo"].values, da[f"{dim}_hi"].values[-1])
 
 
+class BkgEvaluator:
+    """:func:`eval_bkg_rate` at fixed energies, for many FoV position arrays.
+
+    The log of the table, its interpolation in energy and the axis lookups are done once.
+    """
+
+    def __init__(self, bkg: xr.DataArray, energy: np.ndarray):
+        self.energy = np.atleast_1d(np.asarray(energy, float))
+        logtab = np.log(np.clip(bkg.values, bkg.attrs["tiny"], None))
+        self.table = interp_axis(logtab, np.log(bkg["energy"].values), np.log(self.energy), axis=0)
+        self.nodes = [bkg["fov_lon"].values, bkg["fov_lat"].values]
+        e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
+        self.e_bad = (self.energy < e_e[0]) | (self.energy > e_e[-1])
+        self.x_range, self.y_range = (x_e[0], x_e[-1]), (y_e[0], y_e[-1])
+
+    def _outside(self, fov_lon, fov_lat):
+        return (fov_lon < self.x_range[0]) | (fov_lon > self.x_range[1]) | \
+            (fov_lat < self.y_range[0]) | (fov_lat > self.y_range[1])
+
+    def __call__(self, fov_lon: np.ndarray, fov_lat: np.ndarray, log: bool = False) -> np.ndarray:
+        """Rate (or its log) at FoV positions (shape S) -> ``(nE, *S)``, as :func:`eval_bkg_rate`."""
+        lval = interp_scattered(self.table, self.nodes, [fov_lon, fov_lat])
+        out = self._outside(fov_lon, fov_lat)
+        if log:
+            lval[self.e_bad] = -np.inf
+            lval[:, out] = -np.inf
+            return lval
+        val = np.exp(lval)
+        val[self.e_bad] = 0.0
+        val[:, out] = 0.0
+        val[~np.isfinite(val)] = 0.0
+        return val
+
+    def integrate(self, fov_lon: np.ndarray, fov_lat: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """Rate integrated over each bin between consecutive energies (power-law segments), times
+        ``scale`` (broadcast to S) -> ``(nE - 1, *S)``."""
+        res = integrate_log_rate(self(fov_lon, fov_lat, log=True), self.energy)
+        if scale is not None:
+            res *= scale
+        return res
+
+
 def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fov_lat: np.ndarray,
                   log: bool = False) -> np.ndarray:
     """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> ``(nE, *S)``.
 
     With ``log=True`` the natural log of the rate is returned (-inf where the rate is 0).
     """
-    energy = np.atleast_1d(np.asarray(energy, float))
-    logtab = np.log(np.clip(bkg.values, bkg.attrs["tiny"], None))
-    tab = interp_axis(logtab, np.log(bkg["energy"].values), np.log(energy), axis=0)
-    lval = interp_scattered(tab, [bkg["fov_lon"].values, bkg["fov_lat"].values], [fov_lon, fov_lat])
-    if log:
-        e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
-        lval[(energy < e_e[0]) | (energy > e_e[-1])] = -np.inf
-        out = (fov_lon < x_e[0]) | (fov_lon > x_e[-1]) | (fov_lat < y_e[0]) | (fov_lat > y_e[-1])
-        lval[:, out] = -np.inf
-        return lval
-    val = np.exp(lval)
-    e_e, x_e, y_e = _edges(bkg, "energy"), _edges(bkg, "fov_lon"), _edges(bkg, "fov_lat")
-    val[(energy < e_e[0]) | (energy > e_e[-1])] = 0.0
-    out = (fov_lon < x_e[0]) | (fov_lon > x_e[-1]) | (fov_lat < y_e[0]) | (fov_lat > y_e[-1])
-    val[:, out] = 0.0
-    val[~np.isfinite(val)] = 0.0
-    return val
+    return BkgEvaluator(bkg, energy)(fov_lon, fov_lat, log=log)
 
 
 def trapz_loglog(y: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -126,11 +162,20 @@ def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.nda
     l0, l1 = log_rate[:-1], log_rate[1:]
     le = np.log(e[1:] / e[:-1])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        lr = np.maximum(l0 - l1, np.log(np.finfo(float).tiny))      # ln(R0/R1), floored as in trapz_loglog
-        g = 1.0 - lr / le                                            # 1 - index
-        y0x0 = np.exp(l0) * e[:-1]
-        res = y0x0 / g * np.expm1(g * le)
-        iso = np.isclose(g, 0.0)
-        res = np.where(iso, y0x0 * le, res)
+        g = l0 - l1
+        np.maximum(g, _LOG_TINY, out=g)                              # ln(R0/R1), floored as in trapz_loglog
+        g /= le
+        np.subtract(1.0, g, out=g)                                   # 1 - index
+        y0x0 = np.exp(l0)
+        y0x0 *= e[:-1]
+        res = g * le
+        np.expm1(res, out=res)
+        res *= y0x0 / g
+        iso = np.abs(g) <= 1e-8                                      # np.isclose(g, 0.0)
+        if iso.any():
+            res[iso] = (y0x0 * le)[iso]
     res[~np.isfinite(res)] = 0.0
     return res
+
+
+_LOG_TINY = float(np.log(np.finfo(float).tiny))

@@ -68,39 +68,52 @@ def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
     dr = np.diff(rad_edges)
     ln_nodes = np.log(psf["energy_true"].values)
     ring = 2 * np.pi * rc * dr * (np.pi / 180.0) ** 2                               # sr per rad bin
-    out = np.zeros((energy_true.size, rc.size) + off.shape)
     if psf.attrs["hdu_class"] == "psf_3gauss":
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=1)       # (6, nE, n_off)
         p = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)  # (6, nE, *S)
-        r2 = (rc ** 2).reshape((-1,) + (1,) * off.ndim)
-        for t in range(energy_true.size):                                           # one energy at a time
-            scale, s1, a2, s2, a3, s3 = p[:, t]
-            sig = [s1, s2, s3]
-            amp = [np.ones_like(scale), a2, a3]
-            norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
-            tot = norms[0] + norms[1] + norms[2]
-            val = np.zeros((rc.size,) + off.shape)
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                for n_i, si in zip(norms, sig):
-                    wi = np.where(tot > 0, n_i / np.where(tot > 0, tot, 1.0), 0.0)
-                    term = wi / (2 * np.pi * si ** 2) * np.exp(-0.5 * r2 / si ** 2)
-                    val += np.where(np.isfinite(term), term, 0.0)
-            out[t] = val * DEG2_PER_SR                                                # deg^-2 -> sr^-1
+        r2 = (rc ** 2).reshape((1, -1) + (1,) * off.ndim)                         # (1, n_rad, 1...)
+        scale, s1, a2, s2, a3, s3 = p                                               # each (nE, *S)
+        sig = [s1, s2, s3]
+        amp = [np.ones_like(scale), a2, a3]
+        norms = [2.0 * scale * a * s ** 2 for a, s in zip(amp, sig)]
+        tot = norms[0] + norms[1] + norms[2]
+        cs, ks = [], []
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for n_i, si in zip(norms, sig):       # term = c exp(k r^2), c and k per (energy, pixel)
+                wi = np.where(tot > 0, n_i / np.where(tot > 0, tot, 1.0), 0.0)
+                c = wi / (2 * np.pi * si ** 2) * DEG2_PER_SR                       # deg^-2 -> sr^-1
+                k = -0.5 / si ** 2
+                bad = ~(np.isfinite(c) & np.isfinite(k))                            # zero width or weight
+                c[bad], k[bad] = 0.0, 0.0
+                cs.append(c.reshape(c.shape[0], 1, -1))
+                ks.append(k.reshape(k.shape[0], 1, -1))
+        r2 = r2.reshape(1, -1, 1)
+        out = np.empty((energy_true.size, rc.size, off.size))
+        term = np.empty((rc.size, off.size))
+        for t in range(energy_true.size):       # one energy at a time: the temporaries stay in cache
+            o = out[t]
+            for g in range(3):
+                np.multiply(r2[0], ks[g][t], out=term)
+                np.exp(term, out=term)
+                term *= cs[g][t]
+                if g == 0:
+                    o[...] = term
+                else:
+                    o += term
+        out = out.reshape((energy_true.size, rc.size) + off.shape)
     else:
         tab = interp_axis(psf.values, ln_nodes, np.log(energy_true), axis=0)       # (nE, n_off, n_rad)
         tab = interp_axis(tab, psf["rad"].values, rc, axis=2)                       # (nE, n_off, n_rc)
         tab = np.moveaxis(tab, 2, 1)                                                # (nE, n_rc, n_off)
         e_e, o_e, r_e = _edges(psf, "energy_true"), _edges(psf, "offset"), _edges(psf, "rad")
-        for t in range(energy_true.size):
-            if energy_true[t] < e_e[0] or energy_true[t] > e_e[-1]:
-                continue
-            val = np.clip(interp_scattered(tab[t], [psf["offset"].values], [off]), 0.0, None)
-            val[(rc < r_e[0]) | (rc > r_e[-1])] = 0.0
-            val[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
-            out[t] = val
+        out = np.clip(interp_scattered(tab, [psf["offset"].values], [off]), 0.0, None)   # (nE, n_rc, *S)
+        out[(energy_true < e_e[0]) | (energy_true > e_e[-1])] = 0.0
+        out[:, (rc < r_e[0]) | (rc > r_e[-1])] = 0.0
+        out[..., (off < o_e[0]) | (off > o_e[-1])] = 0.0
     # normalise: sum_r P 2 pi r dr = 1 with r, dr in radians
-    for t in range(energy_true.size):
-        norm = np.tensordot(ring, out[t], axes=(0, 0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[t] = np.where(norm > 0, out[t] / np.where(norm > 0, norm, 1.0), 0.0)
+    flat = out.reshape(out.shape[:2] + (-1,))
+    norm = np.matmul(ring, flat)[:, None]                                          # (nE, 1, P)
+    pos = norm > 0
+    np.divide(flat, norm, out=flat, where=pos)
+    np.copyto(flat, 0.0, where=~pos)
     return out
