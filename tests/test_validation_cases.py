@@ -103,16 +103,14 @@ def test_models_load(case, stores):
         assert len(truth) >= 1
 
 
-def test_sim_cta_has_two_extended_sources(stores):
+def test_sim_cta_has_three_extended_sources(stores):
     from gcxr.models import Models
-    kinds = sorted(type(m.spatial_model).__name__ for m in Models.read(VALIDATION / "sim_cta_disk_gauss" / "models.yaml"))
-    assert kinds == ["DiskSpatialModel", "GaussianSpatialModel"]
+    for name in ("models.yaml", "truth.yaml"):
+        kinds = sorted(type(m.spatial_model).__name__ for m in Models.read(VALIDATION / "sim_cta_disk_gauss" / name))
+        assert kinds == ["DiskSpatialModel", "GaussianSpatialModel", "ShellSpatialModel"], name
 
 
-def test_shell_variant_loads_once_gcxr_has_shells(stores):
-    from gcxr.models import spatial
-    if not hasattr(spatial, "ShellSpatialModel"):
-        pytest.skip("gcxr has no ShellSpatialModel yet (branch models)")
+def test_shell_variant_loads(stores):
     from gcxr.models import Models
     kinds = sorted(type(m.spatial_model).__name__
                    for m in Models.read(VALIDATION / "sim_cta_disk_gauss" / "models_shell.yaml"))
