@@ -5,7 +5,10 @@ Cases (CTA-1DC Galactic Centre reference in ``../shared/reference/gammapy-2.1-ct
 * ``reduce``  - stacked data reduction only (``analysis_config.yaml``, no fit);
 * ``stacked`` - reduction + stacked fit (``analysis_config_stacked_fit.yaml`` + ``seed_models_stacked.yaml``);
 * ``joint``   - per-run reduction + joint fit (``analysis_config.yaml`` with ``stack: false``
-  + ``seed_models_source.yaml``).
+  + ``seed_models_source.yaml``);
+* ``diffuse`` - reduction + stacked fit of the tutorial's exercise "add a diffuse component"
+  (``analysis_config_stacked_fit.yaml`` + ``exercise_diffuse_models.yaml``: the GC source,
+  G0.9+0.1, the Fermi-LAT diffuse template x a norm, the background norm).
 
 gammapy side: ``<gammapy python> ../shared/reference/gammapy_run.py CONFIG [--models M] [--joint] [--no-fit]``
 (prints JSON with ``timings_s``). gcxr side: ``<gcxr python> -m gcxr run CONFIG [--models M] [--no-fit]
@@ -41,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 GAMMAPY_RUN = SHARED / "reference" / "gammapy_run.py"
 REFERENCE = SHARED / "reference" / "gammapy-2.1-cta1dc-gc"
-CASES = ("reduce", "stacked", "joint")
+CASES = ("reduce", "stacked", "joint", "diffuse")
 SIDES = ("gammapy", "gcxr")
 STAGES = ("reduce", "fit", "total")
 _RUN_IDS = itertools.count()
@@ -74,6 +77,10 @@ def case_inputs(case: str, reference: Path, tmp: Path) -> dict:
         joint_cfg.write_text(yaml.safe_dump(data, sort_keys=False))
         return {"config": cfg, "gcxr_config": joint_cfg, "models": reference / "seed_models_source.yaml",
                 "joint": True, "no_fit": False}
+    if case == "diffuse":          # the tutorial's exercise "add a diffuse component"
+        cfg = reference / "analysis_config_stacked_fit.yaml"
+        return {"config": cfg, "gcxr_config": cfg, "models": reference / "exercise_diffuse_models.yaml",
+                "joint": False, "no_fit": False}
     raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
 
 

@@ -260,6 +260,23 @@ class SourceEvaluator:
             self._aux[key] = (lon, lat, sub.solid_angle())
         return self._aux[key]
 
+    def _image_derivative(self, spatial_values: dict, name: str, h: float) -> np.ndarray:
+        """Central difference of :meth:`image` in one parameter (step ``h``), cached with the
+        folded parts' key: the gradient and the curvature at one point share it."""
+        key = (tuple(sorted((k, float(v)) for k, v in spatial_values.items())), name, float(h))
+        cache = self._aux.setdefault("dimage", OrderedDict())
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        up, down = dict(spatial_values), dict(spatial_values)
+        up[name] += h
+        down[name] -= h
+        d = (self.image(up) - self.image(down)) / (2.0 * h)
+        cache[key] = d
+        while len(cache) > 4 * max(len(spatial_values), 1):
+            cache.popitem(last=False)
+        return d
+
     def _convolve(self, img: np.ndarray) -> np.ndarray:
         """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""
         s, kf = self._fft()
@@ -432,10 +449,7 @@ class SourceEvaluator:
                 r = self._correlate(v, per_plane=tpl is not None and tpl.is_energy_dependent)   # dstat/dX
                 for name in spatial_free:
                     h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
-                    up, down = dict(spatial_values), dict(spatial_values)
-                    up[name] += h
-                    down[name] -= h
-                    dX = (self.image(up) - self.image(down)) / (2.0 * h)
+                    dX = self._image_derivative(spatial_values, name, h)
                     out[("spatial", name)] = float(np.sum(r * dX))
         return out
 
@@ -479,9 +493,7 @@ class SourceEvaluator:
                     dc *= self.exposure_cut
                 else:
                     h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
-                    up[name] += h
-                    down[name] -= h
-                    dc = self._convolve((self.image(up) - self.image(down)) / (2.0 * h)) * self.exposure_cut
+                    dc = self._convolve(self._image_derivative(spatial_values, name, h)) * self.exposure_cut
                 out[("spatial", name)] = (DF.T @ dc.reshape(nt, -1)).reshape(-1, ny, nx)
         return out
 
