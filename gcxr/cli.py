@@ -8,7 +8,33 @@ import time
 import warnings
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "version"]
+
+# Start-up: this module imports only the standard library; every command imports what it needs
+# inside its function, after the arguments are parsed, so ``gcxr --help`` and ``gcxr --version``
+# stay fast (docs/performance.md, "Start-up and the whole process").
+
+
+def version() -> str:
+    """gcxr's version from the installed package metadata (``gcxr.__version__`` if not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _dist_version
+    try:
+        return _dist_version("gcxr")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but reads the metadata only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gcxr {version()}")
+        parser.exit()
 
 
 def _scheduler(spec: str | None):
@@ -183,6 +209,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gcxr", description="3D gamma-ray analysis on labelled arrays")
+    p.add_argument("--version", action=_VersionAction, help="print gcxr's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="reduce (and fit) as a gammapy-style AnalysisConfig says")
     r.add_argument("config", help="AnalysisConfig YAML")
