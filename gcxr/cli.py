@@ -320,11 +320,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "quiet", False):
         warnings.simplefilter("ignore")
-    from .config import ConfigError
-    from .datastore import DataStoreError
     try:
         return args.func(args)
-    except (ConfigError, DataStoreError, FileNotFoundError, ValueError) as err:
+    except Exception as err:
+        from .config import ConfigError          # imported here: commands import what they need themselves
+        from .datastore import DataStoreError
+        if not isinstance(err, (ConfigError, DataStoreError, FileNotFoundError, ValueError)):
+            raise
         print(f"gcxr {args.command}: error: {err}", file=sys.stderr)
         return 2
 
