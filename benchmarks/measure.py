@@ -101,7 +101,7 @@ def measure(
 
     Returns
     -------
-    dict with ``cmd, wall_s, peak_rss_mb, rc, stdout_json`` and ``ru_maxrss_mb``,
+    dict with ``cmd, wall_s, peak_rss_mb, rc, stdout_json`` and ``cpu_s``, ``ru_maxrss_mb``,
     ``ru_maxrss_children_mb``, ``n_samples``, ``timed_out``, ``stderr_tail`` (and ``error`` if the
     command could not be started, ``stdout_tail`` if stdout was not JSON).
     """
@@ -147,6 +147,7 @@ def measure(
     out["peak_rss_mb"] = peak / 1024**2
     out["rc"] = child.returncode
     out["ru_maxrss_mb"] = usage.ru_maxrss * _MAXRSS_TO_MB
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime      # user + system CPU of the child (and its reaped children)
     out["ru_maxrss_children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * _MAXRSS_TO_MB
     out["n_samples"] = n_samples
     out["timed_out"] = timed_out
