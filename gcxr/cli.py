@@ -314,7 +314,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _skip_final_collections() -> None:
+    """Spare the interpreter's exit a full traversal of every object (~0.3-0.6 s after a run).
+
+    At exit Python collects garbage over every object the ~1,300 modules of a run created.
+    ``gc.freeze()`` moves them to the permanent generation, which collections skip; objects
+    are still freed by reference counting, atexit handlers still run and streams are still
+    flushed.  Only unreachable cycles are then left to the operating system - every output of
+    gcxr is closed and moved into place before this point.
+    """
+    import gc
+    gc.freeze()
+
+
 def main(argv=None) -> int:
+    """The ``gcxr`` command.  ``argv`` None (the ``gcxr`` script, ``python -m gcxr``) means this
+    process is the command: it then ends without the final garbage collections (see
+    :func:`_skip_final_collections`); called with a list (tests, other programs) nothing is frozen."""
+    rc = _main(argv)
+    if argv is None:
+        _skip_final_collections()
+    return rc
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
