@@ -8,6 +8,9 @@ run so that a change of load hits all of them alike: e.g. a ``git archive`` of a
     python benchmarks/bench_startup.py --repeat 7
     python benchmarks/bench_startup.py --checkout before=/tmp/gcxr-old --checkout after=. --out results.json
 
+``--run CONFIG`` adds the whole process ``gcxr run CONFIG --no-fit --quiet`` (e.g. the seed's
+``analysis_config.yaml``; needs ``$GCXR_DATA``) to the cases.
+
 ``--importtime`` also prints the ten largest cumulative entries of ``python -X importtime``
 for ``import gcxr`` and ``gcxr --help`` of each checkout.
 """
@@ -20,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,6 +51,15 @@ def importtime_top(python: str, args: list[str], env: dict, n: int = 10) -> list
     return sorted(rows, reverse=True)[:n]
 
 
+def _per(values: dict, fn) -> dict:
+    """fn over each list of values (None where a case never succeeded)."""
+    return {n: {c: (fn(v) if v else None) for c, v in per_case.items()} for n, per_case in values.items()}
+
+
+def _fmt(x) -> str:
+    return f"{'-':>13s}" if x is None else f"{x:13.3f}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -55,32 +68,38 @@ def main(argv=None) -> int:
                     help="a copy of gcxr to measure (its folder holding gcxr/); default: this checkout")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--importtime", action="store_true", help="print the largest -X importtime entries")
+    ap.add_argument("--run", metavar="CONFIG", help="also measure 'gcxr run CONFIG --no-fit --quiet'")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
     checkouts = dict(c.split("=", 1) for c in args.checkout) if args.checkout else {"gcxr": str(REPO)}
     envs = {name: {"PYTHONPATH": str(Path(d).resolve())} for name, d in checkouts.items()}
+    cases = dict(CASES)
+    tmp = tempfile.TemporaryDirectory(prefix="gcxr-startup-")
+    if args.run:
+        cases["gcxr run --no-fit"] = ["-m", "gcxr", "run", str(Path(args.run).resolve()), "--no-fit", "--quiet",
+                                      "--out", tmp.name]
 
-    walls: dict = {name: {case: [] for case in CASES} for name in checkouts}
-    cpus: dict = {name: {case: [] for case in CASES} for name in checkouts}
+    walls: dict = {name: {case: [] for case in cases} for name in checkouts}
+    cpus: dict = {name: {case: [] for case in cases} for name in checkouts}
     for _ in range(args.repeat):
-        for case, cmd in CASES.items():
+        for case, cmd in cases.items():
             for name in checkouts:
                 r = measure([args.python, *cmd], env=envs[name], cwd="/")
-                if r["rc"] != 0:
-                    print(f"{name}: {case} failed (rc {r['rc']}): {r.get('stderr_tail', '')[-500:]}", file=sys.stderr)
+                if r["rc"] != 0:      # e.g. --version of a checkout that has none: reported, not timed
+                    print(f"{name}: {case} failed (rc {r['rc']}): {r.get('stderr_tail', '')[-300:]}", file=sys.stderr)
+                    continue
                 walls[name][case].append(r["wall_s"])
                 cpus[name][case].append(r["cpu_s"])
 
     report = {"repeat": args.repeat, "checkouts": checkouts, "python": args.python, "load_avg": os.getloadavg(),
-              "wall_s": walls, "best_s": {n: {c: min(v) for c, v in w.items()} for n, w in walls.items()},
-              "median_s": {n: {c: statistics.median(v) for c, v in w.items()} for n, w in walls.items()},
-              "cpu_s": cpus, "best_cpu_s": {n: {c: min(v) for c, v in w.items()} for n, w in cpus.items()}}
-    head = f"{'case':16s}" + "".join(f" {n + ' best':>13s} {n + ' median':>13s} {n + ' cpu':>13s}"
+              "wall_s": walls, "best_s": _per(walls, min), "median_s": _per(walls, statistics.median),
+              "cpu_s": cpus, "best_cpu_s": _per(cpus, min)}
+    head = f"{'case':18s}" + "".join(f" {n + ' best':>13s} {n + ' median':>13s} {n + ' cpu':>13s}"
                                      for n in checkouts)
     print(head)
-    for case in CASES:
-        print(f"{case:16s}" + "".join(f" {report['best_s'][n][case]:13.3f} {report['median_s'][n][case]:13.3f}"
-                                      f" {report['best_cpu_s'][n][case]:13.3f}" for n in checkouts))
+    for case in cases:
+        print(f"{case:18s}" + "".join(f" {_fmt(report['best_s'][n][case])} {_fmt(report['median_s'][n][case])}"
+                                      f" {_fmt(report['best_cpu_s'][n][case])}" for n in checkouts))
     print(f"(wall s: best and median of {args.repeat}; cpu: least user+system s; "
           f"load average at the end {os.getloadavg()[0]:.1f})")
     if args.importtime:
@@ -95,6 +114,7 @@ def main(argv=None) -> int:
                     print(f"  {ms:9.1f}  {mod}")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    tmp.cleanup()
     return 0
 
 
