@@ -8,12 +8,41 @@ centred on the ICRS pointing, longitude reversed) is another.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
 from .geom import lonlat_to_unit, unit_to_lonlat
 
 __all__ = ["frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32"]
+
+_GRAPH_LOCK = threading.Lock()
+_graph_ready = False
+
+
+def _prepare_astropy_graph() -> None:
+    """Make astropy's frame-transform graph complete before runs transform in parallel threads.
+
+    The graph is not thread-safe while it grows: the first ``SkyOffsetFrame`` with an ICRS origin
+    registers new transforms, and a path search iterating over the graph in another thread then
+    fails ("RuntimeError: dictionary changed size during iteration", seen in ``gcxr run`` on the
+    seed).  The transforms the reduction uses are made once here, under a lock; afterwards the
+    graph is only read and the shortest paths come from astropy's cache.
+    """
+    global _graph_ready
+    if _graph_ready:
+        return
+    with _GRAPH_LOCK:
+        if _graph_ready:
+            return
+        from astropy.coordinates import SkyCoord, SkyOffsetFrame
+        import astropy.units as u
+        origin = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame="icrs")
+        for frame in ("icrs", "galactic"):
+            c = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame=frame)
+            c.transform_to(SkyOffsetFrame(origin=origin))
+            c.transform_to("galactic" if frame == "icrs" else "icrs")
+        _graph_ready = True
 
 
 def _astropy_frame(name: str):
@@ -26,6 +55,7 @@ def frame_matrix(src: str, dst: str) -> np.ndarray:
     """M such that v_dst = M @ v_src for unit vectors."""
     if src == dst:
         return np.eye(3)
+    _prepare_astropy_graph()
     from astropy.coordinates import CartesianRepresentation, SkyCoord
     basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
     c = SkyCoord(basis, frame=src, representation_type="cartesian").transform_to(dst)
@@ -47,6 +77,7 @@ def icrs_to_frame_float32(ra, dec, frame: str):
     The float32 columns are handed to astropy unchanged: converting them to
     float64 first moves events sitting on pixel borders (see conventions).
     """
+    _prepare_astropy_graph()
     from astropy.coordinates import SkyCoord
     import astropy.units as u
     c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
@@ -62,6 +93,7 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
 
     In the offset frame the pointing is at (lon', lat') = (0, 0) and north is up.
     """
+    _prepare_astropy_graph()
     from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
     import astropy.units as u
     origin = SkyCoord(ra_pnt * u.deg, dec_pnt * u.deg, frame="icrs")
