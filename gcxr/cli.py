@@ -87,7 +87,7 @@ def _remove(paths) -> None:
 def cmd_run(args) -> int:
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
-    from .analysis import Analysis
+    from .analysis import Analysis          # deferred: heavy import (after the arguments are parsed)
     from .io import write_datasets, write_fit_result, write_json
     from .progress import set_quiet
     t_import = time.perf_counter() - t_start
