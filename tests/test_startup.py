@@ -67,6 +67,18 @@ def test_version():
     assert proc.stdout.strip() == f"gcxr {expected}"
 
 
+def test_collector_left_alone_in_process_and_frozen_as_the_program():
+    code = ("import gc, json, sys\nfrom gcxr.cli import main\nout = []\n"
+            "for argv in (['--version'], None):\n"
+            "    sys.argv = ['gcxr', '--version']\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "    out.append([gc.isenabled(), gc.get_freeze_count() > 0])\n"
+            "print(json.dumps(out))")
+    in_process, program = last_json(python(code))
+    assert in_process == [True, False]          # main([...]): the caller's collector is untouched
+    assert program == [True, True]              # main(): on again at the end, everything frozen
+
+
 def test_lazy_api_and_accessor():
     """The public names resolve on first use; ``gcxr.fit`` stays the function; ds.gcxr is registered
     as soon as a module that makes datasets is imported."""
@@ -147,8 +159,9 @@ def test_reduction_and_fit_import_no_plotting_or_scipy(tiny_store, tmp_path, mod
     (tmp_path / "config.yaml").write_text(CONFIG.format(store=tiny_store))
     (tmp_path / "models.yaml").write_text("components:" + models)
     out = tmp_path / "out"
-    code = ("import sys; from gcxr.cli import main\n"
-            "assert main(sys.argv[1:]) == 0\n" + _PRINT_HEAVY.format(names=HEAVY_IN_RUN))
+    # as the program does it (argv None: the collector is off during the imports, then frozen)
+    code = ("import gc, sys; sys.argv[0] = 'gcxr'; from gcxr.cli import main\n"
+            "assert main() == 0 and gc.isenabled()\n" + _PRINT_HEAVY.format(names=HEAVY_IN_RUN))
     proc = python(code, "run", str(tmp_path / "config.yaml"), "--models", str(tmp_path / "models.yaml"),
                   "--out", str(out), "--quiet")
     result = json.loads((out / "result.json").read_text())
