@@ -17,31 +17,37 @@ from .geom import lonlat_to_unit, unit_to_lonlat
 __all__ = ["frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32", "icrs_to_frame_fast"]
 
 
-_ASTROPY_LOCK = threading.Lock()
-_astropy_ready = False
+_GRAPH_LOCK = threading.Lock()
+_graph_ready = False
 
 
-def _warm_astropy_frames() -> None:
-    """Fill astropy's frame-name cache once, under a lock, before any threaded use.
+def _prepare_astropy_graph() -> None:
+    """Make astropy's frame-transform graph complete before runs transform in parallel threads.
 
-    astropy's ``TransformGraph`` builds ``frame_set`` and its name cache lazily and without a lock;
-    creating the first ``SkyOffsetFrame`` for ICRS adds transforms and empties both. Reduction tasks
-    running in dask threads then race: a thread can cache the names of a half-built frame set and
-    every later ``frame="icrs"`` in the process fails with 'Coordinate frame name "icrs" is not a
-    known coordinate frame (['fk4', 'fk4noeterms'])' (seen in benchmarks/bench_validation.py runs).
-    Creating the ICRS offset frame and the name cache here, once, leaves nothing to race on.
+    The graph is not thread-safe while it grows: the first ``SkyOffsetFrame`` with an ICRS origin
+    registers new transforms, and a path search iterating over the graph in another thread then
+    fails ("RuntimeError: dictionary changed size during iteration", seen in ``gcxr run`` on the
+    seed), or a thread caches the frame names of a half-built graph and every later
+    ``frame="icrs"`` fails ('Coordinate frame name "icrs" is not a known coordinate frame',
+    seen in the validation benchmark).  The transforms the reduction uses and the name cache are
+    made once here, under a lock; afterwards the graph is only read.
     """
-    global _astropy_ready
-    if _astropy_ready:
+    global _graph_ready
+    if _graph_ready:
         return
-    with _ASTROPY_LOCK:
-        if _astropy_ready:
+    with _GRAPH_LOCK:
+        if _graph_ready:
             return
+        from astropy.coordinates import SkyCoord, SkyOffsetFrame
         import astropy.units as u
-        from astropy.coordinates import ICRS, SkyOffsetFrame, frame_transform_graph
-        SkyOffsetFrame(origin=ICRS(0 * u.deg, 0 * u.deg))
+        origin = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame="icrs")
+        for frame in ("icrs", "galactic"):
+            c = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame=frame)
+            c.transform_to(SkyOffsetFrame(origin=origin))
+            c.transform_to("galactic" if frame == "icrs" else "icrs")
+        from astropy.coordinates import frame_transform_graph
         frame_transform_graph.get_names()
-        _astropy_ready = True
+        _graph_ready = True
 
 
 def _astropy_frame(name: str):
@@ -54,7 +60,7 @@ def frame_matrix(src: str, dst: str) -> np.ndarray:
     """M such that v_dst = M @ v_src for unit vectors."""
     if src == dst:
         return np.eye(3)
-    _warm_astropy_frames()
+    _prepare_astropy_graph()
     from astropy.coordinates import CartesianRepresentation, SkyCoord
     basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
     c = SkyCoord(basis, frame=src, representation_type="cartesian").transform_to(dst)
@@ -76,7 +82,7 @@ def icrs_to_frame_float32(ra, dec, frame: str):
     The float32 columns are handed to astropy unchanged: converting them to
     float64 first moves events sitting on pixel borders (see conventions).
     """
-    _warm_astropy_frames()
+    _prepare_astropy_graph()
     from astropy.coordinates import SkyCoord
     import astropy.units as u
     c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
@@ -133,17 +139,7 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
     astropy's convention, written out here instead of transforming a basis through
     astropy (the same matrix to ~1e-16, without astropy's per-call cost).
     """
-    a, d = np.deg2rad(float(ra_pnt)), np.deg2rad(float(dec_pnt))
-    ca, sa, cd, sd = np.cos(a), np.sin(a), np.cos(d), np.sin(d)
-    rz = np.array([[ca, sa, 0.0], [-sa, ca, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cd, 0.0, sd], [0.0, 1.0, 0.0], [-sd, 0.0, cd]])          # rotation_matrix(-dec, "y")
-    m = ry @ rz
-    return m if frame == "icrs" else m @ frame_matrix(frame, "icrs")
-
-
-def _fov_matrix_astropy(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
-    """:func:`fov_matrix` through astropy's SkyOffsetFrame (kept for the tests)."""
-    _warm_astropy_frames()
+    _prepare_astropy_graph()
     from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
     import astropy.units as u
     origin = SkyCoord(ra_pnt * u.deg, dec_pnt * u.deg, frame="icrs")

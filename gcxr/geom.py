@@ -25,6 +25,8 @@ import numpy as np
 import xarray as xr
 from astropy.wcs import WCS
 
+from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
+
 __all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
 
 Frame = Literal["icrs", "galactic"]

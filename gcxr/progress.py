@@ -64,7 +64,10 @@ def quiet_mode(flag: bool = True):
 def progress_bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "gcxr",
                  unit: str = "it", quiet: bool | None = None, **kwargs):
     """A throttled ``tqdm.auto`` bar (disabled when quiet)."""
-    from tqdm.auto import tqdm
+    if "ipykernel" in sys.modules:          # Jupyter: a widget
+        from tqdm.auto import tqdm
+    else:                                   # what tqdm.auto resolves to outside Jupyter, without importing its
+        from tqdm.std import tqdm           # notebook and asyncio variants (deferred: heavy import, ~50 ms)
     kwargs.setdefault("mininterval", MININTERVAL)
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("leave", False)

@@ -397,6 +397,10 @@ def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypa
         Path(path).write_bytes(b"CDF\x01 partial")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+
+    def disk_full_in_store(self, store, **k):      # gcxr.io writes through the store: the file is open, half-made
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(xr.Dataset, "dump_to_store", disk_full_in_store)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="No space left"):
         main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
