@@ -10,7 +10,12 @@ grid by its coordinate labels and sums over ``obs``:
     exposure   = sum_i exposure_i * any_E(mask_i)
     mask_safe  = OR_i mask_i
     psf        = sum_i psf_i X_i w_i / sum_i X_i w_i      (X = exposure on the IRF grid)
-    edisp      = same with the EDISP weights
+    edisp      = sum_i edisp_i X_i v_i(E) / sum_i X_i any_E(v_i)
+
+where w_i is the safe-mask image on the IRF grid and v_i the safe mask on the IRF grid per
+reco-energy bin E (``mask_safe_edisp``), as in the reference: a run adds no migration into
+reco bins below its threshold, and the rows of the stacked kernel then sum to less than 1
+where some runs' thresholds cut them.
 
 With dask-backed runs the sums are tree reductions over the ``obs`` chunks.
 """
@@ -77,9 +82,14 @@ def _contribution(arrays: dict, off: dict) -> dict:
     X = arrays["exposure_irf"]
     for key, w in (("psf", "mask_safe_psf"), ("edisp", "mask_safe_edisp")):
         if arrays.get(key) is not None:
-            wx = X * arrays[w][None]
-            c[f"{key}_num"] = (arrays[key] * wx[:, None]).astype(f)
-            c[f"{key}_den"] = wx.astype(f)
+            wk = np.asarray(arrays[w], bool)
+            if wk.ndim == 3:     # EDISP: weight per reco-energy bin; exposure where any bin is safe
+                c[f"{key}_num"] = (arrays[key] * X[:, None] * wk[None]).astype(f)
+                c[f"{key}_den"] = (X * wk.any(axis=0)[None]).astype(f)
+            else:
+                wx = X * wk[None]
+                c[f"{key}_num"] = (arrays[key] * wx[:, None]).astype(f)
+                c[f"{key}_den"] = wx.astype(f)
     c["livetime"] = float(arrays["livetime"]) if img.any() else 0.0
     c["ontime"] = float(arrays["ontime"])
     return c

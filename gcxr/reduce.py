@@ -278,7 +278,7 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
         expo_c = aeff_eval(sep[cy:cy + 1, cx:cx + 1], livetime)[:, 0, 0]
         keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, expo_c, bkg_spec, ed_c)
         mask &= keep[:, None, None]
-    w_psf, w_edisp = irf_grid_weights(mask.any(axis=0), sub, isub)
+    w_psf, w_edisp = irf_grid_weights(mask, sub, isub, edisp_mask_neighbours(E))
     clock("safe_mask")
 
     # PSF and EDISP maps on the coarse grid (for stacking: only where they are weighted)
@@ -289,7 +289,8 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
                        w_psf if for_stacking else None)
         clock("psf")
     if ed_tab is not None and edisp is None:
-        edisp = _eval_at(lambda o: eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, o), isep, w_edisp)
+        edisp = _eval_at(lambda o: eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, o), isep,
+                         w_edisp.any(axis=0))
         clock("edisp")
     arrays = {"counts": counts, "exposure": exposure, "background": background, "mask_safe": mask,
               "psf": psf, "edisp": edisp, "exposure_irf": irf_exposure,
@@ -331,14 +332,56 @@ def _eval_at(fn, offset: np.ndarray, where: np.ndarray | None) -> np.ndarray:
     return out.reshape(vals.shape[:2] + offset.shape)
 
 
-def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple[np.ndarray, np.ndarray]:
-    """The spatial safe mask carried to the coarse IRF grid, for stacking PSF and EDISP maps.
+def _linear(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation (linear extrapolation at the ends) rounded as scipy's
+    ``interp1d(kind=1)``, i.e. a degree-1 B-spline evaluated by de Boor's recursion:
+    ``w = 1 / (x_hi - x_lo)``, ``y_lo * (w (x_hi - x)) + y_hi * (w (x - x_lo))``.  The
+    rounding matters to :func:`edisp_mask_neighbours`; this keeps scipy off the reduction path."""
+    x = np.asarray(x, float)
+    j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, len(xp) - 2)
+    lo, hi = xp[j], xp[j + 1]
+    w = 1.0 / (hi - lo)
+    return 0.0 + fp[j] * (w * (hi - x)) + fp[j + 1] * (w * (x - lo))
 
-    PSF: the fine pixel nearest to each coarse pixel centre; EDISP: any of the
-    (up to four) fine pixels around the centre.  Coarse centres sit on fine-pixel
-    borders, so the nearest pixel is decided by the WCS transform's rounding:
-    astropy's transform is used for it, as in the reference.
+
+def edisp_mask_neighbours(energy: EnergyAxis) -> np.ndarray:
+    """For each reco-energy bin, the bin whose safe mask also counts in its EDISP stacking weight.
+
+    The reference carries the safe mask (energy, lat, lon) to the EDISP grid by linear
+    interpolation at the reco-bin centres.  A centre's pixel coordinate on the log energy axis
+    is computed as a log-centre from the edges and back (linear interpolation of log E against
+    the edge index, both ways); for some bins it lands a few 1e-16 off the integer, so the
+    neighbour on that side gets a weight of ~1e-16, which is enough to mark the bin safe.  The
+    net effect: a run's EDISP weight can reach one reco bin below (or above) its safe threshold.
+    Returns ``nb`` with ``nb[k] = k`` where the coordinate is exact, else the neighbour's index
+    (the other side at the ends of the axis, where the interpolation extrapolates).
     """
+    le = np.log(energy.edges_array)
+    edge_pix = np.arange(le.size, dtype=float)
+    n = energy.nbin
+    log_centre = _linear(edge_pix, le, np.arange(n, dtype=float) + 0.5)
+    pix = _linear(le, edge_pix, np.log(np.exp(log_centre))) - 0.5
+    k = np.arange(n)
+    nb = np.where(pix > k, k + 1, np.where(pix < k, k - 1, k))
+    nb = np.where(nb >= n, n - 2, np.where(nb < 0, 1, nb)) if n > 1 else k
+    return nb
+
+
+def irf_grid_weights(mask: np.ndarray, sub: SkyGeom, isub: SkyGeom,
+                     neighbours: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The safe mask carried to the coarse IRF grid, for stacking PSF and EDISP maps.
+
+    ``mask`` is the run's safe mask (energy, lat, lon).  PSF: an image, the fine pixel nearest
+    to each coarse pixel centre in ``any`` over energy; EDISP: per reco-energy bin, any of the
+    (up to four) fine pixels around the centre, in that bin or in its neighbour
+    ``neighbours[k]`` (see :func:`edisp_mask_neighbours`).  Coarse centres sit on fine-pixel
+    borders, so the nearest pixel is decided by the WCS transform's rounding: astropy's
+    transform is used for it, as in the reference.
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim == 2:
+        mask = mask[None]
+    mask_img = mask.any(axis=0)
     yy, xx = np.mgrid[0:isub.ny, 0:isub.nx].astype(float)
     lon, lat = isub.wcs.wcs_pix2world(xx, yy, 0)
     fx, fy = sub.wcs.wcs_world2pix(lon, lat, 0)
@@ -350,10 +393,13 @@ def irf_grid_weights(mask_img: np.ndarray, sub: SkyGeom, isub: SkyGeom) -> tuple
     y0 = np.clip(np.floor(fy).astype(int), 0, sub.ny - 1)
     x1, y1 = np.clip(x0 + 1, 0, sub.nx - 1), np.clip(y0 + 1, 0, sub.ny - 1)
     tx, ty = np.clip(fx - np.floor(fx), 0, 1), np.clip(fy - np.floor(fy), 0, 1)
-    m = mask_img.astype(float)
-    bil = (m[y0, x0] * (1 - tx) * (1 - ty) + m[y0, x1] * tx * (1 - ty) + m[y1, x0] * (1 - tx) * ty
-           + m[y1, x1] * tx * ty)
-    w_edisp = bil > 0
+    # a corner counts where its bilinear weight is non-zero
+    w_edisp = np.zeros((mask.shape[0],) + isub.shape, bool)
+    for yi, xi, w in ((y0, x0, (1 - tx) * (1 - ty)), (y0, x1, tx * (1 - ty)), (y1, x0, (1 - tx) * ty),
+                      (y1, x1, tx * ty)):
+        w_edisp |= mask[:, yi, xi] & (w > 0)[None]
+    if neighbours is not None:
+        w_edisp = w_edisp | w_edisp[np.asarray(neighbours)]
     return w_psf, w_edisp
 
 
@@ -386,7 +432,7 @@ VAR_ATTRS = {
     "edisp": {"units": "1", "long_name": "Energy redistribution probability (true -> reco bin)"},
     "exposure_irf": {"units": "m2 s", "long_name": "Exposure on the IRF grid"},
     "mask_safe_psf": {"long_name": "Safe mask on the IRF grid (PSF stacking weight)"},
-    "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid (EDISP stacking weight)"},
+    "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid per reco-energy bin (EDISP stacking weight)"},
 }
 VAR_DIMS = {
     "counts": ("energy", "lat", "lon"),
@@ -397,7 +443,7 @@ VAR_DIMS = {
     "edisp": ("energy_true", "energy", "lat_irf", "lon_irf"),
     "exposure_irf": ("energy_true", "lat_irf", "lon_irf"),
     "mask_safe_psf": ("lat_irf", "lon_irf"),
-    "mask_safe_edisp": ("lat_irf", "lon_irf"),
+    "mask_safe_edisp": ("energy", "lat_irf", "lon_irf"),
 }
 
 
@@ -438,7 +484,7 @@ def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
             "background": ((nE, ny, nx), np.float64), "mask_safe": ((nE, ny, nx), bool),
             "psf": ((nEt, nr, iny, inx), np.float64), "edisp": ((nEt, nE, iny, inx), np.float64),
             "exposure_irf": ((nEt, iny, inx), np.float64),
-            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((iny, inx), bool)}
+            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool)}
 
 
 def _reduce_to_dict(run, spec, layout):

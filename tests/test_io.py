@@ -96,6 +96,11 @@ def test_per_run_round_trip_places_each_cutout(tmp_path, seed_runs, seed_spec, r
     one = back.isel(obs=0).sel(lon=run_110380["lon"], lat=run_110380["lat"])
     for v in ("counts", "background", "exposure", "mask_safe"):
         assert np.array_equal(one[v].values.astype(run_110380[v].dtype), run_110380[v].values), v
+    irf = back.isel(obs=0).sel(lon_irf=run_110380["lon_irf"], lat_irf=run_110380["lat_irf"])
+    for v in ("mask_safe_psf", "mask_safe_edisp"):     # EDISP weight: per reco-energy bin
+        assert irf[v].dims == run_110380[v].dims, v
+        assert irf[v].dtype == bool and np.array_equal(irf[v].values, run_110380[v].values), v
+    assert back["mask_safe_edisp"].dims == ("obs", "energy", "lat_irf", "lon_irf")
     grid = empty_like_grid(seed_spec)
     assert back.sizes["lon"] == grid.sizes["lon"] and back.sizes["lat"] == grid.sizes["lat"]
     outside = back["counts"].isel(obs=0).where(~back["lon"].isin(run_110380["lon"].values), drop=True)
