@@ -139,6 +139,16 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
     astropy's convention, written out here instead of transforming a basis through
     astropy (the same matrix to ~1e-16, without astropy's per-call cost).
     """
+    a, d = np.deg2rad(float(ra_pnt)), np.deg2rad(float(dec_pnt))
+    ca, sa, cd, sd = np.cos(a), np.sin(a), np.cos(d), np.sin(d)
+    rz = np.array([[ca, sa, 0.0], [-sa, ca, 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[cd, 0.0, sd], [0.0, 1.0, 0.0], [-sd, 0.0, cd]])          # rotation_matrix(-dec, "y")
+    m = ry @ rz
+    return m if frame == "icrs" else m @ frame_matrix(frame, "icrs")
+
+
+def _fov_matrix_astropy(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
+    """:func:`fov_matrix` through astropy's SkyOffsetFrame (kept for the tests)."""
     _prepare_astropy_graph()
     from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
     import astropy.units as u
