@@ -401,7 +401,7 @@ class SourceEvaluator:
 
         Returns ``{("spectral" | "spatial", name): dstat/dvalue}``.  ``steps`` (by name) are the
         central-difference steps of the flux integrals and the image (defaults: 1e-5 deg for
-        angles, 1e-6 x max(|v|, 1e-3) otherwise).
+        angles, ``1e-6 * max(abs(v), 1e-3)`` otherwise).
         """
         steps = steps or {}
         out = {}
