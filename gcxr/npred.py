@@ -27,6 +27,7 @@ from .models.spatial import oversampling_factor
 
 __all__ = ["SourceEvaluator", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
 
+MAX_SUBPIXELS = 2 ** 22   # sub-pixels of one oversampled evaluation (32 MB a float64 array)
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
 RAD_SR_TO_DEG2 = (np.pi / 180.0) ** 2
 
@@ -229,21 +230,55 @@ class SourceEvaluator:
         """
         f = 1 if self.spatial_template is not None else oversampling_factor(self.spatial_cls, spatial_values,
                                                                              self.geom.binsz)
-        lon, lat, omega = self._subgrid(f)
+        if f > 1:
+            return self._oversampled_image(spatial_values, f)
+        # templates: each true-energy bin takes the template at its log centre (gammapy's rule,
+        # docs/conventions.md, "Energy-dependent templates")
+        return self._image_at(spatial_values, *self._subgrid(1))
+
+    def _oversampled_image(self, spatial_values: dict, f: int) -> np.ndarray:
+        """:meth:`image` with ``f x f`` sub-pixels inside the model's evaluation radius (plus a pixel),
+        plain pixel centres outside (where the model is negligible by definition).  The box is
+        capped at ``MAX_SUBPIXELS`` sub-pixels by lowering ``f`` (a source far smaller than a pixel
+        in a large cutout), so memory stays bounded whatever the parameters."""
+        from .coords import transform_lonlat
+        img = self._image_at(spatial_values, *self._subgrid(1))
+        sub = self._aux["sub"]
+        lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
+        if self.frame_model != self.geom.frame:
+            l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
+            lon0, lat0 = float(l[0]), float(b[0])
+        x0, y0 = sub.world_to_pix(lon0, lat0)
+        r = self.spatial_cls.evaluation_radius_at(spatial_values)
+        rx = r / (abs(sub.dlon) * np.cos(np.deg2rad(min(abs(lat0) + r, 89.0)))) + 1.0
+        ry = r / abs(sub.dlat) + 1.0
+        ny, nx = self.shape
+        ya, yb = max(int(np.floor(y0 - ry)), 0), min(int(np.ceil(y0 + ry)) + 1, ny)
+        xa, xb = max(int(np.floor(x0 - rx)), 0), min(int(np.ceil(x0 + rx)) + 1, nx)
+        if yb <= ya or xb <= xa:
+            return img
+        f = int(min(f, max(np.sqrt(MAX_SUBPIXELS / ((yb - ya) * (xb - xa))), 1.0)))
+        if f <= 1:
+            return img
+        box = SkyGeom(sub.frame, sub.lon0, sub.dlon / f, sub.dlat / f, f * (sub.x_ref - xa) + (f - 1) / 2.0,
+                      f * (sub.y_ref - ya) + (f - 1) / 2.0, (xb - xa) * f, (yb - ya) * f)
+        lon, lat = box.grid_lonlat()
+        if self.frame_model != self.geom.frame:
+            lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
+        fine = self._image_at(spatial_values, lon, lat, box.solid_angle())
+        img[ya:yb, xa:xb] = fine.reshape(yb - ya, f, xb - xa, f).sum(axis=(1, 3))
+        return img
+
+    def _image_at(self, spatial_values: dict, lon, lat, omega) -> np.ndarray:
+        """Surface brightness x solid angle at the given pixel centres (model frame)."""
         tpl = self.spatial_template
         if tpl is not None and tpl.is_energy_dependent:
-            # gammapy's rule: each true-energy bin takes the template at its log centre
-            # (docs/conventions.md, "Energy-dependent templates"); one plane per bin
             img = tpl.evaluate_planes(lon, lat, self.energy_true.centers, **spatial_values)
         elif tpl is not None:
             img = tpl._evaluate(lon, lat, None, **spatial_values)
         else:
             img = self.spatial_cls._evaluate(lon, lat, **spatial_values)
-        img = np.asarray(img, float) * omega
-        if f > 1:
-            ny, nx = self.shape
-            img = img.reshape(ny, f, nx, f).sum(axis=(1, 3))
-        return img
+        return np.asarray(img, float) * omega
 
     def _subgrid(self, f: int):
         """(lon, lat) in the model frame and solid angles of the cutout's pixels split ``f x f``."""
@@ -263,6 +298,11 @@ class SourceEvaluator:
     def _image_derivative(self, spatial_values: dict, name: str, h: float) -> np.ndarray:
         """Central difference of :meth:`image` in one parameter (step ``h``), cached with the
         folded parts' key: the gradient and the curvature at one point share it."""
+        if name in _ANGULAR and self._sharp_edges(spatial_values):
+            # the image at pixel centres is a staircase in this parameter (an edge narrower than a
+            # pixel): difference over half a pixel, the slope of the pixel-averaged statistic that
+            # MIGRAD should follow, not the slope of one stair
+            h = max(h, 0.5 * self.geom.binsz)
         key = (tuple(sorted((k, float(v)) for k, v in spatial_values.items())), name, float(h))
         cache = self._aux.setdefault("dimage", OrderedDict())
         hit = cache.get(key)
@@ -276,6 +316,15 @@ class SourceEvaluator:
         while len(cache) > 4 * max(len(spatial_values), 1):
             cache.popitem(last=False)
         return d
+
+    def _sharp_edges(self, spatial_values: dict) -> bool:
+        """Whether the shape has an edge narrower than a pixel (shells; disks with a thin edge)."""
+        tag = getattr(self.spatial_cls, "tag", "")
+        if tag in ("ShellSpatialModel", "Shell2SpatialModel"):
+            return True
+        if tag == "DiskSpatialModel":
+            return spatial_values.get("edge_width", 0.0) * spatial_values.get("r_0", 0.0) < self.geom.binsz
+        return False
 
     def _convolve(self, img: np.ndarray) -> np.ndarray:
         """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""

@@ -71,7 +71,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ._base import ParametricModel, lookup_type
-from .parameters import ModelError, Parameter
+from .parameters import ModelError, Parameter, Parameters
 
 __all__ = [
     "SpatialModel",
@@ -177,6 +177,14 @@ class SpatialModel(ParametricModel):
     def evaluation_radius(self) -> float:
         """Radius (deg) outside which the model is negligible."""
         raise NotImplementedError
+
+    @classmethod
+    def evaluation_radius_at(cls, values: dict[str, float]) -> float:
+        """:attr:`evaluation_radius` at the given parameter values (a pure form, for the likelihood,
+        which never mutates models)."""
+        model = cls.__new__(cls)
+        model.parameters = Parameters([Parameter(k, float(v)) for k, v in values.items()])
+        return float(model.evaluation_radius)
 
     @staticmethod
     def _bin_size_min(**values) -> float | None:
