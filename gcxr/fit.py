@@ -80,6 +80,21 @@ def _moved(terms, models) -> bool:
     return False
 
 
+def _free_point_positions(models) -> bool:
+    for m in models.sky_models:
+        sp = m.spatial_model
+        if sp is not None and sp.tag == "PointSpatialModel" and not (
+                sp.parameters["lon_0"].frozen and sp.parameters["lat_0"].frozen):
+            return True
+    return False
+
+
+def _value(models, key) -> float:
+    mname, comp, pname = key
+    sub = models[mname].spectral_model if comp == "spectral" else models[mname].spatial_model
+    return float(sub.parameters[pname].value)
+
+
 def _apply(models, space: ParameterSpace, values, errors):
     for (m, comp, n), v, e in zip(space.keys, values, errors):
         sub = models[m].spectral_model if comp == "spectral" else models[m].spatial_model
@@ -89,7 +104,7 @@ def _apply(models, space: ParameterSpace, values, errors):
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
-        derivatives: str = "auto") -> FitResult:
+        derivatives: str = "auto", presmooth: bool = True) -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
@@ -101,10 +116,15 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     Hessian taken by central differences of that gradient, dataset by dataset over the parameters
     each depends on; if that Hessian is not positive definite, Minuit's HESSE decides.
     ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the joint statistic.
+
+    ``presmooth`` (with ``point_weights="tent"`` and a free point-source position): the bilinear
+    rendering makes the statistic only piecewise smooth in the position, with a local minimum in
+    each pixel cell around the source, so a minimiser can stop in the cell it starts in.  The fit
+    is first run with the smooth cubic rendering (no covariance) to find the basin, and the
+    reference rendering's fit starts from there; both fits' evaluations are counted.
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
-    from iminuit import Minuit
     t0 = time.perf_counter()
     factory = likelihood_factory or JointLikelihood
     space = ParameterSpace.from_models(models)
@@ -112,10 +132,27 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         raise ValueError("fit: no free parameters")
     method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
+    if presmooth and point_weights == "tent" and _free_point_positions(models):
+        import warnings
+        smooth = models.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pre = fit(datasets, smooth, likelihood_factory, tol, strategy, max_refresh, hesse=False,
+                      progress=progress, point_weights="cubic", derivatives=derivatives, presmooth=False)
+        if pre.success:
+            for mname, comp, pname in space.keys:
+                sub = models[mname].spectral_model if comp == "spectral" else models[mname].spatial_model
+                sub.parameters[pname].value = _value(smooth, (mname, comp, pname))
+            space = ParameterSpace.from_models(models)
+        nfev += pre.nfev
+        pre_counts = pre.timings.get("likelihood", {})
+    else:
+        pre_counts = {}
     n_refresh = 0
     values = space.start.copy()
     like = None
-    counts = {"likelihood_calls": 0, "likelihood_tasks": 0}
+    counts = {"likelihood_calls": int(pre_counts.get("likelihood_calls", 0)),
+              "likelihood_tasks": int(pre_counts.get("likelihood_tasks", 0))}
 
     def _count(lk):
         counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))
@@ -134,34 +171,27 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
                 progress(s)
             return s if np.isfinite(s) else 1e300
 
+        bad_gradient = []
         grad = g2 = None
         if method == "analytic" and hasattr(like, "value_and_grad"):
             def grad(f, _like=like):
                 g = _like.value_and_grad(np.asarray(f, float))[1]
-                return np.where(np.isfinite(g), g, 0.0)
+                if not np.all(np.isfinite(g)):          # overflow far from any sensible model
+                    bad_gradient.append(True)
+                    return np.where(np.isfinite(g), g, 0.0)
+                return g
         if grad is not None and hasattr(like, "curvature"):
             def g2(f, _like=like):
                 # Gauss-Newton diagonal: MIGRAD's starting curvature without 2 evaluations per parameter
                 c = _like.curvature(np.asarray(f, float))
                 return np.where(np.isfinite(c) & (c > 0), c, 1.0)
-        m = Minuit(fcn, space.to_factors(values), grad=grad, g2=g2,
-                   name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
-        m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
-        m.tol = tol
-        # with the analytic gradient, strategy 0: the numerical second derivatives of strategy 1
-        # would cost O(n_par) evaluations of all datasets; the covariance comes from the
-        # Hessian of the gradient afterwards
-        m.strategy = 0 if grad is not None else strategy
-        m.print_level = 0
-        m.errors = np.ones(len(space.keys))
-        for i, (lo, hi) in enumerate(space.factor_limits()):
-            if lo is not None or hi is not None:
-                m.limits[i] = (lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
-        m.migrad()
-        for _ in range(2):          # MIGRAD may stop short of the EDM goal on a rough surface: run it again
-            if m.valid:
-                break
-            m.migrad()
+        m = _migrad(fcn, space, space.to_factors(values), grad, g2, tol, strategy)
+        if bad_gradient:
+            # the analytic gradient overflowed somewhere on MIGRAD's path: it cannot be trusted
+            # there, so MIGRAD starts again with its own numerical derivatives (and may fail, saying so)
+            nfev += m.nfcn
+            method = "minuit"
+            m = _migrad(fcn, space, space.to_factors(values), None, None, tol, strategy)
         nfev += m.nfcn
         values = space.to_values(np.array(m.values))
         _apply(models, space, values, np.zeros_like(values))
@@ -222,6 +252,29 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
                      {"fit": time.perf_counter() - t0, "migrad": t_migrad, "likelihood": counts,
                       "hessian": method if hesse else "none"})
+
+
+def _migrad(fcn, space: ParameterSpace, start, grad, g2, tol: float, strategy: int):
+    """MIGRAD from ``start`` (factor space), run again up to twice while it reports an invalid minimum."""
+    from iminuit import Minuit
+    m = Minuit(fcn, start, grad=grad, g2=g2, name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
+    m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
+    m.tol = tol
+    # with the analytic gradient, strategy 0: the numerical second derivatives of strategy 1 would
+    # cost O(n_par) evaluations of all datasets; the covariance comes from the Hessian of the
+    # gradient afterwards
+    m.strategy = 0 if grad is not None else strategy
+    m.print_level = 0
+    m.errors = np.ones(len(space.keys))
+    for i, (lo, hi) in enumerate(space.factor_limits()):
+        if lo is not None or hi is not None:
+            m.limits[i] = (lo if lo is not None else -np.inf, hi if hi is not None else np.inf)
+    m.migrad()
+    for _ in range(2):          # MIGRAD may stop short of the EDM goal on a rough surface: run it again
+        if m.valid:
+            break
+        m.migrad()
+    return m
 
 
 def _newton_covariance(like, factors: np.ndarray, errors: np.ndarray, limits, edm_goal: float,

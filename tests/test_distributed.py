@@ -105,6 +105,7 @@ def test_worker_death_during_fit_does_not_change_the_result(client, joint_inproc
             threading.Thread(target=lambda: _kill(client, addr), daemon=True).start()
     progress.n = 0
     r = fit(ana.datasets, models0.copy(), likelihood_factory=DistributedLikelihood.factory(client), progress=progress)
+    client.wait_for_workers(2, timeout=60)            # the nanny's restart, before the next test
     assert killed
     assert r.success
     assert r.total_stat == pytest.approx(ref.total_stat, rel=1e-9)

@@ -447,11 +447,26 @@ def test_36_interrupted_simulation_leaves_no_index(tmp_path, monkeypatch):
 
 
 def test_37_simulate_unsupported_source_shape(tmp_path, capsys):
-    from gcxr.models import DiskSpatialModel, PowerLawSpectralModel, SkyModel
-    models = Models([SkyModel(PowerLawSpectralModel(), DiskSpatialModel(lon_0=0, lat_0=0, r_0=0.3, e=0.5,
-                                                                         frame="galactic"), name="ellipse")])
+    """An energy-dependent (3D) template cannot be sampled (event energies are drawn from the
+    spectral model alone): refused before anything is written."""
+    from astropy.io import fits
+    from gcxr.models import PowerLawNormSpectralModel, SkyModel, TemplateSpatialModel
+    h = fits.Header()
+    h["CTYPE1"], h["CTYPE2"] = "GLON-CAR", "GLAT-CAR"
+    h["CRPIX1"] = h["CRPIX2"] = 3.0
+    h["CRVAL1"] = h["CRVAL2"] = 0.0
+    h["CDELT1"], h["CDELT2"] = -0.1, 0.1
+    h["BUNIT"] = "cm-2 s-1 MeV-1 sr-1"
+    h["BANDSHDU"] = "PRIMARY_BANDS"
+    bands = fits.BinTableHDU.from_columns(
+        [fits.Column(name="CHANNEL", format="K", array=np.arange(2)),
+         fits.Column(name="ENERGY_TRUE", format="D", unit="TeV", array=np.array([0.1, 1.0]))], name="PRIMARY_BANDS")
+    fits.HDUList([fits.PrimaryHDU(data=np.ones((2, 5, 5), np.float32), header=h), bands]).writeto(tmp_path / "cube.fits")
+    tpl = TemplateSpatialModel(tmp_path / "cube.fits", normalize=False)
+    models = Models([SkyModel(PowerLawNormSpectralModel(), tpl, name="cube")])
     models.write(tmp_path / "m.yaml")
     out = tmp_path / "sim"
     assert main(["simulate", "--out", str(out), "--models", str(tmp_path / "m.yaml"), "--quiet"]) == 2
-    assert "DiskSpatialModel is not supported for event sampling" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cube.fits" in err and "energy" in err, err
     assert files_in(out) == []

@@ -306,20 +306,15 @@ def test_evaluate_planes_equals_evaluate():
 @needs_fermi
 @pytest.mark.data
 def test_diffuse_npred_through_the_irfs_matches_gammapy(seed_stacked):
-    """The exercise's diffuse component (norm 1) through gcxr's own stacked exposure, PSF kernel
-    and EDISP matrix (the SourceEvaluator pieces) gives gammapy's npred_signal
+    """The exercise's diffuse component (norm 1) through gcxr's npred engine (stacked exposure, PSF
+    kernel, EDISP matrix: the SourceEvaluator's cached parts) gives gammapy's npred_signal
     (tests/data/templates/make_gammapy_diffuse_npred.py)."""
-    from scipy.signal import fftconvolve
     from gcxr.npred import SourceEvaluator, dataset_geoms
     model = Models.read(REF / "exercise_diffuse_models.yaml")["diffuse"]
     geom, irf = dataset_geoms(seed_stacked)
     ev = SourceEvaluator.build(model, seed_stacked, geom, irf)
-    lon, lat = ev._aux["lonlat_model"]
-    flux = flux_parts(model, lon, lat, ev._aux["omega"], ev.energy_true).flux()
-    true = np.stack([fftconvolve(flux[t], ev.kernel[t], mode="same") for t in range(flux.shape[0])])
-    true = true * ev.exposure_cut
-    n_t, ny, nx = true.shape
-    reco = (ev.edisp.T @ true.reshape(n_t, -1)).reshape(-1, ny, nx)
+    reco = ev.npred({p.name: p.value for p in model.spectral_model.parameters},
+                    {p.name: p.value for p in model.spatial_model.parameters})
     npred = np.zeros((reco.shape[0],) + geom.shape)
     npred[(slice(None),) + ev.cut] = reco
     with np.load(HERE / "gammapy_diffuse_npred.npz") as g:
