@@ -104,7 +104,7 @@ def _apply(models, space: ParameterSpace, values, errors):
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
-        derivatives: str = "auto", presmooth: bool = True) -> FitResult:
+        derivatives: str = "auto", presmooth: bool = False) -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process

@@ -589,6 +589,11 @@ def _taps(x0: float, kind: str, derivative: bool = False):
     i = int(np.floor(x0))
     t = x0 - i
     if kind == "tent":
+        if derivative and min(t, 1.0 - t) < 1e-9:
+            # on a pixel centre the weights have a kink: the symmetric slope (what a central
+            # difference sees, and where a minimiser that starts there should be sent)
+            j = i if t < 0.5 else i + 1
+            return ((j - 1, 0.0, -0.5), (j, 1.0, 0.0), (j + 1, 0.0, 0.5))
         taps = ((i, 1.0 - t, -1.0), (i + 1, t, 1.0))
     elif kind == "cubic":
         t2, t3 = t * t, t * t * t
