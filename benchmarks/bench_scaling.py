@@ -223,50 +223,12 @@ def _noop(*_args) -> float:
     return 0.0
 
 
-def _chunk_term_stats(chunk, values) -> list[float]:
-    return [t.stat(values) for t in chunk]
-
-
 def _ordered_factory(client):
-    """Diagnostic: DistributedLikelihood whose chunks return per-term values (statistic, gradient and
-    Hessian parts), added in term order on the client (the order JointLikelihood adds them), so
-    the sums are bit-identical to in-process."""
+    """Diagnostic kept for the result files' ``gcxr-local2-ordered`` rows: per-term results added on
+    the client in term order.  gcxr's DistributedLikelihood does that itself now (its chunks
+    return per-term statistic, gradient, curvature and Hessian parts), so this is its factory."""
     from gcxr.distributed import DistributedLikelihood
-
-    class OrderedSum(DistributedLikelihood):
-        def stat_values(self, values):
-            self.n_calls += 1
-            v = self.space.values_by_model(values)
-            futs = [self.client.submit(_chunk_term_stats, c, v, pure=False) for c in self.chunks]
-            self.n_tasks += len(futs)
-            per = {}
-            for idx, vals in zip(self.plan, self.client.gather(futs)):
-                per.update(zip(idx, vals))
-            return float(sum(per[i] for i in range(len(per))))
-
-        def _ordered_parts(self, fn, *args):
-            futs = [self.client.submit(fn, c, self.space, *args, pure=False) for c in self.chunks]
-            self.n_tasks += len(futs)
-            per = {}
-            for idx, parts in zip(self.plan, self.client.gather(futs)):
-                per.update(zip(idx, parts))
-            return [per[i] for i in range(len(per))]
-
-        def gradient(self, factors):
-            from gcxr.distributed import _chunk_gradient
-            from gcxr.likelihood import assemble_gradient
-            self.n_calls += 1
-            return assemble_gradient(len(self.space.keys),
-                                     self._ordered_parts(_chunk_gradient, np.asarray(factors, float)))
-
-        def hessian(self, factors, steps):
-            from gcxr.distributed import _chunk_hessian
-            from gcxr.likelihood import assemble_hessian
-            return assemble_hessian(len(self.space.keys), self._ordered_parts(
-                _chunk_hessian, np.asarray(factors, float), np.asarray(steps, float)))
-
-    import numpy as np
-    return OrderedSum.factory(client)
+    return DistributedLikelihood.factory(client)
 
 
 def _replicate(base, n: int):

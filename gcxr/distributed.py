@@ -21,8 +21,7 @@ import uuid
 
 import numpy as np
 
-from .likelihood import (DatasetTerm, ParameterSpace, assemble_gradient, assemble_hessian, derivative_steps,
-                         term_curvature, term_hessian, term_value_and_grad)
+from .likelihood import DatasetTerm, ParameterSpace, _TermwiseDerivatives, derivative_steps
 
 __all__ = ["DistributedLikelihood", "plan_chunks"]
 
@@ -47,19 +46,12 @@ def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> list[float]:
     return [float(t.stat(values)) for t in chunk]          # per term: the client adds them in term order
 
 
-def _chunk_value_and_grad(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
-    return [term_value_and_grad(t, space, factors, steps) for t in chunk]
+def _chunk_apply(chunk: list[DatasetTerm], fn, *args) -> list:
+    """A per-term function (gradient, curvature, Hessian parts) over one chunk's terms."""
+    return [fn(t, *args) for t in chunk]
 
 
-def _chunk_curvature(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps):
-    return [term_curvature(t, space, factors, steps) for t in chunk]
-
-
-def _chunk_hessian(chunk: list[DatasetTerm], space: ParameterSpace, factors, steps, scheme="central"):
-    return [term_hessian(t, space, factors, steps, scheme) for t in chunk]
-
-
-class DistributedLikelihood:
+class DistributedLikelihood(_TermwiseDerivatives):
     """Callable on the factor vector, like :class:`gcxr.likelihood.JointLikelihood`, evaluated on a cluster."""
 
     def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, client, n_chunks: int | None = None):
@@ -111,40 +103,13 @@ class DistributedLikelihood:
     def __call__(self, factors: np.ndarray) -> float:
         return self.stat_values(self.space.to_values(factors))
 
-    def value_and_grad(self, factors: np.ndarray) -> tuple[float, np.ndarray]:
-        """Statistic and analytic gradient in factor space: each chunk differentiates its own terms
-        on its worker; the client adds the per-term parts in term order."""
-        f = np.asarray(factors, float)
-        if self._last is not None and np.array_equal(self._last[0], f):
-            return self._last[1], self._last[2].copy()
-        self.n_calls += 1
-        futures = [self.client.submit(_chunk_value_and_grad, c, self.space, f, self.steps, pure=False,
-                                      key=f"gcxr-gradient-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
+    def _per_term(self, fn, *args) -> list:
+        """``fn(term, *args)`` for every term, each chunk on its worker, back in term order."""
+        name = fn.__name__.replace("term_", "").replace("_", "-")
+        futures = [self.client.submit(_chunk_apply, c, fn, *args, pure=False,
+                                      key=f"gcxr-{name}-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
         self.n_tasks += len(futures)
-        parts = self._in_term_order(self.client.gather(futures))
-        stat = float(sum(p[0] for p in parts))
-        g = assemble_gradient(len(self.space.keys), [(p[1], p[2]) for p in parts])
-        self._last = (f.copy(), stat, g)
-        return stat, g.copy()
-
-    def gradient(self, factors: np.ndarray) -> np.ndarray:
-        return self.value_and_grad(factors)[1]
-
-    def curvature(self, factors: np.ndarray) -> np.ndarray:
-        """Gauss-Newton diagonal curvature in factor space, chunk by chunk on the workers."""
-        futures = [self.client.submit(_chunk_curvature, c, self.space, np.asarray(factors, float), self.steps,
-                                      pure=False, key=f"gcxr-curvature-chunk-{uuid.uuid4().hex[:12]}")
-                   for c in self.chunks]
-        self.n_tasks += len(futures)
-        return assemble_gradient(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
-
-    def hessian(self, factors: np.ndarray, steps: np.ndarray, scheme: str = "central") -> np.ndarray:
-        """Second derivatives in factor space: each chunk differentiates its own terms on its worker."""
-        futures = [self.client.submit(_chunk_hessian, c, self.space, np.asarray(factors, float),
-                                      np.asarray(steps, float), scheme, pure=False,
-                                      key=f"gcxr-hessian-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
-        self.n_tasks += len(futures)
-        return assemble_hessian(len(self.space.keys), self._in_term_order(self.client.gather(futures)))
+        return self._in_term_order(self.client.gather(futures))
 
     def close(self):
         for f in self.chunks:

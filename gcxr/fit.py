@@ -80,21 +80,6 @@ def _moved(terms, models) -> bool:
     return False
 
 
-def _free_point_positions(models) -> bool:
-    for m in models.sky_models:
-        sp = m.spatial_model
-        if sp is not None and sp.tag == "PointSpatialModel" and not (
-                sp.parameters["lon_0"].frozen and sp.parameters["lat_0"].frozen):
-            return True
-    return False
-
-
-def _value(models, key) -> float:
-    mname, comp, pname = key
-    sub = models[mname].spectral_model if comp == "spectral" else models[mname].spatial_model
-    return float(sub.parameters[pname].value)
-
-
 def _apply(models, space: ParameterSpace, values, errors):
     for (m, comp, n), v, e in zip(space.keys, values, errors):
         sub = models[m].spectral_model if comp == "spectral" else models[m].spatial_model
@@ -104,7 +89,7 @@ def _apply(models, space: ParameterSpace, values, errors):
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
-        derivatives: str = "auto", presmooth: bool = False) -> FitResult:
+        derivatives: str = "auto") -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
@@ -116,12 +101,6 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     Hessian taken by central differences of that gradient, dataset by dataset over the parameters
     each depends on; if that Hessian is not positive definite, Minuit's HESSE decides.
     ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the joint statistic.
-
-    ``presmooth`` (with ``point_weights="tent"`` and a free point-source position): the bilinear
-    rendering makes the statistic only piecewise smooth in the position, with a local minimum in
-    each pixel cell around the source, so a minimiser can stop in the cell it starts in.  The fit
-    is first run with the smooth cubic rendering (no covariance) to find the basin, and the
-    reference rendering's fit starts from there; both fits' evaluations are counted.
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
@@ -132,27 +111,10 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         raise ValueError("fit: no free parameters")
     method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
-    if presmooth and point_weights == "tent" and _free_point_positions(models):
-        import warnings
-        smooth = models.copy()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            pre = fit(datasets, smooth, likelihood_factory, tol, strategy, max_refresh, hesse=False,
-                      progress=progress, point_weights="cubic", derivatives=derivatives, presmooth=False)
-        if pre.success:
-            for mname, comp, pname in space.keys:
-                sub = models[mname].spectral_model if comp == "spectral" else models[mname].spatial_model
-                sub.parameters[pname].value = _value(smooth, (mname, comp, pname))
-            space = ParameterSpace.from_models(models)
-        nfev += pre.nfev
-        pre_counts = pre.timings.get("likelihood", {})
-    else:
-        pre_counts = {}
     n_refresh = 0
     values = space.start.copy()
     like = None
-    counts = {"likelihood_calls": int(pre_counts.get("likelihood_calls", 0)),
-              "likelihood_tasks": int(pre_counts.get("likelihood_tasks", 0))}
+    counts = {"likelihood_calls": 0, "likelihood_tasks": 0}
 
     def _count(lk):
         counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))

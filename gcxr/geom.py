@@ -307,8 +307,10 @@ class SkyGeom:
         ys, xs = self.cutout_slices(lon, lat, npix)
         return self.slice(ys, xs), (ys, xs)
 
-    def upsample_factor_of(self, other: "SkyGeom") -> float:
-        return other.binsz / self.binsz
+    def subdivide(self, f: int) -> "SkyGeom":
+        """The same area with every pixel split into ``f x f`` sub-pixels (same frame and projection)."""
+        return SkyGeom(self.frame, self.lon0, self.dlon / f, self.dlat / f, f * self.x_ref + (f - 1) / 2.0,
+                       f * self.y_ref + (f - 1) / 2.0, self.nx * f, self.ny * f)
 
     # ---- (de)serialisation
     def to_header_string(self) -> str:

@@ -157,6 +157,10 @@ class DatasetTerm:
     far_const: float
     n_bins: int = 0
     nbytes: int = field(default=0)
+    _last_mu: tuple | None = field(default=None, repr=False, compare=False)   # (values key, [mu per region])
+
+    def __getstate__(self):
+        return dict(self.__dict__, _last_mu=None)          # the cache stays behind when shipped
 
     @classmethod
     def build(cls, ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> "DatasetTerm":
@@ -252,6 +256,15 @@ class DatasetTerm:
         v = values[self.bkg_model]["spectral"]
         return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
 
+    def _mus(self, a: np.ndarray, values: dict) -> list[np.ndarray]:
+        """Predicted counts of every region (read-only), remembered for the last parameter values:
+        MIGRAD asks for the statistic, the gradient and the curvature at the same point."""
+        names = [m for m, *_ in self.sources] + ([self.bkg_model] if self.bkg_model else [])
+        key = tuple((m, c, tuple(sorted(v.items()))) for m in names for c, v in sorted(values[m].items()))
+        if self._last_mu is None or self._last_mu[0] != key:
+            self._last_mu = (key, [self._mu(k, r, a, values) for k, r in enumerate(self.regions)])
+        return self._last_mu[1]
+
     def _mu(self, k: int, r: _Region, a: np.ndarray, values: dict) -> np.ndarray:
         """Predicted counts on region k, on its reco-energy planes with fit bins: background x its
         spectral factor + the sources."""
@@ -275,8 +288,8 @@ class DatasetTerm:
         """Cash statistic of this dataset for per-model parameter values."""
         a = self._bkg_factor(values)
         total = self._far(a)
-        for k, r in enumerate(self.regions):
-            total += r.cash(r.fit_values(self._mu(k, r, a, values)))
+        for r, mu in zip(self.regions, self._mus(a, values)):
+            total += r.cash(r.fit_values(mu))
         return total
 
     def curvature(self, values: dict, keys, steps: dict | None = None) -> dict:
@@ -294,8 +307,7 @@ class DatasetTerm:
         for key in keys:
             by_model.setdefault(key[0], []).append(key)
         out: dict = {}
-        for k, r in enumerate(self.regions):
-            mu = self._mu(k, r, a, values)
+        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values))):
             mu_fit = mu.ravel()[r.index]
             q = np.zeros(mu.size)
             q[r.index] = np.where(mu_fit > TRUNCATION, 2.0 * r.n_fit / np.maximum(mu_fit, TRUNCATION) ** 2, 0.0)
@@ -342,8 +354,7 @@ class DatasetTerm:
         for key in keys:
             by_model.setdefault(key[0], []).append(key)
         grads: dict = {}
-        for k, r in enumerate(self.regions):
-            mu = self._mu(k, r, a, values)
+        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values))):
             mu_t = r.fit_values(mu)
             total += r.cash(mu_t)
             w = r.dstat_dmu(mu_t, mu.shape)
@@ -466,12 +477,54 @@ def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent")
     return [DatasetTerm.build(ds, models, ds.attrs.get("name"), point_weights) for ds in datasets]
 
 
-class JointLikelihood:
+class _TermwiseDerivatives:
+    """Gradient, curvature and Hessian assembled from per-term parts, shared by the in-process and
+    the distributed likelihood: a subclass says only how to apply a per-term function to every
+    term (:meth:`_per_term`, results in term order, so sums round identically everywhere)."""
+
+    space: ParameterSpace
+    steps: dict
+    n_calls: int
+    _last = None
+
+    def _per_term(self, fn, *args) -> list:
+        raise NotImplementedError
+
+    def value_and_grad(self, factors: np.ndarray) -> tuple[float, np.ndarray]:
+        """Statistic and analytic gradient in factor space; the last pair is remembered (MIGRAD
+        asks for the statistic and the gradient at the same point)."""
+        f = np.asarray(factors, float)
+        if self._last is not None and np.array_equal(self._last[0], f):
+            return self._last[1], self._last[2].copy()
+        self.n_calls += 1
+        parts = self._per_term(term_value_and_grad, self.space, f, self.steps)
+        stat = float(sum(p[0] for p in parts))
+        g = assemble_gradient(len(self.space.keys), [(p[1], p[2]) for p in parts])
+        self._last = (f.copy(), stat, g)
+        return stat, g.copy()
+
+    def gradient(self, factors: np.ndarray) -> np.ndarray:
+        """First derivatives in factor space (analytic, term by term)."""
+        return self.value_and_grad(factors)[1]
+
+    def curvature(self, factors: np.ndarray) -> np.ndarray:
+        """Gauss-Newton diagonal of the second derivatives in factor space (MIGRAD's ``g2``)."""
+        return assemble_gradient(len(self.space.keys),
+                                 self._per_term(term_curvature, self.space, np.asarray(factors, float), self.steps))
+
+    def hessian(self, factors: np.ndarray, steps: np.ndarray, scheme: str = "central") -> np.ndarray:
+        """Second derivatives in factor space, term by term (see :func:`term_hessian`)."""
+        return assemble_hessian(len(self.space.keys),
+                                self._per_term(term_hessian, self.space, np.asarray(factors, float),
+                                               np.asarray(steps, float), scheme))
+
+
+class JointLikelihood(_TermwiseDerivatives):
     """Sum of dataset terms as a function of the free-parameter vector (in-process).
 
-    ``like(f)`` is the statistic; :meth:`value_and_grad` adds its analytic gradient (the last
-    one is remembered, so MIGRAD's ``fcn`` and ``grad`` at one point cost one evaluation of the
-    sources' folded parts: these are cached per source by spatial parameter values).
+    ``like(f)`` is the statistic; :meth:`value_and_grad` adds its analytic gradient.  The
+    sources' folded parts are cached per source by spatial parameter values, and each term
+    remembers its predicted counts at the last parameter values.
     """
 
     def __init__(self, terms: list[DatasetTerm], space: ParameterSpace):
@@ -482,6 +535,9 @@ class JointLikelihood:
         self.n_tasks = 0
         self._last = None
 
+    def _per_term(self, fn, *args) -> list:
+        return [fn(t, *args) for t in self.terms]
+
     def stat_values(self, values: np.ndarray) -> float:
         self.n_calls += 1
         v = self.space.values_by_model(values)
@@ -489,34 +545,6 @@ class JointLikelihood:
 
     def __call__(self, factors: np.ndarray) -> float:
         return self.stat_values(self.space.to_values(factors))
-
-    def value_and_grad(self, factors: np.ndarray) -> tuple[float, np.ndarray]:
-        """Statistic and gradient in factor space (terms added in term order)."""
-        f = np.asarray(factors, float)
-        if self._last is not None and np.array_equal(self._last[0], f):
-            return self._last[1], self._last[2].copy()
-        self.n_calls += 1
-        parts = [term_value_and_grad(t, self.space, f, self.steps) for t in self.terms]
-        stat = float(sum(p[0] for p in parts))
-        g = assemble_gradient(len(self.space.keys), [(p[1], p[2]) for p in parts])
-        self._last = (f.copy(), stat, g)
-        return stat, g.copy()
-
-    def gradient(self, factors: np.ndarray) -> np.ndarray:
-        """First derivatives in factor space (analytic, term by term)."""
-        return self.value_and_grad(factors)[1]
-
-    def hessian(self, factors: np.ndarray, steps: np.ndarray, scheme: str = "central") -> np.ndarray:
-        """Second derivatives in factor space, term by term (see :func:`term_hessian`)."""
-        return assemble_hessian(len(self.space.keys),
-                                [term_hessian(t, self.space, factors, steps, scheme) for t in self.terms])
-
-    def curvature(self, factors: np.ndarray) -> np.ndarray:
-        """Gauss-Newton diagonal of the second derivatives in factor space (MIGRAD's ``g2``)."""
-        return assemble_gradient(len(self.space.keys),
-                                 [term_curvature(t, self.space, np.asarray(factors, float), self.steps)
-                                  for t in self.terms])
-
 
     def close(self):
         pass

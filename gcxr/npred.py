@@ -234,20 +234,16 @@ class SourceEvaluator:
             return self._oversampled_image(spatial_values, f)
         # templates: each true-energy bin takes the template at its log centre (gammapy's rule,
         # docs/conventions.md, "Energy-dependent templates")
-        return self._image_at(spatial_values, *self._subgrid(1))
+        return self._image_at(spatial_values, *self._grid())
 
     def _oversampled_image(self, spatial_values: dict, f: int) -> np.ndarray:
         """:meth:`image` with ``f x f`` sub-pixels inside the model's evaluation radius (plus a pixel),
         plain pixel centres outside (where the model is negligible by definition).  The box is
         capped at ``MAX_SUBPIXELS`` sub-pixels by lowering ``f`` (a source far smaller than a pixel
         in a large cutout), so memory stays bounded whatever the parameters."""
-        from .coords import transform_lonlat
-        img = self._image_at(spatial_values, *self._subgrid(1))
+        img = self._image_at(spatial_values, *self._grid())
         sub = self._aux["sub"]
-        lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
-        if self.frame_model != self.geom.frame:
-            l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
-            lon0, lat0 = float(l[0]), float(b[0])
+        lon0, lat0 = self._centre(spatial_values)
         x0, y0 = sub.world_to_pix(lon0, lat0)
         r = self.spatial_cls.evaluation_radius_at(spatial_values)
         rx = r / (abs(sub.dlon) * np.cos(np.deg2rad(min(abs(lat0) + r, 89.0)))) + 1.0
@@ -260,12 +256,8 @@ class SourceEvaluator:
         f = int(min(f, max(np.sqrt(MAX_SUBPIXELS / ((yb - ya) * (xb - xa))), 1.0)))
         if f <= 1:
             return img
-        box = SkyGeom(sub.frame, sub.lon0, sub.dlon / f, sub.dlat / f, f * (sub.x_ref - xa) + (f - 1) / 2.0,
-                      f * (sub.y_ref - ya) + (f - 1) / 2.0, (xb - xa) * f, (yb - ya) * f)
-        lon, lat = box.grid_lonlat()
-        if self.frame_model != self.geom.frame:
-            lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
-        fine = self._image_at(spatial_values, lon, lat, box.solid_angle())
+        box = sub.slice(slice(ya, yb), slice(xa, xb)).subdivide(f)
+        fine = self._image_at(spatial_values, *self._model_lonlat(box), box.solid_angle())
         img[ya:yb, xa:xb] = fine.reshape(yb - ya, f, xb - xa, f).sum(axis=(1, 3))
         return img
 
@@ -280,25 +272,35 @@ class SourceEvaluator:
             img = self.spatial_cls._evaluate(lon, lat, **spatial_values)
         return np.asarray(img, float) * omega
 
-    def _subgrid(self, f: int):
-        """(lon, lat) in the model frame and solid angles of the cutout's pixels split ``f x f``."""
-        key = ("subgrid", f)
-        if key not in self._aux:
-            from .coords import transform_lonlat
+    def _model_lonlat(self, grid: SkyGeom):
+        """Pixel-centre (lon, lat) of ``grid`` in the model's frame."""
+        from .coords import transform_lonlat
+        lon, lat = grid.grid_lonlat()
+        if self.frame_model != self.geom.frame:
+            lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
+        return lon, lat
+
+    def _grid(self):
+        """(lon, lat) in the model frame and solid angles of the cutout's pixels, computed once."""
+        if "grid" not in self._aux:
             sub = self._aux["sub"]
-            if f > 1:
-                sub = SkyGeom(sub.frame, sub.lon0, sub.dlon / f, sub.dlat / f, f * sub.x_ref + (f - 1) / 2.0,
-                              f * sub.y_ref + (f - 1) / 2.0, sub.nx * f, sub.ny * f)
-            lon, lat = sub.grid_lonlat()
-            if self.frame_model != self.geom.frame:
-                lon, lat = transform_lonlat(lon, lat, self.geom.frame, self.frame_model)
-            self._aux[key] = (lon, lat, sub.solid_angle())
-        return self._aux[key]
+            self._aux["grid"] = (*self._model_lonlat(sub), sub.solid_angle())
+        return self._aux["grid"]
+
+    def _centre(self, spatial_values: dict) -> tuple[float, float]:
+        """The model's ``(lon_0, lat_0)`` at these values, in the dataset's frame."""
+        from .coords import transform_lonlat
+        lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
+        if self.frame_model != self.geom.frame:
+            l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
+            lon0, lat0 = float(l[0]), float(b[0])
+        return lon0, lat0
 
     def _image_derivative(self, spatial_values: dict, name: str, h: float) -> np.ndarray:
         """Central difference of :meth:`image` in one parameter (step ``h``), cached with the
         folded parts' key: the gradient and the curvature at one point share it."""
-        if name in _ANGULAR and self._sharp_edges(spatial_values):
+        if name in _ANGULAR and self.spatial_cls is not None and self.spatial_cls.has_sharp_edges(
+                spatial_values, self.geom.binsz):
             # the image at pixel centres is a staircase in this parameter (an edge narrower than a
             # pixel): difference over half a pixel, the slope of the pixel-averaged statistic that
             # MIGRAD should follow, not the slope of one stair
@@ -316,15 +318,6 @@ class SourceEvaluator:
         while len(cache) > 4 * max(len(spatial_values), 1):
             cache.popitem(last=False)
         return d
-
-    def _sharp_edges(self, spatial_values: dict) -> bool:
-        """Whether the shape has an edge narrower than a pixel (shells; disks with a thin edge)."""
-        tag = getattr(self.spatial_cls, "tag", "")
-        if tag in ("ShellSpatialModel", "Shell2SpatialModel"):
-            return True
-        if tag == "DiskSpatialModel":
-            return spatial_values.get("edge_width", 0.0) * spatial_values.get("r_0", 0.0) < self.geom.binsz
-        return False
 
     def _convolve(self, img: np.ndarray) -> np.ndarray:
         """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""
@@ -355,13 +348,23 @@ class SourceEvaluator:
         return np.fft.irfft2(spec, s=s)[..., :ny, :nx]
 
     def _point_pixel(self, spatial_values: dict) -> tuple[float, float]:
-        from .coords import transform_lonlat
-        lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
-        if self.frame_model != self.geom.frame:
-            l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), self.frame_model, self.geom.frame)
-            lon0, lat0 = float(l[0]), float(b[0])
-        x0, y0 = self._aux["sub"].world_to_pix(lon0, lat0)
+        x0, y0 = self._aux["sub"].world_to_pix(*self._centre(spatial_values))
         return float(x0), float(y0)
+
+    def _pixel_jacobian(self, spatial_values: dict, name: str, h: float) -> tuple[float, float]:
+        """``(dx0/dv, dy0/dv)``: how the point's pixel position moves with one spatial parameter."""
+        up, down = dict(spatial_values), dict(spatial_values)
+        up[name] += h
+        down[name] -= h
+        (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
+        return (xu - xd) / (2 * h), (yu - yd) / (2 * h)
+
+    def _flux_derivative(self, spectral_values: dict, name: str, h: float) -> np.ndarray:
+        """``dF_t/dv``: central difference of the 14-vector of bin integrals in one parameter."""
+        up, down = dict(spectral_values), dict(spectral_values)
+        up[name] += h
+        down[name] -= h
+        return (self.flux(up) - self.flux(down)) / (2.0 * h)
 
     def folded(self, spatial_values: dict) -> np.ndarray:
         """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values."""
@@ -468,11 +471,7 @@ class SourceEvaluator:
             g_f[planes if (not spatial_free and planes is not None) else slice(None)] = np.einsum(
                 "tp,tp->t", u.reshape(n, -1), C.reshape(n, -1))                         # dstat/dF_t
             for name in spectral_free:
-                h = steps.get(name) or 1e-6 * max(abs(spectral_values[name]), 1e-3)
-                up, down = dict(spectral_values), dict(spectral_values)
-                up[name] += h
-                down[name] -= h
-                dF = (self.flux(up) - self.flux(down)) / (2.0 * h)
+                dF = self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps))
                 out[("spectral", name)] = float(g_f @ dF)
         if spatial_free:
             F = self.flux(spectral_values)
@@ -487,21 +486,15 @@ class SourceEvaluator:
                     gx += dwx * r
                     gy += dwy * r
                 for name in spatial_free:
-                    h = steps.get(name) or 1e-5
-                    up, down = dict(spatial_values), dict(spatial_values)
-                    up[name] += h
-                    down[name] -= h
-                    (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
-                    out[("spatial", name)] = gx * (xu - xd) / (2 * h) + gy * (yu - yd) / (2 * h)
+                    dxdv, dydv = self._pixel_jacobian(spatial_values, name, _step(name, spatial_values, steps))
+                    out[("spatial", name)] = gx * dxdv + gy * dydv
             else:
                 tpl = self.spatial_template
                 r = self._correlate(v, per_plane=tpl is not None and tpl.is_energy_dependent)   # dstat/dX
                 for name in spatial_free:
-                    h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
-                    dX = self._image_derivative(spatial_values, name, h)
+                    dX = self._image_derivative(spatial_values, name, _step(name, spatial_values, steps))
                     out[("spatial", name)] = float(np.sum(r * dX))
         return out
-
 
     def dnpred(self, spectral_values: dict, spatial_values: dict, spectral_free=(), spatial_free=(),
                steps: dict | None = None, reco: np.ndarray | None = None) -> dict:
@@ -517,37 +510,34 @@ class SourceEvaluator:
         nt, ny, nx = C.shape
         D = self.edisp if reco is None else self.edisp[:, reco]
         for name in spectral_free:
-            h = steps.get(name) or 1e-6 * max(abs(spectral_values[name]), 1e-3)
-            up, down = dict(spectral_values), dict(spectral_values)
-            up[name] += h
-            down[name] -= h
-            dF = (self.flux(up) - self.flux(down)) / (2.0 * h)
+            dF = self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps))
             out[("spectral", name)] = ((D * dF[:, None]).T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
         if spatial_free:
             DF = D * self.flux(spectral_values)[:, None]
             for name in spatial_free:
-                up, down = dict(spatial_values), dict(spatial_values)
+                h = _step(name, spatial_values, steps)
                 if self.is_point:
-                    h = steps.get(name) or 1e-5
-                    up[name] += h
-                    down[name] -= h
-                    (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
-                    x0, y0 = self._point_pixel(spatial_values)
-                    dxdv, dydv = (xu - xd) / (2 * h), (yu - yd) / (2 * h)
+                    dxdv, dydv = self._pixel_jacobian(spatial_values, name, h)
                     dc = np.zeros((nt, ny, nx))
-                    for _, dwx, dwy, cs, ks in self._windows(x0, y0, derivative=True):
+                    for _, dwx, dwy, cs, ks in self._windows(*self._point_pixel(spatial_values), derivative=True):
                         wgt = dwx * dxdv + dwy * dydv
                         if wgt != 0:
                             dc[(slice(None),) + cs] += wgt * self.kernel[(slice(None),) + ks]
                     dc *= self.exposure_cut
                 else:
-                    h = steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(spatial_values[name]), 1e-3))
                     dc = self._convolve(self._image_derivative(spatial_values, name, h)) * self.exposure_cut
                 out[("spatial", name)] = (DF.T @ dc.reshape(nt, -1)).reshape(-1, ny, nx)
         return out
 
+
 POINT_WEIGHTS = ("cubic", "tent", "keys")
 _ANGULAR = {"lon_0", "lat_0", "sigma", "r_0", "radius", "width", "phi"}
+
+
+def _step(name: str, values: dict, steps: dict) -> float:
+    """Central-difference step of the cheap inner derivatives (flux integrals, images, pixel
+    positions): the given one, else 1e-5 deg for angles and ``1e-6 * max(abs(v), 1e-3)`` otherwise."""
+    return steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(values[name]), 1e-3))
 
 
 def _fast_len(n: int) -> int:

@@ -54,16 +54,7 @@ def test_extended_npred_matches_gammapy(seed_stacked, name):
 
 
 # ------------------------------------------------------------------ models for the derivative tests
-ECPL = """
-spectral:
-  type: ExpCutoffPowerLawSpectralModel
-  parameters:
-  - {name: index, value: 2.4}
-  - {name: amplitude, value: 3.0e-12, unit: TeV-1 s-1 cm-2}
-  - {name: reference, value: 1.0, unit: TeV}
-  - {name: lambda_, value: 0.05, unit: TeV-1}
-  - {name: alpha, value: 1.0}
-"""
+ECPL = _reference_models()[0]          # the same ECPL as the gammapy reference script
 POS = [{"name": "lon_0", "value": -0.047, "unit": "deg"}, {"name": "lat_0", "value": -0.053, "unit": "deg"}]
 SHAPES = {
     "point": {"type": "PointSpatialModel", "frame": "galactic", "parameters": POS},

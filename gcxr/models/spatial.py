@@ -179,6 +179,15 @@ class SpatialModel(ParametricModel):
         raise NotImplementedError
 
     @classmethod
+    def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
+        """Whether the shape has an edge narrower than a pixel of ``binsz_deg`` at these values.
+
+        Evaluated at pixel centres, such a shape makes the statistic a staircase in its angular
+        parameters; the likelihood then differentiates its image over half a pixel
+        (:meth:`gcxr.npred.SourceEvaluator`).  Smooth shapes: False."""
+        return False
+
+    @classmethod
     def evaluation_radius_at(cls, values: dict[str, float]) -> float:
         """:attr:`evaluation_radius` at the given parameter values (a pure form, for the likelihood,
         which never mutates models)."""
@@ -359,6 +368,11 @@ class DiskSpatialModel(SpatialModel):
         self.frame = _check_frame(frame, self.tag)
         self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, r_0=r_0, e=e, phi=phi, edge_width=edge_width))
 
+    @classmethod
+    def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
+        """True when the edge (``edge_width x r_0``) is narrower than a pixel."""
+        return values.get("edge_width", 0.0) * values.get("r_0", 0.0) < binsz_deg
+
     @property
     def evaluation_radius(self) -> float:
         """1.1 r_0 (1 + edge_width), deg."""
@@ -505,6 +519,11 @@ class ShellSpatialModel(SpatialModel):
         self.frame = _check_frame(frame, self.tag)
         self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, radius=radius, width=width))
 
+    @classmethod
+    def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
+        """Always: the projected shell's inner and outer edges are sharp."""
+        return True
+
     @property
     def evaluation_radius(self) -> float:
         """The outer radius, radius + width (deg)."""
@@ -557,6 +576,11 @@ class Shell2SpatialModel(SpatialModel):
     def r_in(self) -> float:
         """Inner radius (1 - eta) r_0 (deg)."""
         return (1 - self.parameters["eta"].value) * self.parameters["r_0"].value
+
+    @classmethod
+    def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
+        """Always: the projected shell's inner and outer edges are sharp."""
+        return True
 
     @property
     def evaluation_radius(self) -> float:
