@@ -117,8 +117,8 @@ def run_side(side: str, python: Path, inputs: dict, repeat: int, env: dict, tmp:
         r["ok"] = r["rc"] == 0 and isinstance(r.get("stdout_json"), dict) and "error" not in r
         runs.append(r)
         status = "ok" if r["ok"] else f"FAILED (rc {r['rc']})"
-        print(f"  {side:8s} run {i + 1}/{repeat}: {r['wall_s']:.2f} s, {r['peak_rss_mb']:.0f} MB, {status}",
-              file=sys.stderr, flush=True)
+        print(f"  {side:8s} run {i + 1}/{repeat}: {r['wall_s']:.2f} s wall, {r.get('cpu_s') or 0:.2f} s CPU, "
+              f"{r['peak_rss_mb']:.0f} MB, {status}", file=sys.stderr, flush=True)
     good = [r for r in runs if r["ok"]]
     best = dict(min(good, key=lambda r: r["wall_s"]) if good else runs[-1])
     timings = (best.get("stdout_json") or {}).get("timings_s", {}) if best["ok"] else {}
@@ -126,6 +126,7 @@ def run_side(side: str, python: Path, inputs: dict, repeat: int, env: dict, tmp:
     if "import" in timings:
         best["stages_s"]["import"] = timings["import"]
     best["all_wall_s"] = [r["wall_s"] for r in runs]
+    best["all_cpu_s"] = [r.get("cpu_s") for r in runs]
     best["all_peak_rss_mb"] = [r["peak_rss_mb"] for r in runs]
     if not best["ok"]:
         tail = (best.get("stderr_tail") or "").strip()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import itertools
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "validation"))
-from measure import measure  # noqa: E402
+import bench_seed  # noqa: E402
 import make_stores  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +50,6 @@ VALIDATION = REPO / "benchmarks" / "validation"
 CASES = ("hess_msh1552", "hess_pks2155", "sim_cta_disk_gauss", "sim_hess_south", "sim_template")
 SIDES = ("gammapy", "gcxr")
 STAGES = ("reduce", "fit", "total")
-_RUN_IDS = itertools.count()
 
 
 def default_gammapy_python() -> Path:
@@ -78,16 +76,8 @@ def case_inputs(case: str, models_override: dict[str, Path] | None = None) -> di
     for p in (cfg, models):
         if not p.is_file():
             raise FileNotFoundError(f"validation case {case!r}: {p} not found")
-    return {"config": cfg, "models": models, "simulated": case in make_stores.SIMULATIONS}
-
-
-def gammapy_cmd(python: Path, inputs: dict) -> list[str]:
-    return [str(python), str(GAMMAPY_RUN), str(inputs["config"]), "--models", str(inputs["models"])]
-
-
-def gcxr_cmd(python: Path, inputs: dict, out_dir: Path) -> list[str]:
-    return [str(python), "-m", "gcxr", "run", str(inputs["config"]), "--models", str(inputs["models"]),
-            "--out", str(out_dir)]
+    return {"config": cfg, "gcxr_config": cfg, "models": models, "joint": False, "no_fit": False,
+            "simulated": case in make_stores.SIMULATIONS}
 
 
 def _summary_of(result: dict | None) -> dict:
@@ -98,36 +88,11 @@ def _summary_of(result: dict | None) -> dict:
 
 
 def run_side(side: str, python: Path, inputs: dict, repeat: int, env: dict, tmp: Path, timeout_s: float | None) -> dict:
-    """Run one side ``repeat`` times; keep the run with the best wall time, record all."""
-    runs = []
-    for i in range(repeat):
-        if side == "gammapy":
-            r = measure(gammapy_cmd(python, inputs), env=env, cwd=REPO, timeout_s=timeout_s)
-        else:
-            out_dir = tmp / f"gcxr-out-{next(_RUN_IDS)}"
-            r = measure(gcxr_cmd(python, inputs, out_dir), env=env, cwd=REPO,
-                        result_file=out_dir / "result.json", timeout_s=timeout_s)
-        r["ok"] = r["rc"] == 0 and isinstance(r.get("stdout_json"), dict) and "error" not in r
-        runs.append(r)
-        status = "ok" if r["ok"] else f"FAILED (rc {r['rc']})"
-        print(f"  {side:8s} run {i + 1}/{repeat}: {r['wall_s']:.1f} s wall, {r.get('cpu_s') or 0:.1f} s CPU, "
-              f"{r['peak_rss_mb']:.0f} MB, {status}", file=sys.stderr, flush=True)
-    good = [r for r in runs if r["ok"]]
-    best = dict(min(good, key=lambda r: r["wall_s"]) if good else runs[-1])
-    timings = (best.get("stdout_json") or {}).get("timings_s", {}) if best["ok"] else {}
-    best["stages_s"] = {k: timings.get(k) for k in STAGES}
-    if "import" in timings:
-        best["stages_s"]["import"] = timings["import"]
-    best["all_wall_s"] = [r["wall_s"] for r in runs]
-    best["all_cpu_s"] = [r.get("cpu_s") for r in runs]
-    best["all_peak_rss_mb"] = [r["peak_rss_mb"] for r in runs]
+    """bench_seed's runner (fresh processes, best wall time of ``repeat``), plus the fit summary;
+    the bulky stdout JSON is dropped once summarised."""
+    best = bench_seed.run_side(side, python, inputs, repeat, env, tmp, timeout_s)
     best.update(_summary_of(best.get("stdout_json") if best["ok"] else None))
-    if not best["ok"]:
-        tail = (best.get("stderr_tail") or "").strip()
-        last = tail.splitlines()[-1] if tail else ""
-        best["failure"] = f"rc {best['rc']}: {last}" if best["rc"] != 0 and last else (
-            best.get("error") or f"rc {best['rc']}: no JSON result")
-    best.pop("stdout_json", None)          # the summary above keeps what matters; keeps the JSON small
+    best.pop("stdout_json", None)
     return best
 
 
