@@ -23,7 +23,7 @@ from .likelihood import JointLikelihood, ParameterSpace, build_terms
 __all__ = ["FitResult", "fit", "profile_interval", "REFRESH_DEG"]
 
 REFRESH_DEG = 0.1
-HESSIAN_STEP = 0.05          # structured Hessian: central-difference steps in MIGRAD sigmas
+HESSIAN_STEP = 0.05          # Hessian of the gradient: central-difference steps in MIGRAD sigmas
 
 
 @dataclass
@@ -143,10 +143,18 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
                     return np.where(np.isfinite(g), g, 0.0)
                 return g
         if grad is not None and hasattr(like, "curvature"):
+            seed_g2 = []
+
             def g2(f, _like=like):
-                # Gauss-Newton diagonal: MIGRAD's starting curvature without 2 evaluations per parameter
-                c = _like.curvature(np.asarray(f, float))
-                return np.where(np.isfinite(c) & (c > 0), c, 1.0)
+                # Gauss-Newton diagonal: MIGRAD's starting curvature without 2 evaluations per
+                # parameter.  Minuit2 asks for it at every iteration but only the seed's enters the
+                # minimisation (same calls and bit-identical results on the seed, Gaussian, diffuse
+                # and four validation fits, benchmarks/bench_fit_engine.py), so it is computed once:
+                # 20-40 % of an extended-source fit's time was these Jacobian cubes
+                if not seed_g2:
+                    c = _like.curvature(np.asarray(f, float))
+                    seed_g2.append(np.where(np.isfinite(c) & (c > 0), c, 1.0))
+                return seed_g2[0]
         m = _migrad(fcn, space, space.to_factors(values), grad, g2, tol, strategy)
         if bad_gradient:
             # the analytic gradient overflowed somewhere on MIGRAD's path: it cannot be trusted
@@ -253,7 +261,7 @@ def _newton_covariance(like, factors: np.ndarray, errors: np.ndarray, limits, ed
     hi = np.array([np.inf if b is None else b for _, b in limits])
     n_eval = 0
     for _ in range(max_steps + 1):
-        cov = _structured_covariance(like, f, errors)
+        cov = _hessian_covariance(like, f, errors)
         if cov is None:
             return f, None, n_eval
         stat, g = like.value_and_grad(f)
@@ -272,7 +280,7 @@ def _newton_covariance(like, factors: np.ndarray, errors: np.ndarray, limits, ed
     return f, cov, n_eval
 
 
-def _structured_covariance(like, factors: np.ndarray, errors: np.ndarray) -> np.ndarray | None:
+def _hessian_covariance(like, factors: np.ndarray, errors: np.ndarray) -> np.ndarray | None:
     """2 H^-1 (the statistic is -2 ln L) from the likelihood's term-wise Hessian (central
     differences of the analytic gradient; forward differences inflate the seed's spectral errors
     by ~2.5 %); None unless H is positive definite.  Steps are 0.05 MIGRAD sigma: on the seed fits

@@ -12,8 +12,14 @@ to a vector (with per-parameter scales for the minimiser).  A
   ``SN = sum n`` and ``SNlnB = sum n ln B`` over the far bins of the fit mask.
 
 A term is built once (numpy arrays and small value objects only, so it can be
-pickled to a dask worker) and evaluated for any parameter vector without
-mutating anything.  :class:`JointLikelihood` sums the terms.
+pickled to a dask worker) and evaluated for any parameter vector; what it keeps
+between calls are caches (each source's folded parts by spatial values, the
+predicted counts at the last values), never state that changes a result.
+:meth:`DatasetTerm.value_and_grad` adds the analytic gradient (``dstat/dmu =
+2 (1 - n/mu)`` through npred, :meth:`gcxr.npred.SourceEvaluator.backprop`) and
+:meth:`DatasetTerm.curvature` the Gauss-Newton diagonal.  :class:`JointLikelihood`
+sums the terms; :class:`gcxr.distributed.DistributedLikelihood` does the same
+on a cluster.
 """
 from __future__ import annotations
 

@@ -15,6 +15,26 @@ REF = SHARED / "reference" / "gammapy-2.1-cta1dc-gc"
 os.environ.setdefault("GCXR_DATA", str(DATA))
 warnings.filterwarnings("ignore", message=".*invalid unit '1/s/MeV/sr'.*")
 
+# A 3 x 3 deg stacked analysis for small simulated stores (``.format(store=...)``).
+SMALL_STORE_CONFIG = """
+observations:
+    datastore: {store}
+datasets:
+    type: 3d
+    stack: true
+    geom:
+        wcs:
+            skydir: {{frame: galactic, lon: 0 deg, lat: 0 deg}}
+            binsize: 0.1 deg
+            width: {{width: 3 deg, height: 3 deg}}
+            binsize_irf: 0.5 deg
+        selection: {{offset_max: 2.0 deg}}
+        axes:
+            energy: {{min: 0.1 TeV, max: 10 TeV, nbins: 4}}
+            energy_true: {{min: 0.08 TeV, max: 12 TeV, nbins: 5}}
+"""
+
+
 needs_data = pytest.mark.skipif(not (DATA / "cta-1dc").exists() or not REF.exists(),
                                 reason="shared DL3 data / reference not found (set GCXR_DATA, GCXR_SHARED)")
 

@@ -17,6 +17,8 @@ import pytest
 
 import gcxr
 
+from conftest import SMALL_STORE_CONFIG
+
 REPO = Path(gcxr.__file__).resolve().parents[1]
 
 #: never needed to import gcxr or to parse its command line
@@ -96,23 +98,7 @@ def test_lazy_api_and_accessor():
 
 
 # --------------------------------------------------------------------------- a whole run
-CONFIG = """
-observations:
-    datastore: {store}
-datasets:
-    type: 3d
-    stack: true
-    geom:
-        wcs:
-            skydir: {{frame: galactic, lon: 0 deg, lat: 0 deg}}
-            binsize: 0.1 deg
-            width: {{width: 3 deg, height: 3 deg}}
-            binsize_irf: 0.5 deg
-        selection: {{offset_max: 2.0 deg}}
-        axes:
-            energy: {{min: 0.1 TeV, max: 10 TeV, nbins: 4}}
-            energy_true: {{min: 0.08 TeV, max: 12 TeV, nbins: 5}}
-"""
+CONFIG = SMALL_STORE_CONFIG       # conftest: a 3 x 3 deg stacked analysis of a simulated store
 POINT = """
 -   name: src
     type: SkyModel
