@@ -23,7 +23,7 @@ on a cluster.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -113,18 +113,30 @@ class ParameterSpace:
 
 @dataclass
 class _Region:
+    """A rectangle around a group of overlapping source cutouts, kept as what a call needs: the
+    reco-energy planes with fit bins, the background on them, and the fit bins' flat indices and
+    counts (the full counts, background and mask cubes are not kept: they would only travel)."""
+
     ys: slice
     xs: slice
-    counts: np.ndarray          # (E, ny, nx) float
-    background: np.ndarray
-    mask: np.ndarray            # bool
+    counts: InitVar[np.ndarray]          # (E, ny, nx)
+    background: InitVar[np.ndarray]
+    mask: InitVar[np.ndarray]            # bool
 
-    def __post_init__(self):
+    def __post_init__(self, counts, background, mask):
         # reco-energy planes with fit bins: npred is computed on these only
-        self.planes = np.flatnonzero(self.mask.reshape(self.mask.shape[0], -1).any(axis=1))
-        self.background_fit_planes = np.ascontiguousarray(self.background[self.planes])
-        self.index = np.flatnonzero(self.mask[self.planes])      # fit bins, flat indices into those planes
-        self.n_fit = self.counts[self.planes].ravel()[self.index]   # their counts
+        self.planes = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+        self.background_fit_planes = np.ascontiguousarray(background[self.planes], dtype=float)
+        self.index = np.flatnonzero(mask[self.planes])           # fit bins, flat indices into those planes
+        self.n_fit = np.asarray(counts[self.planes], float).ravel()[self.index]   # their counts
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def nbytes(self) -> int:
+        return self.background_fit_planes.nbytes + self.index.nbytes + self.n_fit.nbytes
 
     def fit_values(self, mu: np.ndarray) -> np.ndarray:
         """``max(mu, TRUNCATION)`` on the fit bins (a new array)."""
@@ -198,8 +210,7 @@ class DatasetTerm:
         near = np.zeros(mask.shape[1:], bool)
         for y0, y1, x0, x1 in boxes:
             sl = (slice(None), slice(y0, y1), slice(x0, x1))
-            regions.append(_Region(slice(y0, y1), slice(x0, x1), counts[sl].astype(float), bkg[sl].astype(float),
-                                   np.array(mask[sl])))
+            regions.append(_Region(slice(y0, y1), slice(x0, x1), counts[sl], bkg[sl], mask[sl]))
             near[y0:y1, x0:x1] = True
         sources = []
         for mname, ev in evs:
@@ -231,7 +242,7 @@ class DatasetTerm:
         return term
 
     def _nbytes(self) -> int:
-        return sum(r.counts.nbytes + r.background.nbytes + r.mask.nbytes for r in self.regions) + sum(
+        return sum(r.nbytes for r in self.regions) + sum(
             ev.exposure_cut.nbytes + ev.kernel.nbytes for *_, ev in self.sources)
 
     def split(self) -> list["DatasetTerm"]:
@@ -244,14 +255,14 @@ class DatasetTerm:
             return [self]
         out = []
         zeros = np.zeros_like(self.far_sb)
-        n_far = self.n_bins - sum(int(r.mask.sum()) for r in self.regions)
+        n_far = self.n_bins - sum(r.n_bins for r in self.regions)
         for k, r in enumerate(self.regions):
             first = k == 0
             t = DatasetTerm(f"{self.name}[tile {k}]", self.energy_centers, self.bkg_model, [r],
                             [(m, 0, off, ev) for m, rk, off, ev in self.sources if rk == k],
                             self.far_sb if first else zeros, self.far_sn if first else zeros,
                             self.far_snlnb if first else zeros, self.far_const if first else 0.0,
-                            n_bins=int(r.mask.sum()) + (n_far if first else 0))
+                            n_bins=r.n_bins + (n_far if first else 0))
             t.nbytes = t._nbytes()
             out.append(t)
         return out
