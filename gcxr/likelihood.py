@@ -30,7 +30,7 @@ import xarray as xr
 
 from .datasets import combined_mask
 from .geom import EnergyAxis
-from .npred import SourceEvaluator, dataset_geoms
+from .npred import SourceEvaluator, SparseSelection, dataset_geoms
 from .stats import TRUNCATION, cash
 
 __all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
@@ -129,6 +129,17 @@ class _Region:
         self.background_fit_planes = np.ascontiguousarray(background[self.planes], dtype=float)
         self.index = np.flatnonzero(mask[self.planes])           # fit bins, flat indices into those planes
         self.n_fit = np.asarray(counts[self.planes], float).ravel()[self.index]   # their counts
+        # the sparse form (see DatasetTerm): fit bins with counts, and per-plane sums over the fit bins
+        fit_mask = np.ascontiguousarray(mask[self.planes], dtype=bool)
+        self.fit_mask = fit_mask
+        has = self.n_fit > 0
+        self.z = self.index[has]
+        self.n_z = self.n_fit[has]
+        ny, nx = fit_mask.shape[1:]
+        self.z_plane, rest = np.divmod(self.z, ny * nx)
+        self.z_y, self.z_x = np.divmod(rest, nx)
+        self.bkg_z = self.background_fit_planes.ravel()[self.z]
+        self.bkg_sum = np.where(fit_mask, self.background_fit_planes, 0.0).sum(axis=(1, 2))
 
     @property
     def n_bins(self) -> int:
@@ -136,7 +147,22 @@ class _Region:
 
     @property
     def nbytes(self) -> int:
-        return self.background_fit_planes.nbytes + self.index.nbytes + self.n_fit.nbytes
+        return sum(a.nbytes for a in (self.background_fit_planes, self.index, self.n_fit, self.fit_mask, self.z,
+                                      self.n_z, self.z_plane, self.z_y, self.z_x, self.bkg_z, self.bkg_sum))
+
+    def selection(self, dy: int, dx: int, shape: tuple[int, int]) -> tuple[np.ndarray, SparseSelection]:
+        """The fit bins with counts inside a source cutout at offset ``(dy, dx)`` (their positions in
+        ``z``) and the :class:`~gcxr.npred.SparseSelection` that reads them from the cutout."""
+        ny, nx = shape
+        inside = np.flatnonzero((self.z_y >= dy) & (self.z_y < dy + ny) & (self.z_x >= dx) & (self.z_x < dx + nx))
+        pixel = (self.z_y[inside] - dy) * nx + (self.z_x[inside] - dx)
+        m = self.fit_mask[:, dy:dy + ny, dx:dx + nx].reshape(self.fit_mask.shape[0], -1)
+        if m.shape[0] == 0 or np.all(m == m[:1]):
+            keep = np.flatnonzero(m[0]) if m.shape[0] else np.zeros(0, int)
+            sel = SparseSelection(self.planes, pixel, self.z_plane[inside], mask_uniform=keep)
+        else:
+            sel = SparseSelection(self.planes, pixel, self.z_plane[inside], mask=np.ascontiguousarray(m))
+        return inside, sel
 
     def fit_values(self, mu: np.ndarray) -> np.ndarray:
         """``max(mu, TRUNCATION)`` on the fit bins (a new array)."""
@@ -175,10 +201,13 @@ class DatasetTerm:
     far_const: float
     n_bins: int = 0
     nbytes: int = field(default=0)
+    sparse: bool = True        # use the sparse form where it is exact (see _sparse_state); False: always dense
     _last_mu: tuple | None = field(default=None, repr=False, compare=False)   # (values key, [mu per region])
+    _last_sparse: tuple | None = field(default=None, repr=False, compare=False)
+    _sparse_sel: list | None = field(default=None, repr=False, compare=False)
 
-    def __getstate__(self):
-        return dict(self.__dict__, _last_mu=None)          # the cache stays behind when shipped
+    def __getstate__(self):                                # the caches stay behind when shipped
+        return dict(self.__dict__, _last_mu=None, _last_sparse=None, _sparse_sel=None)
 
     @classmethod
     def build(cls, ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> "DatasetTerm":
@@ -262,7 +291,7 @@ class DatasetTerm:
                             [(m, 0, off, ev) for m, rk, off, ev in self.sources if rk == k],
                             self.far_sb if first else zeros, self.far_sn if first else zeros,
                             self.far_snlnb if first else zeros, self.far_const if first else 0.0,
-                            n_bins=r.n_bins + (n_far if first else 0))
+                            n_bins=r.n_bins + (n_far if first else 0), sparse=self.sparse)
             t.nbytes = t._nbytes()
             out.append(t)
         return out
@@ -273,11 +302,57 @@ class DatasetTerm:
         v = values[self.bkg_model]["spectral"]
         return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
 
+    def _values_key(self, values: dict) -> tuple:
+        names = [m for m, *_ in self.sources] + ([self.bkg_model] if self.bkg_model else [])
+        return tuple((m, c, tuple(sorted(v.items()))) for m in names for c, v in sorted(values[m].items()))
+
+    # ---- the sparse form
+    # Most fit bins of a fine-binned cube have no counts.  Where mu >= 0 on every fit bin, the
+    # statistic is 2 (sum mu - sum_{n>0} n ln mu): the first sum is per-plane sums of the folded
+    # parts (background sums x a_E, F . DS per source), the second needs mu only on the bins with
+    # counts (F . G per source, :meth:`SourceEvaluator.sparse_parts`).  A call then costs the bins
+    # with counts, not the map; the same holds for the gradient of spectral and background
+    # parameters, and for the curvature.  mu >= 0 holds when the background factors and every
+    # source's bin fluxes are >= 0 (the folded spatial parts are); otherwise mu may be floored
+    # on bins without counts and the dense form is used.
+    def _selections(self) -> list:
+        if self._sparse_sel is None:
+            self._sparse_sel = [self.regions[rk].selection(dy, dx, ev.shape) for _, rk, (dy, dx), ev in self.sources]
+        return self._sparse_sel
+
+    def _sparse_state(self, a: np.ndarray, values: dict):
+        """``(regions, sources)`` of the sparse form at these values, or None where it is not exact:
+        per region ``[mu on the bins with counts, sum of mu over the fit bins]``, per source
+        ``(F, G, DS)``.  Remembered for the last parameter values, like :meth:`_mus`."""
+        key = self._values_key(values)
+        if self._last_sparse is not None and self._last_sparse[0] == key:
+            return self._last_sparse[1]
+        state = None
+        if self.sparse and np.all(a >= 0):
+            fluxes = [ev.flux(values[m]["spectral"]) for m, *_, ev in self.sources]
+            if all(np.all(F >= 0) for F in fluxes):
+                regs = []
+                for r in self.regions:
+                    ap = a[r.planes]
+                    regs.append([ap[r.z_plane] * r.bkg_z, float(ap @ r.bkg_sum)])
+                srcs = []
+                for (m, rk, _, ev), F, (inside, sel) in zip(self.sources, fluxes, self._selections()):
+                    G, DS = ev.sparse_parts(values[m].get("spatial", {}), sel)
+                    regs[rk][0][inside] += F @ G
+                    regs[rk][1] += float(F @ DS)
+                    srcs.append((F, G, DS))
+                state = (regs, srcs)
+        self._last_sparse = (key, state)
+        return state
+
+    @staticmethod
+    def _sparse_cash(r: _Region, mu_z: np.ndarray, total: float) -> float:
+        return 2.0 * (total - float(r.n_z @ np.log(np.maximum(mu_z, TRUNCATION))))
+
     def _mus(self, a: np.ndarray, values: dict) -> list[np.ndarray]:
         """Predicted counts of every region (read-only), remembered for the last parameter values:
         MIGRAD asks for the statistic, the gradient and the curvature at the same point."""
-        names = [m for m, *_ in self.sources] + ([self.bkg_model] if self.bkg_model else [])
-        key = tuple((m, c, tuple(sorted(v.items()))) for m in names for c, v in sorted(values[m].items()))
+        key = self._values_key(values)
         if self._last_mu is None or self._last_mu[0] != key:
             self._last_mu = (key, [self._mu(k, r, a, values) for k, r in enumerate(self.regions)])
         return self._last_mu[1]
@@ -305,6 +380,9 @@ class DatasetTerm:
         """Cash statistic of this dataset for per-model parameter values."""
         a = self._bkg_factor(values)
         total = self._far(a)
+        state = self._sparse_state(a, values)
+        if state is not None:
+            return total + sum(self._sparse_cash(r, mu_z, tot) for r, (mu_z, tot) in zip(self.regions, state[0]))
         for r, mu in zip(self.regions, self._mus(a, values)):
             total += r.cash(r.fit_values(mu))
         return total
@@ -323,8 +401,9 @@ class DatasetTerm:
         by_model: dict = {}
         for key in keys:
             by_model.setdefault(key[0], []).append(key)
-        out: dict = {}
-        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values))):
+        state = self._sparse_state(a, values)
+        out: dict = self._sparse_curvature(state, values, by_model, steps, h_a) if state is not None else {}
+        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values) if state is None else [])):
             mu_fit = mu.ravel()[r.index]
             q = np.zeros(mu.size)
             q[r.index] = np.where(mu_fit > TRUNCATION, 2.0 * r.n_fit / np.maximum(mu_fit, TRUNCATION) ** 2, 0.0)
@@ -352,6 +431,64 @@ class DatasetTerm:
                     out[(m, c, n)] = float(h_a @ da ** 2)
         return out
 
+    def _sparse_curvature(self, state, values: dict, by_model: dict, steps: dict, h_a: np.ndarray) -> dict:
+        """:meth:`curvature` in the sparse form (``2 n/mu^2`` vanishes on bins without counts);
+        adds the background's part to ``h_a`` in place."""
+        regs, srcs = state
+        qq = []
+        for r, (mu_z, _) in zip(self.regions, regs):
+            q = np.where(mu_z > TRUNCATION, 2.0 * r.n_z / np.maximum(mu_z, TRUNCATION) ** 2, 0.0)
+            h_a[r.planes] += np.bincount(r.z_plane, q * r.bkg_z ** 2, minlength=r.planes.size)
+            qq.append(q)
+        out: dict = {}
+        for (mname, rk, _, ev), (F, G, DS), (inside, sel) in zip(self.sources, srcs, self._selections()):
+            if mname not in by_model:
+                continue
+            v = values[mname]
+            q = qq[rk][inside]
+            st = {n: steps[(m, c, n)] for m, c, n in by_model[mname] if (m, c, n) in steps}
+            for m, c, n in by_model[mname]:
+                if c == "spectral":
+                    dmu = ev.flux_derivative(v["spectral"], n, st) @ G
+                else:
+                    cube = ev.dnpred(v["spectral"], v.get("spatial", {}), [], [n], st, reco=sel.reco)[("spatial", n)]
+                    dmu = cube.reshape(cube.shape[0], -1)[sel.plane, sel.pixel]
+                out[(m, c, n)] = out.get((m, c, n), 0.0) + float(q @ dmu ** 2)
+        return out
+
+    def _sparse_grads(self, state, values: dict, by_model: dict, steps: dict, g_a: np.ndarray) -> tuple[float, dict]:
+        """The statistic of the regions and the sources' derivatives in the sparse form; adds
+        ``dstat/da_E`` of the region bins to ``g_a`` in place.  A source with free spatial
+        parameters is differentiated through :meth:`SourceEvaluator.backprop` on its cutout
+        (``dstat/dmu = 2`` on the fit bins, ``2 (1 - n/mu)`` on those with counts)."""
+        regs, srcs = state
+        total, qs = 0.0, []
+        for r, (mu_z, tot) in zip(self.regions, regs):
+            total += self._sparse_cash(r, mu_z, tot)
+            q = np.where(mu_z > TRUNCATION, r.n_z / np.maximum(mu_z, TRUNCATION), 0.0)
+            g_a[r.planes] += 2.0 * (r.bkg_sum - np.bincount(r.z_plane, q * r.bkg_z, minlength=r.planes.size))
+            qs.append(q)
+        grads: dict = {}
+        for (mname, rk, (dy, dx), ev), (F, G, DS), (inside, sel) in zip(self.sources, srcs, self._selections()):
+            if mname not in by_model:
+                continue
+            v = values[mname]
+            q = qs[rk][inside]
+            spec = [n for m, c, n in by_model[mname] if c == "spectral"]
+            spat = [n for m, c, n in by_model[mname] if c == "spatial"]
+            st = {n: steps[(m, c, n)] for m, c, n in by_model[mname] if (m, c, n) in steps}
+            if spat:
+                ny, nx = ev.shape
+                r = self.regions[rk]
+                w = 2.0 * r.fit_mask[:, dy:dy + ny, dx:dx + nx].astype(float)
+                w.reshape(w.shape[0], -1)[sel.plane, sel.pixel] -= 2.0 * q
+                res = ev.backprop(w, v["spectral"], v.get("spatial", {}), spec, spat, st, reco=sel.reco)
+            else:
+                res = ev.spectral_gradient(2.0 * (DS - G @ q), v["spectral"], spec, st)
+            for (c, n), g in res.items():
+                grads[(mname, c, n)] = grads.get((mname, c, n), 0.0) + g
+        return total, grads
+
     def value_and_grad(self, values: dict, keys, steps: dict | None = None) -> tuple[float, dict]:
         """The statistic and its derivatives with respect to ``keys`` (``(model, component,
         name)`` triples; those this term does not depend on are left out of the result).
@@ -371,7 +508,11 @@ class DatasetTerm:
         for key in keys:
             by_model.setdefault(key[0], []).append(key)
         grads: dict = {}
-        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values))):
+        state = self._sparse_state(a, values)
+        if state is not None:
+            stat_regions, grads = self._sparse_grads(state, values, by_model, steps, g_a)
+            total += stat_regions
+        for k, (r, mu) in enumerate(zip(self.regions, self._mus(a, values) if state is None else [])):
             mu_t = r.fit_values(mu)
             total += r.cash(mu_t)
             w = r.dstat_dmu(mu_t, mu.shape)

@@ -25,7 +25,7 @@ import xarray as xr
 from .geom import EnergyAxis, SkyGeom, separation_deg
 from .models.spatial import oversampling_factor
 
-__all__ = ["SourceEvaluator", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
+__all__ = ["SourceEvaluator", "SparseSelection", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
 
 MAX_SUBPIXELS = 2 ** 22   # sub-pixels of one oversampled evaluation (32 MB a float64 array)
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
@@ -444,6 +444,44 @@ class SourceEvaluator:
             return (DF[planes].T @ Cp.reshape(Cp.shape[0], -1)).reshape(-1, ny, nx)
         return (DF.T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
 
+    def sparse_parts(self, spatial_values: dict, sel: "SparseSelection") -> tuple[np.ndarray, np.ndarray]:
+        """``(G, DS)`` for a statistic evaluated on a few bins plus per-plane sums (see
+        :class:`SparseSelection`): ``G[t, k] = D[t, plane_k] C_t[pixel_k]``, so that the source's
+        npred on the selected bins is ``F @ G``, and ``DS[t] = sum_p D[t, p] sum_{q in mask_p} C_t[q]``,
+        so that its npred summed over the masked bins is ``F @ DS``.  Cached with the folded part
+        (computed once per spatial values)."""
+        key = tuple(sorted((k, float(v)) for k, v in spatial_values.items()))
+        C, _ = self._folded(spatial_values)
+        extras = self._aux.setdefault("sparse", OrderedDict())
+        hit = extras.get((key, id(sel)))
+        if hit is not None and hit[0] is C and hit[1] is sel:
+            return hit[2], hit[3]
+        nt = C.shape[0]
+        Cf = C.reshape(nt, -1)
+        D = self.edisp[:, sel.reco]
+        G = D[:, sel.plane] * Cf[:, sel.pixel]
+        if sel.mask_uniform is not None:                       # the same mask on every plane
+            S = (Cf[:, sel.mask_uniform].sum(axis=1) if sel.mask_uniform.size < Cf.shape[1]
+                 else Cf.sum(axis=1))
+            DS = D.sum(axis=1) * S
+        else:                                                  # per-plane masks (bool, n_reco x n_pixels)
+            S = np.stack([Cf @ m.astype(float) for m in sel.mask], axis=1)
+            DS = np.einsum("tp,tp->t", D, S)
+        extras[(key, id(sel))] = (C, sel, G, DS)
+        while len(extras) > 2 * self.CACHE_SIZE:
+            extras.popitem(last=False)
+        return G, DS
+
+    def spectral_gradient(self, g_f: np.ndarray, spectral_values: dict, names, steps: dict | None = None) -> dict:
+        """``{("spectral", name): g_f . dF/dv}`` from ``g_f = dstat/dF_t`` (one value per true-energy bin)."""
+        steps = steps or {}
+        return {("spectral", n): float(g_f @ self._flux_derivative(spectral_values, n, _step(n, spectral_values, steps)))
+                for n in names}
+
+    def flux_derivative(self, spectral_values: dict, name: str, steps: dict | None = None) -> np.ndarray:
+        """``dF_t/dv`` for one spectral parameter, with the same inner step as the gradients."""
+        return self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps or {}))
+
     # ---- derivatives
     def backprop(self, w: np.ndarray, spectral_values: dict, spatial_values: dict,
                  spectral_free=(), spatial_free=(), steps: dict | None = None,
@@ -528,6 +566,21 @@ class SourceEvaluator:
                     dc = self._convolve(self._image_derivative(spatial_values, name, h)) * self.exposure_cut
                 out[("spatial", name)] = (DF.T @ dc.reshape(nt, -1)).reshape(-1, ny, nx)
         return out
+
+
+@dataclass(eq=False)
+class SparseSelection:
+    """Where a statistic reads one source's npred: ``reco`` (the reco-energy planes evaluated),
+    ``pixel``/``plane`` of the selected bins (flat pixel index in the source's cutout, position in
+    ``reco``), and the mask whose per-plane sums are wanted, either ``mask`` (n_reco, n_pixels,
+    bool) or, when every plane has the same mask, ``mask_uniform`` (the flat pixel indices it
+    keeps)."""
+
+    reco: np.ndarray
+    pixel: np.ndarray
+    plane: np.ndarray
+    mask: np.ndarray | None = None
+    mask_uniform: np.ndarray | None = None
 
 
 POINT_WEIGHTS = ("cubic", "tent", "keys")
