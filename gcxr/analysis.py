@@ -147,6 +147,13 @@ class Analysis:
         like = getattr(self, "likelihood_info", {}) or {}
         sched["likelihood_tasks"] = int(like.get("likelihood_tasks", 0))
         sched["likelihood_calls"] = int(like.get("likelihood_calls", 0))
+        if "likelihood_rounds" in like:              # on a cluster: rounds of actor calls and their traffic
+            rounds = max(int(like["likelihood_rounds"]), 1)
+            sched["likelihood_rounds"] = int(like["likelihood_rounds"])
+            sched["chunks"] = int(like.get("chunks", 0))
+            sched["chunks_rebuilt"] = int(like.get("chunks_rebuilt", 0))
+            sched["bytes_sent_per_round"] = round(like["bytes_sent"] / rounds, 1)
+            sched["bytes_received_per_round"] = round(like["bytes_received"] / rounds, 1)
         return sched
 
     # ---- models and fit

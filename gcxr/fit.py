@@ -131,6 +131,14 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     def _count(lk):
         counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))
         counts["likelihood_tasks"] += int(getattr(lk, "n_tasks", 0))
+        if hasattr(lk, "compute_info"):                  # a distributed likelihood: rounds and bytes
+            info = lk.compute_info()
+            n = info["likelihood_rounds"]
+            for key in ("likelihood_rounds", "chunks_rebuilt"):
+                counts[key] = counts.get(key, 0) + int(info[key])
+            for key in ("bytes_sent", "bytes_received"):
+                counts[key] = counts.get(key, 0) + info[f"{key}_per_round"] * n
+            counts["chunks"] = info["chunks"]
 
     while True:
         terms = build_terms(datasets, models, point_weights)
