@@ -5,6 +5,7 @@ Each case starts from a fresh copy of a tiny simulated store (one 2-min run) and
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -455,4 +456,147 @@ def test_37_simulate_unsupported_source_shape(tmp_path, capsys):
     assert main(["simulate", "--out", str(out), "--models", str(tmp_path / "m.yaml"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "cube.fits" in err and "energy" in err, err
+    assert files_in(out) == []
+
+
+# =========================================================================== issue 14: nothing silent
+# Each case below is one parametrized id; docs/robustness.md lists them under the same names.
+# ``gcxr run`` cases check the exit status, that the message names what is wrong and where, and
+# that nothing was written to --out.
+
+def run_cli(args, capsys) -> tuple[int, str]:
+    rc = main(args)
+    return rc, capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- 38 --scheduler specs
+@pytest.mark.parametrize("spec, says", [
+    ("localhost:8786", "did you mean tcp://localhost:8786"),
+    ("locale:3", "expected threads, local:N"),
+    ("local:abc", "local:N with a whole number N"),
+    ("inproc://x", "only tcp:// and tls://"),
+    ("local:100000", "between 1 and"),
+    ("local:0", "between 1 and"),
+], ids=["host-port-without-tcp", "locale", "local-abc", "inproc", "local-too-many", "local-zero"])
+def test_38_scheduler_spec_refused_before_anything_starts(store, tmp_path, capsys, monkeypatch, spec, says):
+    import distributed
+
+    def no_cluster(*a, **k):
+        raise AssertionError("a LocalCluster was started")
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--scheduler", spec,
+                       "--out", str(out)], capsys)
+    assert rc == 2
+    assert f"--scheduler: '{spec}'" in err and says in err, err
+    assert files_in(out) == []
+
+
+def test_38_scheduler_specs_accepted():
+    from gcxr.cluster import max_local_workers, parse_scheduler
+    assert parse_scheduler("local:2") == ("local", 2)
+    assert parse_scheduler(f"local:{max_local_workers()}") == ("local", max_local_workers())
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    assert parse_scheduler("tls://host.example:8786") == ("address", "tls://host.example:8786")
+    assert parse_scheduler("threads") == ("threads", None)
+
+
+def test_38_scheduler_that_does_not_answer(store, tmp_path, capsys):
+    """Nothing listens on port 1: a named error after --scheduler-timeout, not a 30 s wait and a traceback."""
+    import time
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--scheduler", "tcp://127.0.0.1:1",
+                       "--scheduler-timeout", "1", "--out", str(out)], capsys)
+    assert rc == 2 and time.perf_counter() - t0 < 15
+    assert "--scheduler: 'tcp://127.0.0.1:1': no dask scheduler answered" in err and "--scheduler-timeout" in err
+    assert files_in(out) == []
+
+
+# --------------------------------------------------------------------------- 39 DL3 corruptions
+def _gti(fn):
+    return lambda store: edit(events_file(store), lambda h: fn(h))
+
+
+def _gti_nan_stop(h):
+    stop = h["GTI"].data["STOP"].copy()
+    stop[0] = np.nan
+    set_column(h, "GTI", "STOP", stop)
+
+
+def _gti_stop_before_start(h):
+    set_column(h, "GTI", "STOP", h["GTI"].data["START"] - 10.0)
+
+
+def _events_as_image(h):
+    h["EVENTS"] = fits.ImageHDU(np.zeros((3, 3)), header=fits.Header([("EXTNAME", "EVENTS")]))
+
+
+def _header(key, value):
+    def fn(h):
+        h["EVENTS"].header[key] = value
+    return fn
+
+
+def _truncate(name):
+    def fn(store):
+        p = store / name
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return fn
+
+
+def _corrupt_gzip(name):
+    def fn(store):
+        p = store / name
+        b = bytearray(p.read_bytes())
+        b[30:60] = b"\xff" * 30                   # inside the deflate stream
+        p.write_bytes(bytes(b))
+    return fn
+
+
+def _symlink_loop(store):
+    p = events_file(store)
+    p.unlink()
+    loop = p.with_name("loop.fits.gz")
+    p.symlink_to(loop)
+    loop.symlink_to(p)
+
+
+def _bkg_unit(h):
+    set_column(h, "BACKGROUND", "BKG", unit="1/s/TeV/sr")
+
+
+def _empty_events(h):
+    h["EVENTS"] = fits.BinTableHDU(h["EVENTS"].data[:0], header=h["EVENTS"].header)
+
+
+DL3_CASES = {
+    "gti-nan-stop": (_gti(_gti_nan_stop), r"run 1: .*run_000001\.fits\.gz\[GTI\]: 1 GTI row\(s\) with a non-finite"),
+    "gti-stop-before-start": (_gti(_gti_stop_before_start), r"run 1: .*run_000001\.fits\.gz\[GTI\]: 1 GTI row\(s\) "
+                                                            r"with STOP < START"),
+    "gti-without-start": (_gti(lambda h: set_column(h, "GTI", "START", drop=True)),
+                          r"run 1: .*run_000001\.fits\.gz\[GTI\]: GTI without column\(s\) \['START'\]"),
+    "events-image-hdu": (_gti(_events_as_image), r"run 1: .*run_000001\.fits\.gz.*'EVENTS'.*not a binary table"),
+    "ra-pnt-abc": (_gti(_header("RA_PNT", "abc")), r"run 1: .*run_000001\.fits\.gz.*header key RA_PNT = 'abc'"),
+    "deadc-x": (_gti(_header("DEADC", "x")), r"run 1: .*run_000001\.fits\.gz.*header key DEADC = 'x'"),
+    "obs-index-truncated-gzip": (_truncate("obs-index.fits.gz"), r"obs-index\.fits\.gz: cannot read FITS"),
+    "hdu-index-truncated-gzip": (_truncate("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
+    "obs-index-corrupt-gzip": (_corrupt_gzip("obs-index.fits.gz"), r"obs-index\.fits\.gz: cannot read FITS"),
+    "hdu-index-corrupt-gzip": (_corrupt_gzip("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
+    "events-symlink-loop": (_symlink_loop, r"run 1: .*run_000001\.fits\.gz: cannot resolve the path: a symbolic link loop"),
+    "bkg-unit-unparsable": (lambda s: edit(irf_file(s), _bkg_unit),
+                            r"irf_parametric\.fits\[BACKGROUND\].*column BKG has unit '1/s/TeV/sr', which is not a "
+                            r"valid FITS unit"),
+    "empty-event-list": (_gti(_empty_events), r"run 1: .*run_000001\.fits\.gz\[EVENTS\].*empty events table"),
+}
+
+
+@pytest.mark.parametrize("case", list(DL3_CASES))
+def test_39_bad_dl3_input_named_and_nothing_written(store, tmp_path, capsys, case):
+    breaker, pattern = DL3_CASES[case]
+    breaker(store)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)], capsys)
+    assert rc == 2, err
+    assert re.search(pattern, err), err
     assert files_in(out) == []
