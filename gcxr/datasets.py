@@ -358,9 +358,9 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
                 _check_values(ds, var)
         mask = np.broadcast_to(np.asarray(combined_mask(ds).values, bool), ds["counts"].shape)
         if not mask.any():
-            raise DataStoreError(f"dataset {name!r}: the safe mask{' and fit mask' if 'mask_fit' in ds else ''} "
-                                 "leave no bin; nothing to fit (check datasets.safe_mask, fit.fit_range and "
-                                 "the energy axes against the IRFs' energy range)")
+            masks = "the safe and fit masks leave" if "mask_fit" in ds else "the safe mask leaves"
+            raise DataStoreError(f"dataset {name!r}: {masks} no bin; nothing to fit (check datasets.safe_mask, "
+                                 "fit.fit_range and the energy axes against the IRFs' energy range)")
         total += float(np.asarray(ds["counts"].values)[mask].sum())
         if name in free_background and "background" in ds and \
                 float(np.asarray(ds["background"].values)[mask].sum()) == 0.0:

@@ -583,7 +583,8 @@ DL3_CASES = {
     "hdu-index-truncated-gzip": (_truncate("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
     "obs-index-corrupt-gzip": (_corrupt_gzip("obs-index.fits.gz"), r"obs-index\.fits\.gz: cannot read FITS"),
     "hdu-index-corrupt-gzip": (_corrupt_gzip("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
-    "events-symlink-loop": (_symlink_loop, r"run 1: .*run_000001\.fits\.gz: cannot resolve the path: a symbolic link loop"),
+    "events-symlink-loop": (_symlink_loop, r"run 1: .*run_000001\.fits\.gz: cannot resolve the path: a symbolic "
+                                           r"link loop"),
     "bkg-unit-unparsable": (lambda s: edit(irf_file(s), _bkg_unit),
                             r"irf_parametric\.fits\[BACKGROUND\].*column BKG has unit '1/s/TeV/sr', which is not a "
                             r"valid FITS unit"),
@@ -704,7 +705,7 @@ def _nan_background(ds):
 FIT_DATA_CASES = {
     "negative-exposure": (_negative_exposure, r"dataset 'stacked': variable 'exposure' has 900 negative value\(s\)"),
     "nan-background": (_nan_background, r"dataset 'stacked': variable 'background' has 1 non-finite value\(s\)"),
-    "safe-mask-removes-every-bin": (_all_masked, r"dataset 'stacked': the safe mask leave no bin; nothing to fit"),
+    "safe-mask-removes-every-bin": (_all_masked, r"dataset 'stacked': the safe mask leaves no bin; nothing to fit"),
     "empty-event-list": (_no_counts, r"no counts in the fit bins of any dataset \(\['stacked'\]\)"),
     "zero-background": (_zero_background, r"dataset 'stacked': the background is zero in every fit bin, so its free "
                                           r"FoVBackgroundModel norm is unconstrained"),
@@ -728,6 +729,17 @@ def test_41_fit_data_refused_with_a_message_about_the_data(store, tmp_path, case
     with pytest.raises(DataStoreError, match=pattern):
         fit([back], models)
     assert [p.value for p in models.parameters] == before
+
+
+def test_41_gcxr_run_with_a_safe_mask_that_removes_every_bin(store, tmp_path, capsys):
+    """Reduced, then refused before the fit with a message about the data; nothing written."""
+    (tmp_path / "m.yaml").write_text(MODELS)
+    cfg = write_config(tmp_path, store, "    safe_mask: {methods: [offset-max], parameters: {offset_max: 0.01 deg}}\n")
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(cfg), "--models", str(tmp_path / "m.yaml"), "--out", str(out)], capsys)
+    assert rc == 2
+    assert "gcxr run: error: dataset 'stacked': the safe mask leaves no bin; nothing to fit" in err
+    assert files_in(out) == []
 
 
 def test_41_result_json_is_strict_json(tmp_path):
