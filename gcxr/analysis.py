@@ -36,16 +36,16 @@ def _tev(q) -> float:
     return float(q.to_value("TeV"))
 
 
-def _safe_mask_number(params: dict, key: str, default: float, lo: float, hi: float) -> float:
-    """``datasets.safe_mask.parameters.<key>`` as a float in (lo, hi], or a :class:`ConfigError`."""
+def _safe_mask_number(params: dict, key: str, default: float, lo: float, hi: float, hi_included: bool = True) -> float:
+    """``datasets.safe_mask.parameters.<key>`` as a float in (lo, hi] (or (lo, hi)), or a :class:`ConfigError`."""
     path = f"datasets.safe_mask.parameters.{key}"
     value = params.get(key, default)
     try:
         out = float(value)
     except (TypeError, ValueError):
         raise ConfigError([(path, f"expected a number, got {value!r}")]) from None
-    if not lo < out <= hi:
-        raise ConfigError([(path, f"must be in ({lo:g}, {hi:g}], got {out:g}")])
+    if not (lo < out <= hi if hi_included else lo < out < hi):
+        raise ConfigError([(path, f"must be in ({lo:g}, {hi:g}{']' if hi_included else ')'}, got {out:g}")])
     return out
 
 
@@ -93,7 +93,7 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
     return ReductionSpec(geom=geom, energy=energy, energy_true=energy_true, binsz_irf=_deg(w.binsize_irf),
                          cutout_width=2 * _deg(d.geom.selection.offset_max),
                          safe_mask_methods=tuple(d.safe_mask.methods), offset_max=offset_max,
-                         aeff_percent=_safe_mask_number(params, "aeff_percent", 10.0, 0.0, 100.0),
+                         aeff_percent=_safe_mask_number(params, "aeff_percent", 10.0, 0.0, 100.0, hi_included=False),
                          bias_percent=_safe_mask_number(params, "bias_percent", 10.0, 0.0, 100.0),
                          map_selection=tuple(d.map_selection))
 

@@ -624,7 +624,11 @@ CONFIG_CASES = {
     "offset-max-abc": (lambda t: t.replace("offset_max: 2.0 deg", "offset_max: abc"), (),
                        r"datasets\.geom\.selection\.offset_max: cannot parse 'abc' as an angle"),
     "aeff-percent-500": (lambda t: t + "    safe_mask: {methods: [aeff-max], parameters: {aeff_percent: 500}}\n", (),
-                         r"datasets\.safe_mask\.parameters\.aeff_percent: must be in \(0, 100\], got 500"),
+                         r"datasets\.safe_mask\.parameters\.aeff_percent: must be in \(0, 100\), got 500"),
+    "aeff-percent-100": (lambda t: t + "    safe_mask: {methods: [aeff-max], parameters: {aeff_percent: 100}}\n", (),
+                         r"datasets\.safe_mask\.parameters\.aeff_percent: must be in \(0, 100\), got 100"),
+    "bias-percent-x": (lambda t: t + "    safe_mask: {methods: [edisp-bias], parameters: {bias_percent: x}}\n", (),
+                       r"datasets\.safe_mask\.parameters\.bias_percent: expected a number, got 'x'"),
     "safe-mask-offset-max-abc": (lambda t: t + "    safe_mask: {methods: [offset-max], parameters: "
                                                "{offset_max: abc}}\n", (),
                                  r"datasets\.safe_mask\.parameters\.offset_max: expected an angle"),
