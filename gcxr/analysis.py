@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .config import AnalysisConfig, ConfigError
-from .datasets import fit_mask, info, stack_runs
+from .datasets import check_counts, check_fit_data, fit_mask, info, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -304,6 +304,8 @@ class Analysis:
         if self.models is None:
             raise ValueError("run_fit: no models; call read_models() or set_models() first")
         self.set_models(self.models)
+        check_fit_data(self.datasets)          # values and masks first: they say more than "no counts"
+        check_counts(self.datasets)
         t0 = time.perf_counter()
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:

@@ -694,10 +694,6 @@ def _all_masked(ds):
     ds["mask_safe"].values[:] = False
 
 
-def _no_counts(ds):
-    ds["counts"].values[:] = 0.0
-
-
 def _zero_background(ds):
     ds["background"].values[:] = 0.0
 
@@ -710,7 +706,6 @@ FIT_DATA_CASES = {
     "negative-exposure": (_negative_exposure, r"dataset 'stacked': variable 'exposure' has 900 negative value\(s\)"),
     "nan-background": (_nan_background, r"dataset 'stacked': variable 'background' has 1 non-finite value\(s\)"),
     "safe-mask-removes-every-bin": (_all_masked, r"dataset 'stacked': the safe mask leaves no bin; nothing to fit"),
-    "empty-event-list": (_no_counts, r"no counts in the fit bins of any dataset \(\['stacked'\]\)"),
     "zero-background": (_zero_background, r"dataset 'stacked': the background is zero in every fit bin, so its free "
                                           r"FoVBackgroundModel norm is unconstrained"),
 }
@@ -744,6 +739,35 @@ def test_41_gcxr_run_with_a_safe_mask_that_removes_every_bin(store, tmp_path, ca
     assert rc == 2
     assert "gcxr run: error: dataset 'stacked': the safe mask leaves no bin; nothing to fit" in err
     assert files_in(out) == []
+
+
+def test_41_gcxr_run_with_no_event_in_the_geometry(store, tmp_path, capsys):
+    """Every event outside the energy axis (an empty event list for the analysis): a message about
+    the data before the fit, nothing written."""
+    edit(events_file(store), lambda h: set_column(h, "EVENTS", "ENERGY", h["EVENTS"].data["ENERGY"] * 0 + 500.0))
+    (tmp_path / "m.yaml").write_text(MODELS)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
+                       "--out", str(out)], capsys)
+    assert rc == 2
+    assert "gcxr run: error: no counts in the fit bins of any dataset (['stacked'])" in err
+    assert files_in(out) == []
+
+
+def test_41_no_counts_in_one_flux_point_bin_is_allowed(store):
+    """fit() itself accepts zero counts (a flux point in an empty bin is an upper limit)."""
+    from gcxr.fit import fit
+    ds = _fit_ready(store).copy(deep=True)
+    ds["counts"].values[:] = 0.0
+    ds.attrs["name"] = "stacked"
+    models = Models.from_yaml(MODELS)
+    models.add_fov_background(["stacked"])
+    for p in models.parameters:
+        p.frozen = p.name != "amplitude"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = fit([ds], models, hesse=False)
+    assert res.parameter("src", "amplitude")["value"] <= 1e-14
 
 
 def test_41_result_json_is_strict_json(tmp_path):
