@@ -38,10 +38,10 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _scheduler(spec: str | None):
+def _scheduler(spec: str | None, timeout: float | None = None):
     """(client, cluster, description) for a --scheduler SPEC; None client means in-process threads."""
-    from .cluster import make_client
-    return make_client(spec)
+    from .cluster import DEFAULT_CONNECT_TIMEOUT, make_client
+    return make_client(spec, DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout)
 
 
 @contextmanager
@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
     t_import = time.perf_counter() - t_start
     set_quiet(args.quiet)
     out = Path(args.out)
-    client, cluster, sched = _scheduler(args.scheduler)
+    client, cluster, sched = _scheduler(args.scheduler, getattr(args, "scheduler_timeout", None))
     try:
         ana = Analysis(args.config, client=client, progress=False if args.quiet else None)
         if not args.no_fit:
@@ -257,6 +257,7 @@ def cmd_demo(args) -> int:
         shutil.copyfile(models_src, tmp)
     run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
                                   no_fit=args.no_fit, scheduler=args.scheduler, quiet=args.quiet,
+                                  scheduler_timeout=args.scheduler_timeout,
                                   point_source_rendering="tent")
     rc = cmd_run(run_args)
     if rc:
@@ -278,7 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
     r.add_argument("--scheduler", default="threads",
-                   help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")
+                   help="threads (default), local:N (LocalCluster of N processes, N <= 4 per CPU core), "
+                        "tcp://host:port, tls://host:port or a scheduler file (*.json)")
+    r.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds to wait for a running scheduler to answer (default: 10)")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
     r.add_argument("--point-source-rendering", choices=("tent", "cubic", "keys"), default="tent",
                    help="pixel weights of point sources: tent (bilinear, as gammapy; default) or cubic "
@@ -291,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed of the simulation (default: 0)")
     d.add_argument("--no-fit", action="store_true", help="reduce only")
     d.add_argument("--scheduler", default="threads", help="as for gcxr run")
+    d.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS", help="as for gcxr run")
     d.add_argument("--quiet", action="store_true", help="no progress or summary output")
     d.set_defaults(func=cmd_demo)
 

@@ -49,14 +49,30 @@ def atomic_path(path: str | Path, overwrite: bool = True):
         raise
 
 
+def json_safe(obj):
+    """``obj`` with numpy scalars and arrays as Python values and every NaN or infinity as None.
+
+    Strict JSON has no NaN: ``result.json`` writes ``null`` where a number is undefined (e.g. the
+    error of a parameter whose fit failed), so every JSON reader can load it.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as strict JSON (NaN and infinities as ``null``, see :func:`json_safe`), atomically."""
     def default(o):
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
         raise TypeError(f"not JSON serialisable: {type(o)}")
-    text = json.dumps(obj, indent=1, default=default, allow_nan=True)
+    text = json.dumps(json_safe(obj), indent=1, default=default, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
     return Path(path)

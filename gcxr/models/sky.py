@@ -32,6 +32,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union, overload
 import numpy as np
 import yaml
 
+from .._yaml import load_yaml
 from .parameters import ModelError, Parameter, Parameters
 from .spatial import SpatialModel, TemplateSpatialModel, spatial_model_from_dict
 from .spectral import PowerLawNormSpectralModel, SpectralModel, spectral_model_from_dict
@@ -613,7 +614,7 @@ class Models(Sequence[Model]):
     @classmethod
     def from_yaml(cls, text: str, base_dir: str | os.PathLike | None = None) -> "Models":
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             raise ModelError(f"invalid YAML: {exc}") from None
         return cls.from_dict(data, base_dir=base_dir)
