@@ -94,7 +94,8 @@ EXIT_STATUS_HELP = """exit status:
   4    model error (models YAML: unknown type or parameter, bounds min > max, file missing)
   5    the fit did not converge (all outputs are written, with success: false)
   6    output error (--out a file, not writable, disk full)
-  130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: --out keeps its previous outputs
+  130  interrupted by SIGINT (Ctrl-C)  } --out keeps its previous outputs (or, if the
+  143  interrupted by SIGTERM          } swap had begun, the complete new ones)
 Everything is checked (config, models, --out) before the reduction starts."""
 
 

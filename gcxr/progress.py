@@ -195,7 +195,7 @@ class FitProgress:
             return
         now = time.monotonic()
         if self._bar is None:
-            self._bar = progress_bar(desc=self.desc, unit="round", quiet=self.quiet, mininterval=self.mininterval,
+            self._bar = progress_bar(desc=self.desc, unit=" rounds", quiet=self.quiet, mininterval=self.mininterval,
                                      leave=True)
         if now - self._last >= self.mininterval:
             self._bar.update(self.n_calls - self._bar.n)
