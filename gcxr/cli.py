@@ -422,7 +422,7 @@ def _main(argv=None) -> int:
     except KeyboardInterrupt as err:
         import signal
         code = getattr(err, "exit_code", 128 + signal.SIGINT)
-        print(f"gcxr {args.command}: {err or 'interrupted by SIGINT'}", file=sys.stderr)
+        print(f"gcxr {args.command}: {str(err) or 'interrupted by SIGINT'}", file=sys.stderr)
         return code
     except Exception as err:
         status = _exit_status(err)

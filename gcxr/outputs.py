@@ -167,12 +167,14 @@ class OutputSet:
         self.staged: dict[str, Path] = {}
         self.phase = "idle"            # idle | write | commit | done; read by the signal handler
         self.pending_signal: int | None = None
+        self._created = False          # open() made the folder: discard() removes it if left empty
 
     def open(self) -> "OutputSet":
         """Check ``out``, finish an interrupted swap there, make this run's staging folder."""
         out = self.out
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out}: exists and is not a folder")
+        self._created = not out.exists()
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -243,10 +245,16 @@ class OutputSet:
         return [self.out / n for n in move]
 
     def discard(self) -> None:
-        """Remove the staging folder (the previous outputs stay as they were)."""
+        """Remove the staging folder (the previous outputs stay as they were), and ``out`` if this
+        set made it and it is empty."""
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+            if self._created:
+                try:
+                    self.out.rmdir()          # only if empty
+                except OSError:
+                    pass
 
 
 # --------------------------------------------------------------------------- signals
@@ -266,8 +274,8 @@ def handle_signals(outputs: OutputSet):
             return
         if phase in ("write", "exiting"):
             outputs.discard()
-            print(f"gcxr: interrupted by {signal.Signals(signum).name} while writing; {outputs.out} keeps "
-                  f"its previous outputs", file=sys.stderr, flush=True)
+            print(f"gcxr run: interrupted by {signal.Signals(signum).name}; {outputs.out} keeps its previous "
+                  f"outputs", file=sys.stderr, flush=True)
             try:
                 sys.stdout.flush()
             finally:

@@ -170,3 +170,37 @@ def test_simulate_refuses_an_existing_store(files, tmp_path, capsys):
     assert main(["simulate", "--out", str(store), "--livetime", "10", "--pointings", "0,0", "--overwrite",
                  "--quiet"]) == 0
     assert {p.name: p.read_bytes() for p in store.glob("*index*")} != before
+
+
+# --------------------------------------------------------------------------- a full disk
+def test_full_disk_netcdf_error_names_the_file_and_the_space(files, tmp_path, monkeypatch, capsys):
+    """netCDF-C reports a full disk as "NetCDF: HDF error": gcxr names the file and the free space."""
+    import collections
+
+    import xarray as xr
+
+    def hdf_error(self, store, **k):
+        raise RuntimeError("NetCDF: HDF error")
+    monkeypatch.setattr(xr.Dataset, "dump_to_store", hdf_error)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: collections.namedtuple("u", "total used free")(10**9, 10**9, 0))
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "result.json").write_text("{}")                          # an earlier set stays as it was
+    assert run(files, "--no-fit", "--out", str(out)) == cli.EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert f"{out / 'datasets.nc'}: no space left on the disk while writing it (0.0 MB free" in err, err
+    assert "NetCDF: HDF error" in err
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]
+
+
+def test_other_netcdf_errors_are_not_called_a_full_disk(files, tmp_path, monkeypatch, capsys):
+    import xarray as xr
+
+    def hdf_error(self, store, **k):
+        raise RuntimeError("NetCDF: HDF error")
+    monkeypatch.setattr(xr.Dataset, "dump_to_store", hdf_error)
+    out = tmp_path / "out"
+    assert run(files, "--no-fit", "--out", str(out)) == cli.EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert f"{out / 'datasets.nc'}: cannot write it: NetCDF: HDF error" in err and "no space" not in err
+    assert not out.exists()                        # made by this run, left empty: removed again
