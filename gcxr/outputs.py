@@ -280,8 +280,10 @@ def handle_signals(outputs: OutputSet):
                 sys.stdout.flush()
             finally:
                 os._exit(128 + signum)
+        note = ("the new outputs were complete and are in place" if phase == "done"
+                else f"{outputs.out} keeps its previous outputs")
         outputs.phase = "exiting"                  # a second signal while unwinding ends at once
-        raise Interrupted(signum, f"{outputs.out} keeps its previous outputs")
+        raise Interrupted(signum, note)
 
     main = threading.current_thread() is threading.main_thread()
     old = {}
