@@ -128,7 +128,7 @@ def _prepare_run(args, outputs):
         if not args.models:
             raise UsageError("--models MODELS is required unless --no-fit is given")
         ana.read_models(args.models)        # the models and their template files, before reducing anything
-    outputs.open()
+    outputs.open(args.out)
     return ana
 
 
@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
     _imports_done()
     t_import = time.perf_counter() - t_start
     set_quiet(args.quiet)
-    outputs = OutputSet(args.out)
+    outputs = OutputSet()                   # its folder is checked and opened by _prepare_run
     with handle_signals(outputs):           # SIGINT/SIGTERM: a clean exit, --out as it was (gcxr.outputs)
         ana = _prepare_run(args, outputs)
         client, cluster, sched = _scheduler(args.scheduler)

@@ -149,8 +149,8 @@ class OutputSet:
 
     Parameters
     ----------
-    out : str or Path
-        The output folder (made if missing).
+    out : str or Path, optional
+        The output folder (made if missing); it can also be given to :meth:`open`.
 
     Examples
     --------
@@ -161,16 +161,19 @@ class OutputSet:
     ['result.json']
     """
 
-    def __init__(self, out: str | Path):
-        self.out = Path(os.path.expandvars(str(out))).expanduser()
+    def __init__(self, out: str | Path | None = None):
+        self.out = Path(os.path.expandvars(str(out))).expanduser() if out is not None else Path("gcxr-out")
         self.staging: Path | None = None
         self.staged: dict[str, Path] = {}
         self.phase = "idle"            # idle | write | commit | done; read by the signal handler
         self.pending_signal: int | None = None
         self._created = False          # open() made the folder: discard() removes it if left empty
 
-    def open(self) -> "OutputSet":
-        """Check ``out``, finish an interrupted swap there, make this run's staging folder."""
+    def open(self, out: str | Path | None = None) -> "OutputSet":
+        """Check ``out`` (default: the folder given when made), finish an interrupted swap there,
+        make this run's staging folder."""
+        if out is not None:
+            self.out = Path(os.path.expandvars(str(out))).expanduser()
         out = self.out
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out}: exists and is not a folder")
@@ -280,8 +283,12 @@ def handle_signals(outputs: OutputSet):
                 sys.stdout.flush()
             finally:
                 os._exit(128 + signum)
-        note = ("the new outputs were complete and are in place" if phase == "done"
-                else f"{outputs.out} keeps its previous outputs")
+        if phase == "done":
+            note = "the new outputs were complete and are in place"
+        elif outputs.staging is None:          # before the output folder was opened
+            note = "nothing was written"
+        else:
+            note = f"{outputs.out} keeps its previous outputs"
         outputs.phase = "exiting"                  # a second signal while unwinding ends at once
         raise Interrupted(signum, note)
 
