@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._testhook import pause_point
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
@@ -181,9 +182,18 @@ def _to_netcdf(ds: xr.Dataset, path: str | Path, encoding: dict | None = None, d
         ds = ds.compute(scheduler=dask.get)     # a callable scheduler: dask does not look for distributed
     store = NetCDF4DataStore.open(str(path), mode="w", format="NETCDF4", lock=_netcdf4_lock())
     try:
+        pause_point(f"write:{_target_name(path)}")     # tests only: the file open, half-written (gcxr._testhook)
         ds.dump_to_store(store, encoding=encoding or {})    # dask-backed arrays are registered, never computed
     finally:
         store.close()
+
+
+def _target_name(path: str | Path) -> str:
+    """The final name of a file being written: ``.datasets.nc.k2x9.tmp`` (:func:`atomic_path`) -> ``datasets.nc``."""
+    name = Path(path).name
+    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+        return name[1:].rsplit(".", 2)[0]
+    return name
 
 
 @contextmanager

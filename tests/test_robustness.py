@@ -357,11 +357,12 @@ def test_31_fit_that_cannot_converge(store, tmp_path, capsys):
     with pytest.warns(RuntimeWarning, match="MIGRAD did not converge"):
         rc = main(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
                    "--out", str(out)])
-    assert rc == 0
+    assert rc == 5                               # EXIT_FIT: written, but not a result to use unseen
     import json
     fit = json.loads((out / "result.json").read_text())["fit"]
     assert fit["success"] is False and "MIGRAD did not converge" in fit["message"]
-    assert "success=False" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "success=False" in captured.out and "the fit did not converge" in captured.err
     assert sorted(files_in(out)) == ["datasets.nc", "fit_result.nc", "models_bestfit.yaml", "result.json"]
 
 
@@ -371,13 +372,13 @@ def test_32_failing_run_writes_nothing(store, tmp_path, capsys):
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
     out = tmp_path / "out"
     rc = main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
-    assert rc == 2
+    assert rc == 3                               # EXIT_DATA
     err = capsys.readouterr().err
     assert "gcxr run: error: run 1:" in err and "run_000001.fits.gz" in err
     assert files_in(out) == []
 
 
-def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypatch):
+def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypatch, capsys):
     import xarray as xr
 
     def disk_full(self, path, *a, **k):
@@ -389,8 +390,9 @@ def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypa
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(xr.Dataset, "dump_to_store", disk_full_in_store)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="No space left"):
-        main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
+    assert main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)]) == 6   # EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert f"{out / 'datasets.nc'}: no space left on the disk" in err and "MB free" in err, err
     assert files_in(out) == []
 
 
@@ -400,7 +402,7 @@ def test_34_simulate_with_incomplete_irf_file(tmp_path, capsys):
     irf = write_parametric_irfs(tmp_path / "irf.fits")
     edit(irf, lambda h: h.pop(4))                                      # drop BACKGROUND
     out = tmp_path / "sim"
-    assert main(["simulate", "--out", str(out), "--irf", str(irf), "--quiet"]) == 2
+    assert main(["simulate", "--out", str(out), "--irf", str(irf), "--quiet"]) == 3      # EXIT_DATA
     err = capsys.readouterr().err
     assert "irf.fits: no bkg HDU found" in err and "EFFECTIVE AREA" in err
     assert files_in(out) == []

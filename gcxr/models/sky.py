@@ -623,6 +623,10 @@ class Models(Sequence[Model]):
     def read(cls, path: str | os.PathLike) -> "Models":
         path = Path(os.path.expandvars(str(path)))
         try:
-            return cls.from_yaml(path.read_text(encoding="utf-8"), base_dir=path.parent)
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the models file ({exc.strerror or exc})") from None
+        try:
+            return cls.from_yaml(text, base_dir=path.parent)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None
