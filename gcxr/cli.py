@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
     from .analysis import Analysis          # deferred: heavy import (after the arguments are parsed)
-    from .io import write_datasets, write_fit_result, write_json
+    from .io import write_fit_result, write_json
     from .progress import set_quiet
     _imports_done()
     t_import = time.perf_counter() - t_start
@@ -102,8 +102,11 @@ def cmd_run(args) -> int:
                 raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
             # read the models (and their template files) before reducing anything
             ana.read_models(args.models)
-        ana.get_observations()
-        ana.get_datasets()
+        if getattr(args, "datasets", None):     # fit datasets from a file: no run is selected, read or reduced
+            ana.read_datasets(args.datasets)
+        else:
+            ana.get_observations()
+            ana.get_datasets()
         fit = None
         if not args.no_fit:
             ana.run_fit(point_weights=args.point_source_rendering)
@@ -123,8 +126,7 @@ def cmd_run(args) -> int:
         written = [write_json(result, out / "result.json")]
         t_write = time.perf_counter()
         try:
-            written.append(write_datasets(ana.datasets[0] if len(ana.datasets) == 1 and ana.config.datasets.stack
-                                          else ana.datasets, out / "datasets.nc", spec=ana.spec))
+            written.append(ana.write_datasets(out / "datasets.nc"))
             if fit is not None:
                 written += [out / "models_bestfit.yaml", out / "models_bestfit_covariance.dat"]
                 ana.models.write(out / "models_bestfit.yaml", overwrite=True)
@@ -256,7 +258,7 @@ def cmd_demo(args) -> int:
     with atomic_path(out / "models.yaml") as tmp:
         shutil.copyfile(models_src, tmp)
     run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
-                                  no_fit=args.no_fit, scheduler=args.scheduler, quiet=args.quiet,
+                                  no_fit=args.no_fit, datasets=None, scheduler=args.scheduler, quiet=args.quiet,
                                   point_source_rendering="tent")
     rc = cmd_run(run_args)
     if rc:
@@ -277,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", help="models YAML (gammapy format)")
     r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
+    r.add_argument("--datasets", metavar="FILE",
+                   help="fit the datasets of FILE instead of reducing: a datasets.nc written by gcxr run (stacked "
+                        "or one per run) or a gammapy MapDataset .fits/.fits.gz; the config's observations and "
+                        "datasets sections are then not used, its fit section still is (fit.fit_range applies "
+                        "on top of the file's fit mask)")
     r.add_argument("--scheduler", default="threads",
                    help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
