@@ -1,10 +1,13 @@
-"""netCDF (CF) and JSON/YAML output, always written atomically.
+"""netCDF (CF) and JSON/YAML output, always written atomically; gammapy ``MapDataset`` FITS
+files through :func:`read_gammapy_dataset` / :func:`write_gammapy_dataset` (:mod:`gcxr.io_gammapy`).
 
 ``datasets.nc`` layout: variables ``counts``, ``background``, ``mask_safe`` on
 (energy, lat, lon), ``exposure`` on (energy_true, lat, lon), ``psf`` on
 (energy_true, rad, lat_irf, lon_irf), ``edisp`` on (energy_true, energy,
 lat_irf, lon_irf); with several runs a leading ``obs`` dim (each run placed on
-the full grid, zero and mask 0 outside its cutout).  Masks are int8 with
+the full grid, zero and mask 0 outside its cutout; the cutout's index ranges
+``cutout_lat``/``cutout_lon``/``cutout_lat_irf``/``cutout_lon_irf`` and the
+``dataset_name`` per run let :func:`split_runs` restore the run datasets).  Masks are int8 with
 ``flag_values``/``flag_meanings``; energies are log bin centres in TeV with CF
 ``bounds``; the sky grids' FITS WCS headers are kept on the scalar variables
 ``sky_wcs`` and ``sky_wcs_irf`` (CF grid-mapping pattern), together with the
@@ -397,5 +400,12 @@ def read_fit_result(path: str | Path):
         raise ValueError(f"{path}: {exc}") from None
 
 
-# gammapy MapDataset FITS files: their own module (gcxr/io_gammapy.py), re-exported here
-from .io_gammapy import read_gammapy_dataset, write_gammapy_dataset  # noqa: E402
+_GAMMAPY = ("read_gammapy_dataset", "write_gammapy_dataset")
+
+
+def __getattr__(name: str):
+    """gammapy MapDataset FITS files: their own module (:mod:`gcxr.io_gammapy`), imported on first use."""
+    if name in _GAMMAPY:
+        from . import io_gammapy
+        return getattr(io_gammapy, name)
+    raise AttributeError(f"module 'gcxr.io' has no attribute {name!r}")

@@ -234,7 +234,7 @@ def gammapy_stacked():
 def test_round_trip_leaves_every_gammapy_array_identical(gammapy_stacked, tmp_path):
     """gammapy FITS -> gcxr -> gammapy FITS: every HDU's data (images, BANDS, GTI, META_TABLE) identical."""
     from gcxr.io import write_gammapy_dataset
-    path = write_gammapy_dataset(gammapy_stacked, tmp_path / "stacked.fits.gz")
+    path = write_gammapy_dataset(gammapy_stacked, tmp_path / "stacked.fits")
     with fits.open(STACKED_FITS) as a, fits.open(path) as b:
         assert [h.name for h in a] == [h.name for h in b]
         for ha in a[1:]:
