@@ -250,7 +250,7 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
                 continue
             hdu = hdul[hname]
             where = f"{path}, HDU {hname}"
-            if hdu.data is None or int(hdu.header["NAXIS"]) < 2:
+            if not isinstance(hdu, fits.ImageHDU) or hdu.data is None or int(hdu.header["NAXIS"]) < 2:
                 raise DataStoreError(f"{where}: not an image (gcxr reads WCS maps, not HEALPix or region maps)")
             geom = _read_geom(hdu, where)
             if grid == "sky":
@@ -272,7 +272,7 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
                     continue
                 _check_same(f"{a} axis", axes.get(a), edges, where)
                 axes[a] = edges
-            arr = np.asarray(hdu.data)
+            arr = np.asarray(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))     # FITS is big-endian
             if var.startswith("mask"):
                 arr = arr.astype(bool)
             else:

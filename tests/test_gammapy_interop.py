@@ -51,13 +51,29 @@ def _config(store, stack: bool, fit_min: str | None = None):
     return cfg
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["stacked", "joint"])
-def reduced(request, store):
+def _reduce(store, stack: bool):
     from gcxr.analysis import Analysis
-    ana = Analysis(_config(store, request.param, "0.15 TeV"), progress=False)
+    ana = Analysis(_config(store, stack, "0.15 TeV"), progress=False)
     ana.get_observations()
     ana.get_datasets()
     return ana
+
+
+@pytest.fixture(scope="module")
+def stacked(store):
+    """The small store reduced to one stacked dataset (fit range from 0.15 TeV)."""
+    return _reduce(store, True)
+
+
+@pytest.fixture(scope="module")
+def joint(store):
+    """The small store reduced to one dataset per run (``stack: false``)."""
+    return _reduce(store, False)
+
+
+@pytest.fixture(params=["stacked", "joint"])
+def reduced(request):
+    return request.getfixturevalue(request.param)
 
 
 def _same_arrays(a: xr.Dataset, b: xr.Dataset) -> None:
@@ -109,13 +125,11 @@ def test_fit_range_of_the_config_applies_on_top_of_the_file_mask(reduced, tmp_pa
         assert ds["mask_fit"].values.tolist() == [False, False, True, True]
 
 
-def test_gammapy_fits_layout_from_a_gcxr_reduction(reduced, tmp_path):
+def test_gammapy_fits_layout_from_a_gcxr_reduction(stacked, tmp_path):
     """gcxr's own stacked dataset written as a gammapy MapDataset: HDU names, WCS and BANDS headers,
     shapes, units; read back equal to what was written."""
     from gcxr.io import read_gammapy_dataset, write_gammapy_dataset
-    if not reduced.config.datasets.stack:
-        pytest.skip("one dataset per gammapy file: the stacked case")
-    ds = reduced.datasets[0]
+    ds = stacked.datasets[0]
     path = write_gammapy_dataset(ds, tmp_path / "stacked.fits.gz")
     with fits.open(path) as h:
         names = [x.name for x in h]
@@ -159,6 +173,21 @@ def test_gammapy_fits_layout_from_a_gcxr_reduction(reduced, tmp_path):
     for c in ("energy", "energy_true", "lon", "lat", "lon_irf", "lat_irf", "rad", "energy_bounds", "rad_bounds"):
         np.testing.assert_allclose(back[c].values, ds[c].values, rtol=1e-12, atol=1e-12, err_msg=c)
     assert float(back["livetime"]) == float(ds["livetime"])
+
+
+def test_run_dataset_to_gammapy_file_and_back(joint, tmp_path):
+    """A run dataset (float64) on a cutout away from the grid centre keeps its arrays and grid."""
+    from gcxr.io import read_gammapy_dataset, write_gammapy_dataset
+    run = joint.datasets[1].isel(lat=slice(4, 22), lon=slice(3, 27), lat_irf=slice(1, 5), lon_irf=slice(0, 4))
+    back = read_gammapy_dataset(write_gammapy_dataset(run, tmp_path / "run.fits"))
+    for v in ("counts", "exposure", "background", "psf", "edisp", "exposure_irf", "mask_safe"):
+        assert back[v].dims == run[v].dims and np.array_equal(back[v].values, run[v].values), v
+        assert back[v].dtype == (np.float32 if v == "counts" else run[v].dtype), v
+    for c in ("lon", "lat", "lon_irf", "lat_irf"):
+        np.testing.assert_allclose(back[c].values, run[c].values, rtol=0, atol=1e-9, err_msg=c)
+    with fits.open(tmp_path / "run.fits") as h:
+        assert h["COUNTS"].header["CRVAL2"] == 0.0
+        assert h["COUNTS"].data.shape == run["counts"].shape
 
 
 def test_bad_gammapy_inputs_are_named(tmp_path, reduced):
@@ -213,7 +242,16 @@ def test_cli_fits_datasets_without_reducing(store, tmp_path):
         assert [d["name"] for d in r2["datasets"]] == [d["name"] for d in r1["datasets"]]
         for p, q in zip(r1["fit"]["parameters"], r2["fit"]["parameters"]):
             assert q["value"] == pytest.approx(p["value"], rel=1e-6, abs=1e-12), p["name"]
-        assert r2["timings_s"]["reduce"] == 0.0
+        if stack:                   # the same dataset as a gammapy file: the same fit
+            from gcxr.analysis import Analysis
+            ana = Analysis(broken, progress=False)
+            ana.read_datasets(first / "datasets.nc")
+            gp = ana.write_datasets(tmp_path / "stacked.fits.gz")
+            third = tmp_path / "third"
+            assert main(["run", str(tmp_path / "broken.yaml"), "--models", str(tmp_path / "models.yaml"),
+                         "--datasets", str(gp), "--out", str(third), "--quiet"]) == 0
+            r3 = json.loads((third / "result.json").read_text())
+            assert r3["fit"]["total_stat"] == pytest.approx(r1["fit"]["total_stat"], abs=1e-6)
 
 
 def test_cli_help_says_what_datasets_overrides():
@@ -283,6 +321,29 @@ def test_gammapy_stacked_matches_gcxr_reduction(gammapy_stacked, seed_stacked):
 
 @needs_data
 @pytest.mark.data
+def test_gammapy_run_file_matches_gcxr_run(run_110380):
+    """gammapy's per-run file (PSF in deg-2, float64 cubes) read by gcxr = gcxr's reduction of the run,
+    as tests/test_reduce_reference.py compares them."""
+    from gcxr.io import read_gammapy_dataset
+    from test_reduce_reference import _rel_stats
+    g, r = read_gammapy_dataset(REF / "obs_110380.fits.gz"), run_110380
+    for c in ("lon", "lat", "lon_irf", "lat_irf", "energy", "energy_true", "rad"):
+        np.testing.assert_allclose(g[c].values, r[c].values, rtol=1e-9, atol=1e-9, err_msg=c)
+    np.testing.assert_array_equal(g["counts"].values, r["counts"].values)
+    np.testing.assert_array_equal(g["mask_safe"].values, r["mask_safe"].values)
+    for v in ("exposure", "background"):
+        med, p99 = _rel_stats(r[v].values, g[v].values)
+        assert med < 1e-3 and p99 < 1e-2, (v, med, p99)
+    assert g["psf"].attrs["units"] == "sr-1"              # converted from the file's deg-2
+    np.testing.assert_allclose(r["psf"].values, g["psf"].values, rtol=1e-6, atol=1e-9 * g["psf"].values.max())
+    np.testing.assert_allclose(r["edisp"].values, g["edisp"].values, atol=1e-9)
+    np.testing.assert_allclose(r["exposure_irf"].values, g["exposure_irf"].values, rtol=1e-6)
+    assert float(g["livetime"]) == pytest.approx(float(r["livetime"]), rel=1e-12)
+    assert float(g["ontime"]) == float(r["ontime"]) == 1800.0
+
+
+@needs_data
+@pytest.mark.data
 def test_statistic_of_read_in_stacked_at_gammapy_best_fit(gammapy_stacked):
     """gammapy's own cubes, gammapy's best-fit values -> gammapy's total statistic."""
     from gcxr.datasets import fit_mask
@@ -309,16 +370,14 @@ def _gammapy_python() -> Path | None:
 
 
 @pytest.mark.skipif(_gammapy_python() is None, reason="no gammapy 2.1 virtual environment (.venv-gammapy)")
-def test_gammapy_reads_gcxr_file(reduced, tmp_path):
+def test_gammapy_reads_gcxr_file(stacked, tmp_path):
     """gammapy 2.1's MapDataset.read accepts gcxr's file and finds every array, axis and grid."""
-    if not reduced.config.datasets.stack:
-        pytest.skip("one dataset per gammapy file: the stacked case")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from check_gammapy_reads_gcxr_dataset import check
     finally:
         sys.path.pop(0)
-    report = check(reduced.datasets[0], tmp_path, _gammapy_python())
+    report = check(stacked.datasets[0], tmp_path, _gammapy_python())
     assert report["ok"], report
     assert set(report["compared"]) >= {"counts", "exposure", "background", "psf", "psf_exposure", "edisp",
                                        "mask_safe", "mask_fit", "livetime"}
