@@ -357,7 +357,8 @@ def test_statistic_of_read_in_stacked_at_gammapy_best_fit(gammapy_stacked):
     like = JointLikelihood(build_terms([ds], models), ParameterSpace.from_models(models))
     best = {k.split(".")[1]: v[0] for k, v in seed["params"].items()}
     vals = np.array([best[n] for _, _, n in like.space.keys])
-    assert like.stat_values(vals) == pytest.approx(seed["total_stat"], abs=1e-3)
+    # gcxr's own reduction gives it to 1e-3 (tests/test_fit_reference.py); gammapy's cubes to 2.4e-5
+    assert like.stat_values(vals) == pytest.approx(seed["total_stat"], abs=1e-4)
 
 
 # --------------------------------------------------------------------------- gammapy reads gcxr's file
