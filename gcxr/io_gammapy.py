@@ -19,7 +19,8 @@ MASK_FIT           lon, lat, energy                            ``mask_fit`` (boo
 GTI                START, STOP                                 ``gti_start``, ``gti_stop`` (gti)
 =================  ==========================================  =====================================
 
-The EDISP HDU is gammapy's kernel map (``EDispKernelMap``: reco energy x true energy), which is
+A file without MASK_SAFE gets a safe mask of every bin (gammapy uses every bin then); a
+``MapDatasetOnOff`` file (COUNTS_OFF, ACCEPTANCE HDUs) is refused.  The EDISP HDU is gammapy's kernel map (``EDispKernelMap``: reco energy x true energy), which is
 what gammapy's ``MapDatasetMaker`` writes for 3D datasets; a migration map (``EDispMap``, a
 ``migra`` axis) is refused.  The livetime is the ``livetime`` of the EXPOSURE HDU's ``META``
 card, the ontime the sum of the GTIs.  Units are converted at the edge (exposure to m2 s, PSF
@@ -65,6 +66,8 @@ _LAYOUT = {
 }
 _DIMS = {"mask_fit": ("energy", "lat", "lon"), "exposure_edisp": ("energy_true", "lat_irf", "lon_irf")}
 _SQUASHED = {"exposure_edisp": "energy", "exposure_irf": "rad"}     # one-bin axes of the IRF exposures
+_IRF_OF_EXPOSURE = {"exposure_irf": "psf", "exposure_edisp": "edisp"}
+_ON_OFF_HDUS = ("COUNTS_OFF", "ACCEPTANCE", "ACCEPTANCE_OFF")
 _UNITS = {"exposure": "m2 s", "exposure_irf": "m2 s", "exposure_edisp": "m2 s", "psf": "sr-1"}
 # BANDS columns of each axis: (centre, low edge, high edge), unit, interpolation
 _AXIS_COLUMNS = {"energy": (("ENERGY", "E_MIN", "E_MAX"), "TeV", "log"),
@@ -242,6 +245,10 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
         if missing:
             raise DataStoreError(f"{path}: no {' or '.join(missing)} HDU; not a gammapy MapDataset file "
                                  f"(HDUs: {[h.name for h in hdul]})")
+        on_off = [h for h in _ON_OFF_HDUS if h in hdul]
+        if on_off:
+            raise DataStoreError(f"{path}: HDUs {on_off}: a gammapy MapDatasetOnOff (ON-OFF statistic), which gcxr "
+                                 "does not fit; gcxr reads MapDataset files (counts with a background model)")
         sky = irf = None
         axes: dict[str, np.ndarray] = {}
         data_vars = {}
@@ -286,6 +293,9 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
                 dims = ("lat", "lon")
             attrs = dict(VAR_ATTRS.get(var, {})) | _EXTRA_ATTRS.get(var, {})
             data_vars[var] = xr.Variable(dims, arr, attrs)
+        if "mask_safe" not in data_vars:     # as gammapy: a dataset without a safe mask uses every bin
+            data_vars["mask_safe"] = xr.Variable(VAR_DIMS["mask_safe"], np.ones(data_vars["counts"].shape, bool),
+                                                 dict(VAR_ATTRS["mask_safe"]) | {"comment": "no MASK_SAFE in the file"})
         if irf is not None and irf.frame != sky.frame:
             raise DataStoreError(f"{path}: the IRF maps are in frame {irf.frame!r}, the counts in {sky.frame!r}")
         livetime = _livetime(hdul["EXPOSURE"], f"{path}, HDU EXPOSURE")
@@ -333,8 +343,8 @@ def _geom_from(ds: xr.Dataset, kind: str) -> SkyGeom:
         if lo.size < 2 or la.size < 2:
             raise DataStoreError(f"write_gammapy_dataset: the {lon}/{lat} grid needs at least 2 x 2 pixels")
         dlon, dlat = _clean((lo[-1] - lo[0]) / (lo.size - 1)), _clean((la[-1] - la[0]) / (la.size - 1))
-        xr_ = (lo.size - 1) / 2.0
-        geom = SkyGeom(frame, _clean(0.5 * (lo[0] + lo[-1])), dlon, dlat, xr_, _clean(-la[0] / dlat),
+        x_ref = (lo.size - 1) / 2.0
+        geom = SkyGeom(frame, _clean(0.5 * (lo[0] + lo[-1])), dlon, dlat, x_ref, _clean(-la[0] / dlat),
                        lo.size, la.size)
     tol = 1e-6 * geom.binsz
     if geom.shape != (ds.sizes[lat], ds.sizes[lon]) or \
@@ -406,7 +416,7 @@ def _meta_table_hdu(text: str):
     return fits.BinTableHDU(Table({k: np.asarray(v) for k, v in cols.items()}), name="META_TABLE")
 
 
-def gammapy_hdulist(ds: xr.Dataset):
+def _hdulist(ds: xr.Dataset):
     """The ``astropy.io.fits.HDUList`` of :func:`write_gammapy_dataset` (nothing written)."""
     from astropy.io import fits
     from . import __version__
@@ -427,8 +437,7 @@ def gammapy_hdulist(ds: xr.Dataset):
     for var, (hname, fits_axes, grid) in _LAYOUT.items():
         if var not in ds:
             continue
-        if var in ("exposure_edisp", "exposure_irf") and var.replace("exposure_irf", "psf").replace(
-                "exposure_edisp", "edisp") not in ds:
+        if var in _IRF_OF_EXPOSURE and _IRF_OF_EXPOSURE[var] not in ds:
             continue                        # an IRF exposure without its IRF: gammapy has no place for it
         axes = [(a, _edges(ds, a)) for a in fits_axes]
         dims = tuple(a for a in fits_axes[::-1]) + (("lat", "lon") if grid == "sky" else ("lat_irf", "lon_irf"))
@@ -487,7 +496,7 @@ def write_gammapy_dataset(ds: xr.Dataset, path: str | Path, overwrite: bool = Tr
     >>> write_gammapy_dataset(ana.datasets[0], "stacked.fits.gz")     # doctest: +SKIP
     """
     from .io import atomic_path
-    hdul = gammapy_hdulist(ds)
+    hdul = _hdulist(ds)
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
         if path.suffix == ".gz":

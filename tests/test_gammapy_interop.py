@@ -188,6 +188,11 @@ def test_run_dataset_to_gammapy_file_and_back(joint, tmp_path):
     with fits.open(tmp_path / "run.fits") as h:
         assert h["COUNTS"].header["CRVAL2"] == 0.0
         assert h["COUNTS"].data.shape == run["counts"].shape
+        # a file without MASK_SAFE: every bin is safe, as gammapy uses it
+        fits.HDUList([x.copy() for x in h if not x.name.startswith("MASK_SAFE")]).writeto(tmp_path / "nomask.fits")
+    nomask = read_gammapy_dataset(tmp_path / "nomask.fits")
+    assert nomask["mask_safe"].dtype == bool and nomask["mask_safe"].values.all()
+    assert nomask["mask_safe"].shape == run["counts"].shape
 
 
 def test_bad_gammapy_inputs_are_named(tmp_path, reduced):
@@ -202,6 +207,11 @@ def test_bad_gammapy_inputs_are_named(tmp_path, reduced):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((2, 2)), name="EXPOSURE")]).writeto(tmp_path / "e.fits")
     with pytest.raises(DataStoreError, match=r"e.fits: no COUNTS HDU"):
         read_gammapy_dataset(tmp_path / "e.fits")
+    with fits.open(tmp_path / "e.fits") as h:         # an ON-OFF dataset: refused, not read without its OFF data
+        fits.HDUList([h[0].copy(), h[1].copy(), fits.ImageHDU(np.zeros((2, 2)), name="COUNTS"),
+                      fits.ImageHDU(np.zeros((2, 2)), name="COUNTS_OFF")]).writeto(tmp_path / "onoff.fits")
+    with pytest.raises(DataStoreError, match=r"onoff.fits: HDUs \['COUNTS_OFF'\]: a gammapy MapDatasetOnOff"):
+        read_gammapy_dataset(tmp_path / "onoff.fits")
     with pytest.raises(DataStoreError, match=r"unknown format; use .nc"):
         Analysis(reduced.config, progress=False).read_datasets(tmp_path / "datasets.h5")
     if reduced.config.datasets.stack:
@@ -254,10 +264,13 @@ def test_cli_fits_datasets_without_reducing(store, tmp_path):
             assert r3["fit"]["total_stat"] == pytest.approx(r1["fit"]["total_stat"], abs=1e-6)
 
 
-def test_cli_help_says_what_datasets_overrides():
-    from gcxr.cli import build_parser
-    text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
-    assert "--datasets" in text and "instead of reducing" in text
+def test_cli_help_says_what_datasets_overrides(capsys):
+    from gcxr.cli import main
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--datasets FILE" in text and "instead of reducing" in text
+    assert "observations and datasets sections are then not used" in text
 
 
 # --------------------------------------------------------------------------- gammapy's stacked.fits.gz
