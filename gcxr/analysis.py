@@ -8,15 +8,17 @@ stacking tasks) and computed by ``get_datasets`` unless ``lazy=True``.
 from __future__ import annotations
 
 import logging
+import os
 import time
+import warnings
 from pathlib import Path
 
 import dask
 import numpy as np
 import xarray as xr
 
-from .config import AnalysisConfig
-from .datasets import fit_mask, info, stack_runs
+from .config import AnalysisConfig, ConfigError
+from .datasets import check_counts, check_fit_data, fit_mask, info, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -34,17 +36,40 @@ def _tev(q) -> float:
     return float(q.to_value("TeV"))
 
 
+def _safe_mask_number(params: dict, key: str, default: float, lo: float, hi: float, hi_included: bool = True) -> float:
+    """``datasets.safe_mask.parameters.<key>`` as a float in (lo, hi] (or (lo, hi)), or a :class:`ConfigError`."""
+    path = f"datasets.safe_mask.parameters.{key}"
+    value = params.get(key, default)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError([(path, f"expected a number, got {value!r}")]) from None
+    if not (lo < out <= hi if hi_included else lo < out < hi):
+        raise ConfigError([(path, f"must be in ({lo:g}, {hi:g}{']' if hi_included else ')'}, got {out:g}")])
+    return out
+
+
 def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
-    """The reduction specification of a config's ``datasets`` section."""
+    """The reduction specification of a config's ``datasets`` section.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, for values the reduction cannot use (e.g. ``aeff_percent: 500``, a map
+        wider than 360 deg).
+    """
     d = config.datasets
     if d.type != "3d":
-        raise ValueError(f"datasets.type: only '3d' is supported by gcxr, got '{d.type}'")
+        raise ConfigError([("datasets.type", f"only '3d' is supported by gcxr, got '{d.type}'")])
     w = d.geom.wcs
     frame = w.skydir.frame or "icrs"
     if w.skydir.lon is None or w.skydir.lat is None:
-        raise ValueError("datasets.geom.wcs.skydir: lon and lat are required")
-    geom = SkyGeom.create((_deg(w.skydir.lon), _deg(w.skydir.lat)), _deg(w.binsize),
-                          (_deg(w.width.width), _deg(w.width.height)), frame)
+        raise ConfigError([("datasets.geom.wcs.skydir", "lon and lat are required")])
+    try:
+        geom = SkyGeom.create((_deg(w.skydir.lon), _deg(w.skydir.lat)), _deg(w.binsize),
+                              (_deg(w.width.width), _deg(w.width.height)), frame)
+    except ValueError as err:
+        raise ConfigError([("datasets.geom.wcs", str(err))]) from None
     ax = d.geom.axes
     energy = EnergyAxis.from_bounds(_tev(ax.energy.min), _tev(ax.energy.max), ax.energy.nbins, "energy")
     energy_true = EnergyAxis.from_bounds(_tev(ax.energy_true.min), _tev(ax.energy_true.max),
@@ -53,17 +78,117 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
     known = {"offset_max", "aeff_percent", "bias_percent"}
     unknown = set(params) - known
     if unknown:
-        raise ValueError(f"datasets.safe_mask.parameters: unknown key(s) {sorted(unknown)}; valid: {sorted(known)}")
+        raise ConfigError([("datasets.safe_mask.parameters",
+                            f"unknown key(s) {sorted(unknown)}; valid: {sorted(known)}")])
     offset_max = params.get("offset_max", "3 deg")
     import astropy.units as u
-    offset_max = float(u.Quantity(offset_max).to_value("deg")) if not isinstance(offset_max, (int, float)) \
-        else float(offset_max)
+    try:
+        offset_max = float(u.Quantity(offset_max).to_value("deg")) if not isinstance(offset_max, (int, float)) \
+            else float(offset_max)
+    except (TypeError, ValueError, u.UnitsError):
+        raise ConfigError([("datasets.safe_mask.parameters.offset_max",
+                            f"expected an angle such as '2.5 deg', got {offset_max!r}")]) from None
+    if not offset_max > 0:
+        raise ConfigError([("datasets.safe_mask.parameters.offset_max", f"must be positive, got {offset_max} deg")])
     return ReductionSpec(geom=geom, energy=energy, energy_true=energy_true, binsz_irf=_deg(w.binsize_irf),
                          cutout_width=2 * _deg(d.geom.selection.offset_max),
                          safe_mask_methods=tuple(d.safe_mask.methods), offset_max=offset_max,
-                         aeff_percent=float(params.get("aeff_percent", 10.0)),
-                         bias_percent=float(params.get("bias_percent", 10.0)),
+                         aeff_percent=_safe_mask_number(params, "aeff_percent", 10.0, 0.0, 100.0, hi_included=False),
+                         bias_percent=_safe_mask_number(params, "bias_percent", 10.0, 0.0, 100.0),
                          map_selection=tuple(d.map_selection))
+
+
+def estimate_dataset_bytes(spec: ReductionSpec, n_datasets: int) -> int:
+    """A lower bound of the memory the reduced datasets take: ``n_datasets`` x (counts, background
+    (float64, reco energy), exposure (float64, true energy), safe mask (1 byte)) on the analysis grid."""
+    npix = spec.geom.nx * spec.geom.ny
+    return int(n_datasets) * npix * (8 * (2 * spec.energy.nbin + spec.energy_true.nbin) + spec.energy.nbin)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(spec: ReductionSpec, n_datasets: int, available: int | None = None) -> None:
+    """Raise :class:`ConfigError` if the datasets cannot fit in the available memory.
+
+    Checked before any run is reduced, so a grid that is too large is refused in a second rather
+    than after a long reduction ends in ``MemoryError``.
+    """
+    available = available_memory() if available is None else available
+    need = estimate_dataset_bytes(spec, n_datasets)
+    if available is not None and need > available:
+        g = spec.geom
+        raise ConfigError([("datasets.geom", (
+            f"the reduced datasets need at least {need / 2**30:.1f} GiB ({n_datasets} dataset(s) of "
+            f"{spec.energy.nbin} x {g.ny} x {g.nx} bins and {spec.energy_true.nbin} true-energy planes), "
+            f"more than the {available / 2**30:.1f} GiB of memory available; make the grid smaller: raise "
+            f"datasets.geom.wcs.binsize, lower datasets.geom.wcs.width, datasets.geom.axes.energy.nbins or "
+            f"datasets.geom.axes.energy_true.nbins" + (", or set datasets.stack: true" if n_datasets > 1 else "")))])
+
+
+def cone_from_config(config: AnalysisConfig) -> tuple[float, float, float, str | None] | None:
+    """``observations.obs_cone`` as (lon, lat, radius in deg, frame), None if not given.
+
+    Raises :class:`ConfigError` naming the missing keys when only some of lon, lat, radius are set.
+    """
+    c = config.observations.obs_cone
+    given = {k: getattr(c, k) for k in ("lon", "lat", "radius")}
+    if all(v is None for v in given.values()):
+        return None
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise ConfigError([(f"observations.obs_cone.{missing[0]}",
+                            f"a cone selection needs lon, lat and radius; {missing} not given")])
+    return _deg(c.lon), _deg(c.lat), _deg(c.radius), c.frame
+
+
+FIT_MAPS = ("counts", "exposure", "background", "psf", "edisp")
+"""The maps a fit reads (``datasets.map_selection`` must list them all to fit)."""
+
+
+def check_fit_selection(config: AnalysisConfig) -> None:
+    """Raise :class:`ConfigError` naming ``datasets.map_selection`` if it lacks a map a fit reads."""
+    missing = [m for m in FIT_MAPS if m not in config.datasets.map_selection]
+    if missing:
+        raise ConfigError([("datasets.map_selection",
+                            f"a fit needs the maps {list(FIT_MAPS)}; {missing} not selected "
+                            f"(add them, or reduce only: gcxr run --no-fit)")])
+
+
+def drop_models_without_dataset(models, dataset_names: list[str]) -> list[str]:
+    """Remove (in place) the models that apply to none of ``dataset_names``; return their names.
+
+    A FoVBackgroundModel for an absent dataset would otherwise be a free parameter that nothing
+    constrains (MIGRAD fails, every error NaN).  gammapy leaves such models out of the fit; so does
+    gcxr, with one warning naming them and the datasets there are.
+    """
+    dropped = [m for m in models if not any(m.applies_to(n) for n in dataset_names)]
+    for m in dropped:
+        models.remove(m)
+    if dropped:
+        what = ", ".join(f"{m.name!r} ({_model_datasets(m)})" for m in dropped)
+        warnings.warn(f"models: {what} apply to no dataset of this analysis (datasets: {dataset_names}); "
+                      f"left out of the fit", UserWarning, stacklevel=3)
+    return [m.name for m in dropped]
+
+
+def _model_datasets(model) -> str:
+    name = getattr(model, "dataset_name", None)
+    if name is not None:
+        return f"FoVBackgroundModel for dataset {name!r}"
+    return f"datasets_names {list(model.datasets_names or [])}"
 
 
 def _datasets_format(path) -> str:
@@ -117,10 +242,9 @@ class Analysis:
     # ---- data
     def get_observations(self) -> list[RunRef]:
         o = self.config.observations
+        cone_from_config(self.config)                   # a half-given cone is named before any file is read
         self.datastore = DataStore.from_dir(o.datastore_path)
-        cone = None
-        if o.obs_cone.lon is not None:
-            cone = (_deg(o.obs_cone.lon), _deg(o.obs_cone.lat), _deg(o.obs_cone.radius), o.obs_cone.frame)
+        cone = cone_from_config(self.config)
         time_sel = None
         if o.obs_time.start is not None or o.obs_time.stop is not None:
             time_sel = (o.obs_time.start, o.obs_time.stop)
@@ -139,6 +263,7 @@ class Analysis:
         """
         if not self.runs:
             self.get_observations()
+        check_memory(self.spec, 1 if self.config.datasets.stack else len(self.runs))
         t0 = time.perf_counter()
         layouts = [run_layout(r, self.spec) for r in self.runs]
         if self.config.datasets.stack:
@@ -281,16 +406,31 @@ class Analysis:
         like = getattr(self, "likelihood_info", {}) or {}
         sched["likelihood_tasks"] = int(like.get("likelihood_tasks", 0))
         sched["likelihood_calls"] = int(like.get("likelihood_calls", 0))
+        if "likelihood_rounds" in like:              # on a cluster: rounds of actor calls and their traffic
+            rounds = max(int(like["likelihood_rounds"]), 1)
+            sched["likelihood_rounds"] = int(like["likelihood_rounds"])
+            sched["chunks"] = int(like.get("chunks", 0))
+            sched["chunks_rebuilt"] = int(like.get("chunks_rebuilt", 0))
+            sched["bytes_sent_per_round"] = round(like["bytes_sent"] / rounds, 1)
+            sched["bytes_received_per_round"] = round(like["bytes_received"] / rounds, 1)
         return sched
 
     # ---- models and fit
     def set_models(self, models) -> None:
-        """Use ``models``; a FoVBackgroundModel is added for every dataset that lacks one."""
+        """Use ``models``; a FoVBackgroundModel is added for every dataset that lacks one.
+
+        Models that apply to none of the datasets (a ``FoVBackgroundModel`` or ``datasets_names``
+        naming a dataset that does not exist) are left out of the fit with a warning, as gammapy does.
+        Raises :class:`ConfigError` when ``datasets.map_selection`` lacks a map the fit needs.
+        """
         from .models import Models
+        check_fit_selection(self.config)
         if not isinstance(models, Models):
             models = Models(models)
         if self.datasets:
-            models.add_fov_background([ds.attrs.get("name", "stacked") for ds in self.datasets])
+            names = [ds.attrs.get("name", "stacked") for ds in self.datasets]
+            drop_models_without_dataset(models, names)
+            models.add_fov_background(names)
         self.models = models
 
     def read_models(self, path) -> None:
@@ -305,6 +445,8 @@ class Analysis:
         if self.models is None:
             raise ValueError("run_fit: no models; call read_models() or set_models() first")
         self.set_models(self.models)
+        check_fit_data(self.datasets)          # values and masks first: they say more than "no counts"
+        check_counts(self.datasets)
         t0 = time.perf_counter()
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._testhook import pause_point
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
@@ -53,14 +54,30 @@ def atomic_path(path: str | Path, overwrite: bool = True):
         raise
 
 
+def json_safe(obj):
+    """``obj`` with numpy scalars and arrays as Python values and every NaN or infinity as None.
+
+    Strict JSON has no NaN: ``result.json`` writes ``null`` where a number is undefined (e.g. the
+    error of a parameter whose fit failed), so every JSON reader can load it.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as strict JSON (NaN and infinities as ``null``, see :func:`json_safe`), atomically."""
     def default(o):
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
         raise TypeError(f"not JSON serialisable: {type(o)}")
-    text = json.dumps(obj, indent=1, default=default, allow_nan=True)
+    text = json.dumps(json_safe(obj), indent=1, default=default, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
     return Path(path)
@@ -169,9 +186,18 @@ def _to_netcdf(ds: xr.Dataset, path: str | Path, encoding: dict | None = None, d
         ds = ds.compute(scheduler=dask.get)     # a callable scheduler: dask does not look for distributed
     store = NetCDF4DataStore.open(str(path), mode="w", format="NETCDF4", lock=_netcdf4_lock())
     try:
+        pause_point(f"write:{_target_name(path)}")     # tests only: the file open, half-written (gcxr._testhook)
         ds.dump_to_store(store, encoding=encoding or {})    # dask-backed arrays are registered, never computed
     finally:
         store.close()
+
+
+def _target_name(path: str | Path) -> str:
+    """The final name of a file being written: ``.datasets.nc.k2x9.tmp`` (:func:`atomic_path`) -> ``datasets.nc``."""
+    name = Path(path).name
+    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+        return name[1:].rsplit(".", 2)[0]
+    return name
 
 
 @contextmanager

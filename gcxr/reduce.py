@@ -17,6 +17,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from ._testhook import pause_point
 from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
@@ -187,6 +188,7 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     that enters the stack (``stack``'s masked sums) is unchanged.
     """
     clock = _Clock(timings)
+    pause_point("reduce")                   # tests only: GCXR_TEST_PAUSE_AT=reduce (gcxr._testhook)
     ev = read_events(run)
     start, stop = read_gti(run)
     clock("read_events_gti")
