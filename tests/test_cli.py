@@ -144,17 +144,14 @@ def test_quiet_hides_progress_never_warnings(files, tmp_path, capsys):
 
 def test_library_info_logs_stay_off_the_terminal(files, tmp_path, capsys):
     """distributed sets its loggers to INFO; with a root handler (logging.basicConfig) every such line
-    reached the terminal.  After a run, an INFO line of such a logger prints nothing."""
+    reached the terminal.  A run adds no handler to the root logger (nothing that would pass a
+    library's INFO line to the terminal), and its own logger has at most one handler.  (Checked on
+    the handlers, not on captured output: distributed's own handler, made at its import, may hold a
+    stream an earlier test's capture has closed.)"""
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
     assert run(files, "--no-fit", "--out", str(tmp_path / "out"), "--quiet") == 0
-    capsys.readouterr()
-    chatty = logging.getLogger("distributed.scheduler")
-    old = chatty.level
-    chatty.setLevel(logging.INFO)
-    try:
-        chatty.info("State start")
-    finally:
-        chatty.setLevel(old)
-    assert capsys.readouterr().err == ""
+    assert (list(root.handlers), root.level) == before
     assert len(logging.getLogger("gcxr").handlers) <= 1              # gcxr's own logger, one handler
 
 

@@ -600,7 +600,7 @@ def test_39_bad_dl3_input_named_and_nothing_written(store, tmp_path, capsys, cas
     breaker(store)
     out = tmp_path / "out"
     rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)], capsys)
-    assert rc == 2, err
+    assert rc == 3, err                                      # EXIT_DATA
     assert re.search(pattern, err), err
     assert files_in(out) == []
 
@@ -738,7 +738,7 @@ def test_41_gcxr_run_with_a_safe_mask_that_removes_every_bin(store, tmp_path, ca
     cfg = write_config(tmp_path, store, "    safe_mask: {methods: [offset-max], parameters: {offset_max: 0.01 deg}}\n")
     out = tmp_path / "out"
     rc, err = run_cli(["run", str(cfg), "--models", str(tmp_path / "m.yaml"), "--out", str(out)], capsys)
-    assert rc == 2
+    assert rc == 3                                           # EXIT_DATA
     assert "gcxr run: error: dataset 'stacked': the safe mask leaves no bin; nothing to fit" in err
     assert files_in(out) == []
 
@@ -751,7 +751,7 @@ def test_41_gcxr_run_with_no_event_in_the_geometry(store, tmp_path, capsys):
     out = tmp_path / "out"
     rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
                        "--out", str(out)], capsys)
-    assert rc == 2
+    assert rc == 3                                           # EXIT_DATA
     assert "gcxr run: error: no counts in the fit bins of any dataset (['stacked'])" in err
     assert files_in(out) == []
 
