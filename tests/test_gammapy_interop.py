@@ -273,6 +273,18 @@ def test_cli_fits_datasets_without_reducing(store, tmp_path):
             assert r3["fit"]["total_stat"] == pytest.approx(r1["fit"]["total_stat"], abs=1e-6)
 
 
+def test_cli_missing_datasets_file_fails_before_any_work(store, tmp_path, capsys):
+    from gcxr.cli import EXIT_DATA, main
+    (tmp_path / "models.yaml").write_text(MODELS)
+    _config(store, True).write(tmp_path / "config.yaml", overwrite=True)
+    out = tmp_path / "out"
+    rc = main(["run", str(tmp_path / "config.yaml"), "--models", str(tmp_path / "models.yaml"),
+               "--datasets", str(tmp_path / "nope.nc"), "--out", str(out)])
+    assert rc == EXIT_DATA == 3
+    assert "datasets file not found: " in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_help_says_what_datasets_overrides(capsys):
     from gcxr.cli import main
     with pytest.raises(SystemExit):
