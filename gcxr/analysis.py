@@ -191,6 +191,35 @@ def _model_datasets(model) -> str:
     return f"datasets_names {list(model.datasets_names or [])}"
 
 
+def _datasets_format(path) -> str:
+    """``"netcdf"`` or ``"fits"`` (gammapy) from the suffix of a datasets file."""
+    name = Path(path).name.lower()
+    if name.endswith(".nc"):
+        return "netcdf"
+    if name.endswith((".fits", ".fits.gz", ".fit", ".fit.gz")):
+        return "fits"
+    raise DataStoreError(f"datasets file {path}: unknown format; use .nc (gcxr netCDF) or .fits/.fits.gz "
+                         "(gammapy MapDataset)")
+
+
+def _spec_of_file(ds: xr.Dataset, spec: ReductionSpec, path) -> ReductionSpec:
+    """``spec`` with the grids and axes of a runs file, so that the runs can be written back."""
+    import dataclasses
+    from .io import geom_from_dataset
+    if "sky_wcs" not in ds.variables or "sky_wcs_irf" not in ds.variables:
+        raise DataStoreError(f"{path}: runs file without its sky_wcs/sky_wcs_irf grid variables")
+    geom, irf = geom_from_dataset(ds, "sky_wcs"), geom_from_dataset(ds, "sky_wcs_irf")
+    r = np.asarray(ds["rad_bounds"].values, float)
+    new = dataclasses.replace(spec, geom=geom, binsz_irf=irf.binsz,
+                              energy=EnergyAxis.from_coord(ds, "energy"),
+                              energy_true=EnergyAxis.from_coord(ds, "energy_true"),
+                              rad_edges=tuple(np.append(r[:, 0], r[-1, 1])))
+    if new.irf_geom != irf:
+        raise DataStoreError(f"{path}: the IRF grid is not the one gcxr derives from the sky grid "
+                             f"({irf} vs {new.irf_geom})")
+    return new
+
+
 class Analysis:
     """Run the configured analysis step by step, or all at once with :meth:`run`."""
 
@@ -245,13 +274,118 @@ class Analysis:
                 ds.attrs["name"] = f"obs-{r.obs_id}"
         if not lazy:
             out = list(self._compute(*out))
-        fr = self.config.fit.fit_range
-        if fr.min is not None or fr.max is not None:
-            for ds in out:
-                ds["mask_fit"] = fit_mask(ds, _tev(fr.min) if fr.min is not None else None,
-                                          _tev(fr.max) if fr.max is not None else None)
+        for ds in out:
+            mask = self._fit_range_mask(ds)
+            if mask is not None:
+                ds["mask_fit"] = mask
         self.datasets = out
         self.timings["reduce"] = time.perf_counter() - t0
+        return out
+
+    def _fit_range_mask(self, ds: xr.Dataset) -> xr.DataArray | None:
+        """The ``fit.fit_range`` of the config as an ``energy`` mask (None if no range is set)."""
+        fr = self.config.fit.fit_range
+        if fr.min is None and fr.max is None:
+            return None
+        return fit_mask(ds, _tev(fr.min) if fr.min is not None else None,
+                        _tev(fr.max) if fr.max is not None else None)
+
+    def write_datasets(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Write :attr:`datasets`, in the format the suffix of ``path`` names.
+
+        Parameters
+        ----------
+        path : str or Path
+            ``.nc``: CF netCDF (:func:`gcxr.io.write_datasets`), one stacked dataset or the
+            run datasets along ``obs``; ``.fits`` or ``.fits.gz``: a gammapy 2.1 ``MapDataset``
+            file (:func:`gcxr.io.write_gammapy_dataset`), one dataset only.
+        overwrite : bool
+            Replace an existing file (default True).
+
+        Returns
+        -------
+        Path
+            ``path``, read back by :meth:`read_datasets`.
+
+        Examples
+        --------
+        >>> ana.write_datasets("datasets.nc")          # doctest: +SKIP
+        >>> ana.write_datasets("stacked.fits.gz")      # doctest: +SKIP
+        """
+        from .io import write_datasets, write_gammapy_dataset
+        fmt = _datasets_format(path)
+        if not self.datasets:
+            raise DataStoreError("write_datasets: no datasets yet; call get_datasets() or read_datasets() first")
+        runs = [ds for ds in self.datasets if "obs_id" in ds.attrs]
+        if fmt == "fits":
+            if len(self.datasets) != 1:
+                raise DataStoreError(f"write_datasets: {path}: a gammapy MapDataset file holds one dataset, there "
+                                     f"are {len(self.datasets)}; write them to a .nc file (or stack them)")
+            return write_gammapy_dataset(self.datasets[0], path, overwrite=overwrite)
+        if runs and len(runs) == len(self.datasets):
+            return write_datasets(self.datasets, path, spec=self.spec, overwrite=overwrite)
+        if len(self.datasets) != 1:
+            raise DataStoreError(f"write_datasets: {path}: {len(self.datasets)} datasets that are not all runs "
+                                 "(no obs_id); a netCDF file holds one stacked dataset or runs along 'obs'")
+        ds = self.datasets[0]
+        return write_datasets(ds, path, spec=None if "sky_wcs" in ds.variables else self.spec, overwrite=overwrite)
+
+    def read_datasets(self, path: str | Path) -> list[xr.Dataset]:
+        """Use the datasets of a file instead of reducing: no observation is selected or read.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.nc`` file written by :meth:`write_datasets` or ``gcxr run`` (``datasets.nc``:
+            one stacked dataset, or runs along ``obs``, each restored on its cutout), or a gammapy
+            ``MapDataset`` file (``.fits``, ``.fits.gz``, :func:`gcxr.io.read_gammapy_dataset`).
+
+        Returns
+        -------
+        list of xarray.Dataset
+            The datasets, also kept in :attr:`datasets`.  The config's ``fit.fit_range``, if set,
+            is applied on top of the file's own fit mask (both must pass); the rest of the
+            ``datasets`` section (geometry, safe mask, stacking) is not used.
+
+        Raises
+        ------
+        DataStoreError
+            Missing file, unknown suffix, or a file that is not a gcxr or gammapy dataset.
+
+        Examples
+        --------
+        >>> ana = Analysis("config.yaml")              # doctest: +SKIP
+        >>> ana.read_datasets("gcxr-out/datasets.nc")  # doctest: +SKIP
+        >>> ana.read_models("models.yaml"); ana.run_fit()   # doctest: +SKIP
+        """
+        from .io import read_datasets, read_gammapy_dataset, split_runs
+        fmt = _datasets_format(path)
+        path = Path(path)
+        if not path.is_file():
+            raise DataStoreError(f"datasets file not found: {path}")
+        t0 = time.perf_counter()
+        if fmt == "fits":
+            out = [read_gammapy_dataset(path)]
+        else:
+            try:
+                ds = read_datasets(path)
+            except (OSError, ValueError) as exc:
+                raise DataStoreError(f"{path}: cannot read as a gcxr datasets netCDF file ({exc})") from None
+            missing = [v for v in ("counts", "exposure", "mask_safe") if v not in ds]
+            if missing:
+                raise DataStoreError(f"{path}: not a gcxr datasets file (no {', '.join(missing)})")
+            if "obs" in ds.dims:
+                out = split_runs(ds)
+                self.spec = _spec_of_file(ds, self.spec, path)
+            else:
+                ds.attrs.setdefault("name", "stacked")
+                out = [ds]
+        for ds in out:
+            mask = self._fit_range_mask(ds)
+            if mask is not None:
+                ds["mask_fit"] = mask & ds["mask_fit"] if "mask_fit" in ds else mask
+        self.datasets = out
+        self.timings["read_datasets"] = time.perf_counter() - t0
         return out
 
     def _compute(self, *objs):

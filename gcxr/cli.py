@@ -128,6 +128,8 @@ def _prepare_run(args, outputs):
         if not args.models:
             raise UsageError("--models MODELS is required unless --no-fit is given")
         ana.read_models(args.models)        # the models and their template files, before reducing anything
+    if getattr(args, "datasets", None):
+        ana.read_datasets(args.datasets)    # --datasets: fit these; no run is selected, read or reduced
     outputs.open(args.out)
     return ana
 
@@ -147,8 +149,9 @@ def cmd_run(args) -> int:
         client, cluster, sched = _scheduler(args.scheduler, getattr(args, "scheduler_timeout", None))
         try:
             ana.client = client
-            ana.get_observations()
-            ana.get_datasets()
+            if not getattr(args, "datasets", None):
+                ana.get_observations()
+                ana.get_datasets()
             if not args.no_fit:
                 ana.run_fit(point_weights=args.point_source_rendering)
             compute = ana.compute_info(sched)
@@ -328,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", help="models YAML (gammapy format)")
     r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
+    r.add_argument("--datasets", metavar="FILE",
+                   help="fit the datasets of FILE instead of reducing: a datasets.nc written by gcxr run (stacked "
+                        "or one per run) or a gammapy MapDataset .fits/.fits.gz; the config's observations and "
+                        "datasets sections are then not used, its fit section still is (fit.fit_range applies "
+                        "on top of the file's fit mask)")
     r.add_argument("--scheduler", default="threads",
                    help="threads (default), local:N (LocalCluster of N processes, N <= 4 per CPU core), "
                         "tcp://host:port, tls://host:port or a scheduler file (*.json)")

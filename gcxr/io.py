@@ -1,10 +1,13 @@
-"""netCDF (CF) and JSON/YAML output, always written atomically.
+"""netCDF (CF) and JSON/YAML output, always written atomically; gammapy ``MapDataset`` FITS
+files through :func:`read_gammapy_dataset` / :func:`write_gammapy_dataset` (:mod:`gcxr.io_gammapy`).
 
 ``datasets.nc`` layout: variables ``counts``, ``background``, ``mask_safe`` on
 (energy, lat, lon), ``exposure`` on (energy_true, lat, lon), ``psf`` on
 (energy_true, rad, lat_irf, lon_irf), ``edisp`` on (energy_true, energy,
 lat_irf, lon_irf); with several runs a leading ``obs`` dim (each run placed on
-the full grid, zero and mask 0 outside its cutout).  Masks are int8 with
+the full grid, zero and mask 0 outside its cutout; the cutout's index ranges
+``cutout_lat``/``cutout_lon``/``cutout_lat_irf``/``cutout_lon_irf`` and the
+``dataset_name`` per run let :func:`split_runs` restore the run datasets).  Masks are int8 with
 ``flag_values``/``flag_meanings``; energies are log bin centres in TeV with CF
 ``bounds``; the sky grids' FITS WCS headers are kept on the scalar variables
 ``sky_wcs`` and ``sky_wcs_irf`` (CF grid-mapping pattern), together with the
@@ -25,7 +28,8 @@ from ._testhook import pause_point
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
-           "fit_result_to_dataset", "fit_result_from_dataset", "write_fit_result", "read_fit_result"]
+           "fit_result_to_dataset", "fit_result_from_dataset", "write_fit_result", "read_fit_result",
+           "read_gammapy_dataset", "write_gammapy_dataset", "split_runs"]
 
 NETCDF_ENGINE = "netcdf4"
 _MASKS = ("mask_safe", "mask_fit", "mask_safe_psf", "mask_safe_edisp")
@@ -220,7 +224,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     from .datasets import _offsets, empty_like_grid
     grid = empty_like_grid(spec)
     first = datasets[0]
-    names = [v for v in first.data_vars if v not in ("livetime", "ontime")]
+    names = [v for v in first.data_vars if v not in ("livetime", "ontime") and first[v].ndim > 0]
     tmpl = xr.Dataset(coords=grid.coords)
     n = len(datasets)
     for v in names:
@@ -233,6 +237,12 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     tmpl["ontime"] = ("obs", [float(d["ontime"]) for d in datasets], {"units": "s"})
     for k in ("ra_pnt", "dec_pnt"):
         tmpl[k] = ("obs", [float(d.attrs[k]) for d in datasets], {"units": "degree"})
+    tmpl["dataset_name"] = ("obs", [str(d.attrs.get("name", f"obs-{d.attrs['obs_id']}")) for d in datasets],
+                            {"long_name": "Dataset name"})
+    offsets = [_offsets(d, grid) for d in datasets]
+    for d in ("lat", "lon", "lat_irf", "lon_irf"):       # each run's cutout, so that split_runs restores it
+        tmpl[f"cutout_{d}"] = (("obs", "bnds"), np.array([[o[d].start, o[d].stop] for o in offsets], "int32"),
+                               {"long_name": f"Run cutout along {d}: [start, stop) index into the grid"})
     tmpl.attrs = {"frame": first.attrs.get("frame", ""), "name": "runs"}
     out = _encode(tmpl, spec.geom, spec.irf_geom)
     enc = _encoding(out, compress_floats)
@@ -242,7 +252,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
             for v in names:      # one plane is written at a time: no need for HDF5's per-variable chunk cache
                 nc.variables[v].set_var_chunk_cache(size=2**18)
             for i, d in enumerate(datasets):
-                off = _offsets(d, grid)
+                off = offsets[i]
                 for v in names:
                     var = nc.variables[v]
                     var.set_auto_maskandscale(False)
@@ -273,6 +283,48 @@ def read_datasets(path: str | Path) -> xr.Dataset:
             ds[m] = ds[m].astype(bool)
             ds[m].attrs = attrs
     return ds
+
+
+_RUN_META = ("ra_pnt", "dec_pnt", "dataset_name", "cutout_lat", "cutout_lon", "cutout_lat_irf", "cutout_lon_irf")
+
+
+def split_runs(ds: xr.Dataset) -> list[xr.Dataset]:
+    """The run datasets of a file of several runs (an ``obs`` dim), each back on its own cutout.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As :func:`read_datasets` returns a file that :func:`write_datasets` wrote from a list
+        of run datasets.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        One dataset per run, with the variables, coordinates and attributes (``obs_id``,
+        ``name``, ``ra_pnt``, ``dec_pnt``, ``frame``) of gcxr's per-run reduction, cut to the
+        run's cutout.  Files written before cutouts were recorded give runs on the full grid
+        (zero and masked outside their cutout), which fit to the same statistic.
+    """
+    if "obs" not in ds.dims:
+        raise ValueError("split_runs: the dataset has no 'obs' dim (a stacked dataset is one dataset)")
+    out = []
+    for i, obs_id in enumerate(np.asarray(ds["obs"].values).tolist()):
+        run = ds.isel(obs=i)
+        cut = {d: slice(*(int(x) for x in run[f"cutout_{d}"].values)) for d in ("lat", "lon", "lat_irf", "lon_irf")
+               if f"cutout_{d}" in run}
+        run = run.isel(cut)
+        name = str(run["dataset_name"].values) if "dataset_name" in run else f"obs-{obs_id}"
+        attrs = {"obs_id": int(obs_id), "name": name, "frame": ds.attrs.get("frame", "galactic")}
+        for k in ("ra_pnt", "dec_pnt"):
+            if k in run:
+                attrs[k] = float(run[k].values)
+        if "lat" in cut:
+            attrs["slice_lat"] = [cut["lat"].start, cut["lat"].stop]
+            attrs["slice_lon"] = [cut["lon"].start, cut["lon"].stop]
+        run = run.drop_vars([v for v in _RUN_META if v in run.variables])
+        run.attrs = attrs
+        out.append(run)
+    return out
 
 
 def geom_from_dataset(ds: xr.Dataset, var: str = "sky_wcs") -> SkyGeom:
@@ -372,3 +424,14 @@ def read_fit_result(path: str | Path):
         return fit_result_from_dataset(ds)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+_GAMMAPY = ("read_gammapy_dataset", "write_gammapy_dataset")
+
+
+def __getattr__(name: str):
+    """gammapy MapDataset FITS files: their own module (:mod:`gcxr.io_gammapy`), imported on first use."""
+    if name in _GAMMAPY:
+        from . import io_gammapy
+        return getattr(io_gammapy, name)
+    raise AttributeError(f"module 'gcxr.io' has no attribute {name!r}")

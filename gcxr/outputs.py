@@ -315,11 +315,10 @@ def write_analysis(outputs: OutputSet, ana, result: dict, t_start: float | None 
     ``t_start`` (a ``time.perf_counter()`` value): record ``timings_s.total`` up to the manifest.
     """
     import time
-    from .io import write_datasets, write_fit_result, write_json
+    from .io import write_fit_result, write_json
     t0 = time.perf_counter()
-    single = len(ana.datasets) == 1 and ana.config.datasets.stack
-    outputs.write("datasets.nc", lambda p: write_datasets(ana.datasets[0] if single else ana.datasets, p,
-                                                          spec=ana.spec))
+    # one stacked dataset, or the runs along obs, as the datasets are (also when read with --datasets)
+    outputs.write("datasets.nc", ana.write_datasets)
     if ana.fit_result is not None and result.get("fit") is not None:
         outputs.write("models_bestfit.yaml", lambda p: ana.models.write(p, overwrite=True))
         outputs.stage_file("models_bestfit_covariance.dat")
