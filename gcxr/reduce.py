@@ -17,6 +17,7 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from .background import ExclusionMask, fov_background_norm
 from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
@@ -44,11 +45,20 @@ class ReductionSpec:
     bias_percent: float = 10.0
     rad_edges: tuple[float, ...] = tuple(RAD_EDGES)
     map_selection: tuple[str, ...] = ("counts", "exposure", "background", "psf", "edisp")
+    fixed_offset: float | None = None            # deg: safe-mask IRFs taken this far north of the pointing
+    background_method: str | None = None         # None or "fov_background"
+    fov_min_counts: float = 0.0                  # FoVBackgroundMaker requirements
+    fov_min_npred_background: float = 0.0
+    exclusion: ExclusionMask | None = None       # on the analysis grid (True = used for the FoV norm)
 
     def __post_init__(self):
         bad = [m for m in self.safe_mask_methods if m not in SAFE_MASK_METHODS]
         if bad:
             raise ValueError(f"unknown safe_mask method(s) {bad}; valid: {list(SAFE_MASK_METHODS)}")
+        if self.background_method not in (None, "fov_background"):
+            raise ValueError(f"background_method: only None or 'fov_background', got {self.background_method!r}")
+        if self.exclusion is not None and self.exclusion.shape != self.geom.shape:
+            raise ValueError(f"exclusion mask shape {self.exclusion.shape} differs from the grid's {self.geom.shape}")
 
     @property
     def irf_geom(self) -> SkyGeom:
@@ -278,6 +288,9 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
         expo_c = aeff_eval(sep[cy:cy + 1, cx:cx + 1], livetime)[:, 0, 0]
         keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, expo_c, bkg_spec, ed_c)
         mask &= keep[:, None, None]
+    background_norm = None
+    if spec.background_method == "fov_background" and background is not None:
+        background_norm = _fov_normalise(counts, background, mask, spec, layout)
     w_psf, w_edisp = irf_grid_weights(mask, sub, isub, edisp_mask_neighbours(E))
     clock("safe_mask")
 
@@ -294,10 +307,26 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
         clock("edisp")
     arrays = {"counts": counts, "exposure": exposure, "background": background, "mask_safe": mask,
               "psf": psf, "edisp": edisp, "exposure_irf": irf_exposure,
-              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp}
+              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp, "background_norm": background_norm}
     meta = {"layout": layout, "livetime": livetime, "ontime": ontime, "pointing": (ra_p, dec_p),
             "events": (int(ev.energy.size), n_in)}
     return arrays, meta
+
+
+def _fov_normalise(counts, background, mask, spec: ReductionSpec, layout: RunLayout) -> np.ndarray:
+    """gammapy's FoVBackgroundMaker on one run: scale ``background`` in place by the norm fitted
+    over the safe, non-excluded bins; a run that fails the requirements loses its safe mask
+    (``mask`` is cleared in place).  Returns the norm as a 0-d array."""
+    use = mask
+    if spec.exclusion is not None:
+        ys, xs = layout.slices
+        use = mask & spec.exclusion.array[ys, xs][None]
+    res = fov_background_norm(counts, background, use, spec.fov_min_counts, spec.fov_min_npred_background)
+    if res.ok:
+        background *= res.norm
+    else:
+        mask[...] = False
+    return np.asarray(res.norm)
 
 
 BORDER_TOL = 1e-6     # pixels: events this close to a pixel border are placed with astropy
@@ -433,6 +462,8 @@ VAR_ATTRS = {
     "exposure_irf": {"units": "m2 s", "long_name": "Exposure on the IRF grid"},
     "mask_safe_psf": {"long_name": "Safe mask on the IRF grid (PSF stacking weight)"},
     "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid per reco-energy bin (EDISP stacking weight)"},
+    "background_norm": {"units": "1", "long_name": "FoV background norm applied to the template "
+                                                   "(datasets.background.method: fov_background)"},
 }
 VAR_DIMS = {
     "counts": ("energy", "lat", "lon"),
@@ -444,6 +475,7 @@ VAR_DIMS = {
     "exposure_irf": ("energy_true", "lat_irf", "lon_irf"),
     "mask_safe_psf": ("lat_irf", "lon_irf"),
     "mask_safe_edisp": ("energy", "lat_irf", "lon_irf"),
+    "background_norm": (),
 }
 
 
@@ -484,7 +516,8 @@ def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
             "background": ((nE, ny, nx), np.float64), "mask_safe": ((nE, ny, nx), bool),
             "psf": ((nEt, nr, iny, inx), np.float64), "edisp": ((nEt, nE, iny, inx), np.float64),
             "exposure_irf": ((nEt, iny, inx), np.float64),
-            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool)}
+            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool),
+            "background_norm": ((), np.float64)}
 
 
 def _reduce_to_dict(run, spec, layout):
@@ -505,8 +538,11 @@ def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None =
     name = f"gcxr-reduce-{run.obs_id}"
     task = dask.delayed(_reduce_to_dict, pure=True)(run, spec, layout, dask_key_name=name)
     want = set(spec.map_selection) | {"mask_safe", "exposure_irf", "mask_safe_psf", "mask_safe_edisp"}
+    if spec.background_method == "fov_background" and "background" in want:
+        want.add("background_norm")
     if "bkg" not in run.hdu_types:
         want.discard("background")
+        want.discard("background_norm")
     arrays = {}
     for k, (shape, dtype) in _shapes(spec, layout).items():
         if k not in want:
