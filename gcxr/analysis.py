@@ -193,8 +193,11 @@ class Analysis:
             ids = select_time(self.datastore, ids, o.obs_time.start, o.obs_time.stop)
         if not ids:
             raise DataStoreError(f"observations: the selection matches no run in {self.datastore.base_dir}")
-        required = [t for t in o.required_irf if t in ("aeff", "edisp", "psf", "bkg")]
-        self.runs = self.datastore.runs(ids, required_irf=required)
+        # as gammapy: runs lacking a required HDU are skipped (with a warning)
+        self.runs = self.datastore.runs(ids, required_irf=list(o.required_irf), skip_missing=True)
+        if not self.runs:
+            raise DataStoreError(f"observations: every selected run lacks one of the required HDUs "
+                                 f"{list(o.required_irf)} (observations.required_irf)")
         return self.runs
 
     def get_datasets(self, lazy: bool = False) -> list[xr.Dataset]:

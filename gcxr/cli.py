@@ -93,13 +93,14 @@ def cmd_run(args) -> int:
     _imports_done()
     t_import = time.perf_counter() - t_start
     set_quiet(args.quiet)
-    out = Path(args.out)
     client, cluster, sched = _scheduler(args.scheduler)
     try:
         ana = Analysis(args.config, client=client, progress=False if args.quiet else None)
+        out = _output_dir(args.out, ana.config)
         if not args.no_fit:
-            if not args.models:
-                raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
+            if not args.models and ana.config.general.models_file is None:
+                raise SystemExit("gcxr run: --models MODELS (or general.models_file in the config) is "
+                                 "required unless --no-fit is given")
             # read the models (and their template files) before reducing anything
             ana.read_models(args.models)
         ana.get_observations()
@@ -268,14 +269,25 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _output_dir(arg: str | None, config) -> Path:
+    """``--out`` if given, else the config's ``general.outdir`` unless it is the default ``.``,
+    else ``gcxr-out``."""
+    if arg is not None:
+        return Path(arg)
+    if config.general.outdir not in (".", "./"):
+        return config.general.outdir_path
+    return Path("gcxr-out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gcxr", description="3D gamma-ray analysis on labelled arrays")
     p.add_argument("--version", action=_VersionAction, help="print gcxr's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="reduce (and fit) as a gammapy-style AnalysisConfig says")
     r.add_argument("config", help="AnalysisConfig YAML")
-    r.add_argument("--models", help="models YAML (gammapy format)")
-    r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
+    r.add_argument("--models", help="models YAML (gammapy format; default: general.models_file of the config)")
+    r.add_argument("--out", default=None,
+                   help="output directory (default: general.outdir of the config if set, else gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
     r.add_argument("--scheduler", default="threads",
                    help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")

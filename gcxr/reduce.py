@@ -123,19 +123,56 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
         else:
             keep[:] = False
     if "edisp-bias" in methods:
-        K = edisp_c                                       # (n_true, n_reco)
-        er = spec.energy.centers
-        et = spec.energy_true.centers
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_reco = (K * er[None, :]).sum(1) / K.sum(1)
-            bias = np.abs(mean_reco / et - 1.0)
-        ok = np.nonzero(np.isfinite(bias) & (bias < spec.bias_percent / 100.0))[0]
-        emin = et[ok[0]] if ok.size else np.inf
+        emin = edisp_bias_threshold(edisp_c, spec.energy_true.centers, spec.energy.centers, spec.bias_percent)
         keep &= spec.energy.mask_range(emin, None)
     if "bkg-peak" in methods:
         if np.any(bkg_spec > 0):
             keep &= spec.energy.lo >= spec.energy.lo[int(np.argmax(bkg_spec))] * (1 - 1e-9)
     return keep
+
+
+def _first_loglog_root(e: np.ndarray, y: np.ndarray, target: float) -> float | None:
+    """First energy where the log-log interpolation of ``y(e)`` crosses ``target`` (None if none).
+
+    Values are clipped at the smallest positive float before the logarithm, as gammapy's
+    ``TemplateSpectralModel`` does; its ``inverse`` finds the same first root.
+    """
+    x = np.log(e)
+    f = np.log(np.clip(y, np.finfo(float).tiny, None)) - np.log(target)
+    for k in range(len(x) - 1):
+        if f[k] == 0.0:
+            return float(e[k])
+        if f[k] * f[k + 1] < 0:
+            return float(np.exp(x[k] - f[k] * (x[k + 1] - x[k]) / (f[k + 1] - f[k])))
+    return None
+
+
+def edisp_bias_threshold(kernel: np.ndarray, e_true: np.ndarray, e_reco: np.ndarray, bias_percent: float) -> float:
+    """Lower energy threshold (TeV) of the ``edisp-bias`` safe-mask method (gammapy's SafeMaskMaker).
+
+    ``bias(E_t) = (mean reco energy - E_t) / E_t`` at the true-energy centres, with the mean over
+    the kernel row at the reco centres (0 for an empty row); the energy where the bias falls to
+    ``bias_percent`` is searched between the true energy of the largest bias and the last one
+    (that lower bracket if it never does), and multiplied by ``1 + bias_percent / 100``
+    (gammapy's ``EDispKernel.get_bias_energy``).
+
+    Examples
+    --------
+    A diagonal kernel with biases 0.4, 0.05 and 0.01 at 0.1, 1 and 10 TeV: 10 % is reached at
+    0.1 x 10^(2/3) TeV (log-log), and the threshold is 1.1 times that.
+
+    >>> e = np.array([0.1, 1.0, 10.0])
+    >>> round(edisp_bias_threshold(np.eye(3), e, np.array([0.14, 1.05, 10.1]), 10), 4)
+    0.5106
+    """
+    norm = kernel.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nan_to_num((kernel * e_reco[None, :]).sum(axis=1) / norm)
+    bias = (mean - e_true) / e_true
+    b = bias_percent / 100.0
+    i0 = int(np.nanargmax(bias))
+    root = _first_loglog_root(e_true[i0:], bias[i0:], b)
+    return float((e_true[i0] if root is None else root) * (1 + b))
 
 
 BLOCK_PIXELS = 8192      # pixels per block of the fine-grid IRF evaluation (temporaries stay in cache)
