@@ -65,6 +65,7 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
                          cutout_width=2 * _deg(d.geom.selection.offset_max),
                          safe_mask_methods=tuple(d.safe_mask.methods), offset_max=safe.offset_max,
                          aeff_percent=safe.aeff_percent, bias_percent=safe.bias_percent,
+                         fixed_offset=safe.fixed_offset,
                          map_selection=tuple(d.map_selection), **bkg)
 
 

@@ -31,6 +31,10 @@ and become :class:`astropy.units.Quantity` (angles are
 become :class:`astropy.time.Time`.  Every field name and default is the same as
 in gammapy's schema, so a partial file gets the defaults gammapy would use.
 
+This module validates the schema only; which values gcxr can honour (and the
+refusals of the others, e.g. ``datasets.type: 1d``) is decided by
+:func:`gcxr.config_support.check_supported`, which :class:`gcxr.Analysis` runs.
+
 Any problem (unknown key, wrong unit, value outside the allowed set, YAML
 syntax) raises :class:`ConfigError`, a :class:`ValueError` whose message names the
 dotted key path (e.g. ``datasets.geom.wcs.binsize``) and what is allowed there.

@@ -186,6 +186,7 @@ class SafeMaskOptions:
     offset_max: float = 3.0
     aeff_percent: float = 10.0
     bias_percent: float = 10.0
+    fixed_offset: float | None = None
 
 
 _SAFE_KEYS = ("offset_max", "aeff_percent", "bias_percent", "irfs", "position", "fixed_offset")
@@ -221,11 +222,14 @@ def safe_mask_options(config: AnalysisConfig) -> SafeMaskOptions:
     if p.get("irfs", "DL4") != "DL4":
         errors.append((f"{key}.irfs", f"{p['irfs']!r}: gcxr takes the safe-mask IRFs from the reduced maps "
                                       "only (gammapy's default 'DL4'); 'DL3' is not supported"))
-    for name in ("position", "fixed_offset"):
-        if p.get(name) is not None:
-            errors.append((f"{key}.{name}", "not supported: gcxr evaluates aeff-max and edisp-bias at the "
-                                            "centre of each run's cutout (gammapy's default)"))
-    opts = SafeMaskOptions(offset_max=_angle(p, "offset_max", key, "3 deg", errors),
+    if p.get("position") is not None:
+        errors.append((f"{key}.position", "not supported (gammapy needs a SkyCoord here, which YAML cannot "
+                                          "give): use fixed_offset, or the default, the centre of each "
+                                          "run's cutout"))
+    fixed = None
+    if p.get("fixed_offset") is not None:
+        fixed = _angle(p, "fixed_offset", key, "0 deg", errors)
+    opts = SafeMaskOptions(fixed_offset=fixed, offset_max=_angle(p, "offset_max", key, "3 deg", errors),
                            aeff_percent=_number(p, "aeff_percent", key, 10.0, errors),
                            bias_percent=_number(p, "bias_percent", key, 10.0, errors))
     if errors:

@@ -131,6 +131,21 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     return keep
 
 
+def _fixed_offset_pixels(obs_id, ra_p, dec_p, offset, sub: SkyGeom, isub: SkyGeom):
+    """Nearest fine and IRF-grid pixels to the point ``offset`` deg north of the pointing
+    (gammapy's SafeMaskMaker ``fixed_offset``: ``directional_offset_by(0 deg, offset)``)."""
+    import astropy.units as u
+    from astropy.coordinates import offset_by
+    ra, dec = offset_by(ra_p * u.deg, dec_p * u.deg, 0.0 * u.deg, offset * u.deg)
+    lon, lat = transform_lonlat(np.array([ra.deg]), np.array([dec.deg]), "icrs", sub.frame)
+    ix, iy, ok = sub.world_to_index(lon, lat)
+    iix, iiy, iok = isub.world_to_index(lon, lat)
+    if not (ok[0] and iok[0]):
+        raise DataStoreError(f"run {obs_id}: datasets.safe_mask.parameters.fixed_offset = {offset} deg puts the "
+                             "safe-mask position outside the run's cutout (datasets.geom.selection.offset_max)")
+    return (int(iy[0]), int(ix[0])), (int(iiy[0]), int(iix[0]))
+
+
 def _first_loglog_root(e: np.ndarray, y: np.ndarray, target: float) -> float | None:
     """First energy where the log-log interpolation of ``y(e)`` crosses ``target`` (None if none).
 
@@ -301,8 +316,10 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     isub = spec.irf_geom.slice(iys, ixs)
     isep = separation_deg(isub.lon[None, :], isub.lat[:, None], lon_p, lat_p)
     irf_exposure = aeff_eval(isep, livetime)
-    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
+    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2          # where aeff-max and edisp-bias look
     icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
+    if spec.fixed_offset is not None and energy_methods:
+        (cy, cx), (icy, icx) = _fixed_offset_pixels(run.obs_id, ra_p, dec_p, spec.fixed_offset, sub, isub)
     edisp = None
     if ed_tab is not None and not for_stacking:
         edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep)

@@ -523,8 +523,11 @@ def eff_safe_mask_parameters(env, mp):
     sep = separation_deg(lon, lat, 0.0, 0.0)
     img = ds["mask_safe"].values.any(axis=0)
     assert not img[sep > 1.0 + 1e-3].any() and img[sep < 0.95].all()
-    spec = spec_from_config(env.config({"datasets.safe_mask.parameters": {"aeff_percent": 20, "bias_percent": 5}}))
-    assert (spec.aeff_percent, spec.bias_percent) == (20.0, 5.0)
+    spec = spec_from_config(env.config({"datasets.safe_mask.parameters": {"aeff_percent": 20, "bias_percent": 5,
+                                                                           "fixed_offset": "0.5 deg"}}))
+    assert (spec.aeff_percent, spec.bias_percent, spec.fixed_offset) == (20.0, 5.0, 0.5)
+    with pytest.raises(ConfigError, match="datasets.safe_mask.parameters.position"):
+        spec_from_config(env.config({"datasets.safe_mask.parameters": {"position": "0 deg, 0 deg"}}))
     with pytest.raises(ConfigError, match="datasets.safe_mask.parameters.irfs.*'DL3'"):
         spec_from_config(env.config({"datasets.safe_mask.parameters": {"irfs": "DL3"}}))
 

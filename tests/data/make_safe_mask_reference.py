@@ -32,6 +32,8 @@ CASES = {
     "edisp-bias-3": (["offset-max", "edisp-bias"], {"bias_percent": 3}),
     "bkg-peak": (["offset-max", "bkg-peak"], {}),
     "offset-max-2": (["offset-max"], {"offset_max": "2 deg"}),
+    "aeff-max-fixed-offset": (["offset-max", "aeff-max"], {"aeff_percent": 40, "fixed_offset": "2.5 deg"}),
+    "edisp-bias-fixed-offset": (["offset-max", "edisp-bias"], {"bias_percent": 3, "fixed_offset": "2.5 deg"}),
 }
 
 
