@@ -100,11 +100,10 @@ def select_time(datastore: DataStore, ids: list[int], start, stop) -> list[int]:
     giving a different livetime.
     """
     windows = _time_windows(start, stop)
-    t0, t1 = datastore._run_times()
-    rows = {int(o): i for i, o in enumerate(datastore.obs_table["OBS_ID"])}
+    times = datastore.run_times()
     keep, cut = [], []
     for o in ids:
-        a, b = t0[rows[o]], t1[rows[o]]
+        a, b = times[int(o)]
         inside = any(a >= lo and b <= hi for lo, hi in windows)
         overlap = any(b > lo and a < hi for lo, hi in windows)
         if inside:

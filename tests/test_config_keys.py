@@ -384,7 +384,8 @@ def eff_cone_radius(env, mp):
 
 def _run_times(env):
     from gcxr.datastore import DataStore
-    return DataStore.from_dir(env.store)._run_times()
+    times = DataStore.from_dir(env.store).run_times()
+    return [times[o][0] for o in (1, 2, 3)], [times[o][1] for o in (1, 2, 3)]
 
 
 def _window(start, stop):
