@@ -95,6 +95,8 @@ def check_supported(config: AnalysisConfig) -> None:
     errors += _safe_mask_errors(config)
     errors += _flux_points_errors(config)
     errors += _excess_map_errors(config)
+    if config.general.n_jobs == 0:
+        errors.append(("general.n_jobs", "0 threads; use a positive number, or -1 for all cores"))
     o = config.observations
     if o.obs_ids and o.obs_file is not None:
         errors.append(("observations.obs_file", "give obs_ids or obs_file, not both (as in gammapy)"))

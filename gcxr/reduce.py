@@ -109,19 +109,11 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     if "aeff-default" in methods:
         keep &= spec.energy.mask_range(aeff.attrs.get("lo_thres"), aeff.attrs.get("hi_thres"))
     if "aeff-max" in methods:
-        a = exposure_c
-        if np.any(a > 0):
-            thr = spec.aeff_percent / 100.0 * a.max()
-            et = spec.energy_true.centers
-            above = np.nonzero(a > thr)[0]
-            emin = et[above[0]]
-            if above[0] > 0 and a[above[0] - 1] > 0:   # log-log inversion between the two nodes
-                x0, x1 = np.log(et[above[0] - 1]), np.log(et[above[0]])
-                y0, y1 = np.log(a[above[0] - 1]), np.log(a[above[0]])
-                emin = float(np.exp(x0 + (np.log(thr) - y0) * (x1 - x0) / (y1 - y0)))
-            keep &= spec.energy.mask_range(emin, None)
-        else:
+        emin = aeff_max_threshold(exposure_c, spec.energy_true.centers, spec.aeff_percent)
+        if emin is None:
             keep[:] = False
+        else:
+            keep &= spec.energy.mask_range(emin, None)
     if "edisp-bias" in methods:
         emin = edisp_bias_threshold(edisp_c, spec.energy_true.centers, spec.energy.centers, spec.bias_percent)
         keep &= spec.energy.mask_range(emin, None)
@@ -160,6 +152,28 @@ def _first_loglog_root(e: np.ndarray, y: np.ndarray, target: float) -> float | N
         if f[k] * f[k + 1] < 0:
             return float(np.exp(x[k] - f[k] * (x[k + 1] - x[k]) / (f[k + 1] - f[k])))
     return None
+
+
+def aeff_max_threshold(aeff: np.ndarray, e_true: np.ndarray, aeff_percent: float) -> float | None:
+    """Lower energy threshold (TeV) of the ``aeff-max`` safe-mask method (gammapy's SafeMaskMaker).
+
+    ``aeff`` is the effective area (or exposure) at the true-energy centres ``e_true``; the
+    threshold is the first energy, from the first non-zero value on, where its log-log
+    interpolation crosses ``aeff_percent`` % of the maximum (gammapy's first root, whichever
+    way it crosses), or the first non-zero energy if it never does.  None if ``aeff`` is zero
+    everywhere (gammapy then masks the whole dataset).
+
+    Examples
+    --------
+    >>> round(aeff_max_threshold(np.array([0.0, 1.0, 100.0]), np.array([0.1, 1.0, 10.0]), 10), 6)
+    3.162278
+    """
+    nonzero = np.nonzero(aeff > 0)[0]
+    if nonzero.size == 0:
+        return None
+    i0 = int(nonzero[0])
+    root = _first_loglog_root(e_true[i0:], aeff[i0:], aeff_percent / 100.0 * float(aeff.max()))
+    return float(e_true[i0]) if root is None else root
 
 
 def edisp_bias_threshold(kernel: np.ndarray, e_true: np.ndarray, e_reco: np.ndarray, bias_percent: float) -> float:

@@ -64,3 +64,42 @@ def test_edisp_bias_threshold_by_hand():
     assert t == pytest.approx(0.1 * 10 ** (2 / 3) * 1.1, rel=1e-12)
     # the bias never falls to 1 %: the threshold is the energy of the largest bias, times 1.01
     assert edisp_bias_threshold(np.eye(3), e, np.array([0.14, 1.05, 10.5]), 1) == pytest.approx(0.101)
+
+
+@pytest.fixture(scope="module")
+def run_110380_wide():
+    """Run 110380 reduced on the wide axis of the threshold reference (safe mask: offset-max only)."""
+    from gcxr.analysis import Analysis
+    from gcxr.config import AnalysisConfig
+    ref = json.loads((DATA / "safe_mask_thresholds_gammapy.json").read_text())
+    config = AnalysisConfig.read(REF / "analysis_config.yaml")
+    config.observations.obs_ids = [ref["obs_id"]]
+    config.datasets.stack = False
+    config = config.update({"datasets": {"geom": {"axes": ref["axes"]}, "safe_mask": {"methods": ["offset-max"]}}})
+    ana = Analysis(config, progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    return ana, ref["thresholds_tev"]
+
+
+@needs_data
+@pytest.mark.data
+@pytest.mark.parametrize("where", ["centre", "fixed_offset_1.5deg"])
+def test_thresholds_match_gammapy(run_110380_wide, where):
+    """The aeff-max and edisp-bias thresholds themselves (not only the bins they keep), to 1e-4."""
+    from gcxr.reduce import _fixed_offset_pixels, aeff_max_threshold, edisp_bias_threshold, run_layout
+    ana, ref = run_110380_wide
+    ds, spec, run = ana.datasets[0], ana.spec, ana.runs[0]
+    lay = run_layout(run, spec)
+    sub, isub = spec.geom.slice(*lay.slices), spec.irf_geom.slice(*lay.irf_slices)
+    if where == "centre":
+        (cy, cx), (icy, icx) = ((sub.ny - 1) // 2, (sub.nx - 1) // 2), ((isub.ny - 1) // 2, (isub.nx - 1) // 2)
+    else:
+        (cy, cx), (icy, icx) = _fixed_offset_pixels(run.obs_id, ds.attrs["ra_pnt"], ds.attrs["dec_pnt"], 1.5, sub, isub)
+    aeff = ds["exposure"].values[:, cy, cx]
+    kernel = ds["edisp"].values[:, :, icy, icx]
+    et, er = spec.energy_true.centers, spec.energy.centers
+    for pct in (10, 40):
+        assert aeff_max_threshold(aeff, et, pct) == pytest.approx(ref[f"aeff-max-{pct}-{where}"], rel=1e-4)
+    for pct in (10, 3):
+        assert edisp_bias_threshold(kernel, et, er, pct) == pytest.approx(ref[f"edisp-bias-{pct}-{where}"], rel=1e-4)
