@@ -238,11 +238,15 @@ class Analysis:
         return self.config.general.outdir_path
 
     def write_datasets(self, path=None, overwrite: bool = True) -> Path:
-        """Write the datasets as netCDF to ``path`` (default ``general.datasets_file``)."""
+        """Write the datasets as netCDF to ``path`` (default ``general.datasets_file``); as in
+        gammapy the models go to ``general.models_file`` too, when it is set and there are models."""
         from .io import write_datasets
         path = self._config_file(path, "datasets_file")
-        ds = self.datasets[0] if len(self.datasets) == 1 else self.datasets
-        return write_datasets(ds, path, spec=self.spec, overwrite=overwrite)
+        ds = self.datasets[0] if len(self.datasets) == 1 and self.config.datasets.stack else self.datasets
+        out = write_datasets(ds, path, spec=self.spec, overwrite=overwrite)
+        if self.models is not None and self.config.general.models_file is not None:
+            self.write_models(overwrite=overwrite)
+        return out
 
     def read_datasets(self, path=None) -> list[xr.Dataset]:
         """Read datasets written by :meth:`write_datasets` (default ``general.datasets_file``);

@@ -326,6 +326,14 @@ def eff_datasets_file(env, mp):
     np.testing.assert_array_equal(back[0]["counts"].values, ana.datasets[0]["counts"].values)
     with pytest.raises(ConfigError, match="general.datasets_file"):
         env.analysis(reduce=False).write_datasets()
+    # with models_file set as well, the models are written beside the datasets and read back with them
+    both = {"general.datasets_file": "{tmp}/datasets.nc", "general.models_file": "{tmp}/written.yaml"}
+    ana = env.analysis(both)
+    ana.set_models(env.models())
+    ana.write_datasets()
+    again = Analysis(env.config(both), progress=False)
+    again.read_datasets()
+    assert "src" in again.models.names
 
 
 def eff_models_file(env, mp):
