@@ -143,3 +143,26 @@ def test_exclusion_mask_errors(tmp_path):
     (tmp_path / "bad.fits").write_text("not fits")
     with pytest.raises(ConfigError, match="datasets.background.exclusion.*bad.fits"):
         read_exclusion_mask(tmp_path / "bad.fits", g)
+
+
+@needs_data
+@pytest.mark.data
+@pytest.mark.parametrize("stack", [False, True], ids=["joint", "stacked"])
+def test_gcxr_run_writes_the_normalised_background(tmp_path, gammapy_ref, stack):
+    """`gcxr run --no-fit` with fov_background and the exclusion mask: result.json and datasets.nc."""
+    from gcxr.cli import main
+    from gcxr.config import AnalysisConfig
+    from gcxr.io import read_datasets
+    config = AnalysisConfig.read(REF / "analysis_config.yaml")
+    config.datasets.stack = stack
+    config.datasets.background.method = "fov_background"
+    config.datasets.background.exclusion = str(MASK)
+    config.write(tmp_path / "config.yaml")
+    assert main(["run", str(tmp_path / "config.yaml"), "--no-fit", "--quiet", "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    ref = gammapy_ref[_key(stack, True)]
+    got = sorted(d["background"] for d in result["datasets"])
+    np.testing.assert_allclose(got, sorted(r["npred_background_safe"] for r in ref), rtol=1e-3)
+    nc = read_datasets(tmp_path / "out" / "datasets.nc")
+    total = _safe_sum_per_energy(nc).sum()
+    assert total == pytest.approx(sum(r["npred_background_safe"] for r in ref), rel=1e-3)

@@ -4,7 +4,8 @@ tests/data/safe_mask_gammapy.json (made by tests/data/make_safe_mask_reference.p
 gammapy 2.1) holds, for the three seed runs reduced one dataset per run on a wide energy
 axis (0.02-10 TeV, where the thresholds cut), the number of safe pixels per reco-energy
 bin for aeff-max, edisp-bias and bkg-peak with default and non-default parameters
-(``aeff_percent``, ``bias_percent``, ``fixed_offset``, ``offset_max``).
+(``aeff_percent``, ``bias_percent``, ``offset_max``); tests/data/safe_mask_thresholds_gammapy.json
+(tests/data/make_safe_mask_thresholds.py) the thresholds themselves, also with ``fixed_offset``.
 """
 import json
 from pathlib import Path
