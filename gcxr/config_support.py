@@ -234,6 +234,14 @@ def safe_mask_options(config: AnalysisConfig) -> SafeMaskOptions:
     opts = SafeMaskOptions(fixed_offset=fixed, offset_max=_angle(p, "offset_max", key, "3 deg", errors),
                            aeff_percent=_number(p, "aeff_percent", key, 10.0, errors),
                            bias_percent=_number(p, "bias_percent", key, 10.0, errors))
+    if not 0 < opts.aeff_percent <= 100:
+        errors.append((f"{key}.aeff_percent", f"{opts.aeff_percent} is not a percentage in (0, 100]"))
+    if not opts.bias_percent > 0:
+        errors.append((f"{key}.bias_percent", f"{opts.bias_percent} must be positive"))
+    if not opts.offset_max > 0:
+        errors.append((f"{key}.offset_max", f"{opts.offset_max} deg must be positive"))
+    if fixed is not None and fixed < 0:
+        errors.append((f"{key}.fixed_offset", f"{fixed} deg must not be negative"))
     if errors:
         raise ConfigError(errors)
     return opts

@@ -680,3 +680,19 @@ def _equal(value, expected):
 
 def _check_frame(spec):
     assert spec.geom.frame == "icrs"
+
+
+@pytest.mark.parametrize("parameters,key", [
+    ({"aeff_percent": 500}, "datasets.safe_mask.parameters.aeff_percent"),
+    ({"aeff_percent": "ten"}, "datasets.safe_mask.parameters.aeff_percent"),
+    ({"bias_percent": -1}, "datasets.safe_mask.parameters.bias_percent"),
+    ({"offset_max": "abc"}, "datasets.safe_mask.parameters.offset_max"),
+    ({"offset_max": 2.5}, "datasets.safe_mask.parameters.offset_max"),          # no unit
+    ({"offset_max": "-1 deg"}, "datasets.safe_mask.parameters.offset_max"),
+    ({"fixed_offset": "1 TeV"}, "datasets.safe_mask.parameters.fixed_offset"),
+    ({"bogus": 1}, "datasets.safe_mask.parameters.bogus"),
+])
+def test_bad_safe_mask_parameters_are_named(env, parameters, key):
+    with pytest.raises(ConfigError) as err:
+        spec_from_config(env.config({"datasets.safe_mask.parameters": parameters}))
+    assert err.value.paths == [key]
