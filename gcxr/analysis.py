@@ -17,7 +17,7 @@ import xarray as xr
 
 from .background import read_exclusion_mask
 from .config import AnalysisConfig, ConfigError
-from .config_support import check_supported, flux_points_options, fov_options, safe_mask_options
+from .config.support import check_supported, flux_points_options, fov_options, safe_mask_options
 from .datasets import fit_mask, info, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
@@ -40,7 +40,7 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
     """The reduction specification of a config's ``datasets`` section.
 
     Raises :class:`~gcxr.config.ConfigError` naming every key gcxr cannot honour
-    (:func:`gcxr.config_support.check_supported`).
+    (:func:`gcxr.config.support.check_supported`).
     """
     check_supported(config)
     d = config.datasets

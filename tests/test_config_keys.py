@@ -21,7 +21,7 @@ from astropy.io import fits
 from conftest import SMALL_STORE_CONFIG
 from gcxr.analysis import Analysis, spec_from_config
 from gcxr.config import AnalysisConfig, ConfigError
-from gcxr.config_support import check_supported
+from gcxr.config.support import check_supported
 
 DATA = Path(__file__).parent / "data"
 

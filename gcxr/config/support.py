@@ -28,7 +28,8 @@ from typing import Any
 
 import astropy.units as u
 
-from .config import AnalysisConfig, ConfigError
+from .errors import ConfigError
+from .schema import AnalysisConfig
 
 __all__ = ["check_supported", "fov_options", "safe_mask_options", "flux_points_options",
            "FovOptions", "SafeMaskOptions", "REFUSED_KEYS"]
