@@ -125,12 +125,13 @@ def _prepare_run(args, outputs):
     from .analysis import Analysis
     ana = Analysis(args.config, progress=False if args.quiet else None)
     if not args.no_fit:
-        if not args.models:
-            raise UsageError("--models MODELS is required unless --no-fit is given")
+        if not args.models and ana.config.general.models_file is None:
+            raise UsageError("--models MODELS (or general.models_file in the config) is required unless "
+                             "--no-fit is given")
         ana.read_models(args.models)        # the models and their template files, before reducing anything
     if getattr(args, "datasets", None):
         ana.read_datasets(args.datasets)    # --datasets: fit these; no run is selected, read or reduced
-    outputs.open(args.out)
+    outputs.open(_output_dir(args.out, ana.config))
     return ana
 
 
@@ -318,6 +319,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _output_dir(arg: str | None, config) -> Path:
+    """``--out`` if given, else the config's ``general.outdir`` unless it is the default ``.``,
+    else ``gcxr-out``."""
+    if arg is not None:
+        return Path(arg)
+    if config.general.outdir not in (".", "./"):
+        return config.general.outdir_path
+    return Path("gcxr-out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gcxr", description="3D gamma-ray analysis on labelled arrays")
     p.add_argument("--version", action=_VersionAction, help="print gcxr's version and exit")
@@ -328,8 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "replace the previous ones in --out as one set, or not at all.",
                        epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("config", help="AnalysisConfig YAML")
-    r.add_argument("--models", help="models YAML (gammapy format)")
-    r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
+    r.add_argument("--models", help="models YAML (gammapy format; default: general.models_file of the config)")
+    r.add_argument("--out", default=None,
+                   help="output directory (default: general.outdir of the config if set, else gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
     r.add_argument("--datasets", metavar="FILE",
                    help="fit the datasets of FILE instead of reducing: a datasets.nc written by gcxr run (stacked "

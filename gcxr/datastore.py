@@ -218,6 +218,11 @@ class DataStore:
         t1 = Time(mjdref + np.asarray(tab["TSTOP"], float) / 86400.0, format="mjd", scale=scale)
         return t0, t1
 
+    def run_times(self) -> dict[int, tuple]:
+        """``{obs_id: (start, stop)}`` as astropy Times, from the obs-index TSTART/TSTOP."""
+        t0, t1 = self._run_times()
+        return {int(o): (a, b) for o, a, b in zip(self.obs_table["OBS_ID"], t0, t1)}
+
     # ---- run references
     def run(self, obs_id: int) -> RunRef:
         obs_id = int(obs_id)

@@ -225,6 +225,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     grid = empty_like_grid(spec)
     first = datasets[0]
     names = [v for v in first.data_vars if v not in ("livetime", "ontime") and first[v].ndim > 0]
+    scalars = [v for v in first.data_vars if first[v].ndim == 0 and v not in ("livetime", "ontime")]
     tmpl = xr.Dataset(coords=grid.coords)
     n = len(datasets)
     for v in names:
@@ -235,6 +236,8 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     tmpl = tmpl.assign_coords(obs=("obs", [int(d.attrs["obs_id"]) for d in datasets]))
     tmpl["livetime"] = ("obs", [float(d["livetime"]) for d in datasets], {"units": "s"})
     tmpl["ontime"] = ("obs", [float(d["ontime"]) for d in datasets], {"units": "s"})
+    for v in scalars:       # e.g. background_norm: one value per run
+        tmpl[v] = ("obs", [float(d[v]) for d in datasets], dict(first[v].attrs))
     for k in ("ra_pnt", "dec_pnt"):
         tmpl[k] = ("obs", [float(d.attrs[k]) for d in datasets], {"units": "degree"})
     tmpl["dataset_name"] = ("obs", [str(d.attrs.get("name", f"obs-{d.attrs['obs_id']}")) for d in datasets],
