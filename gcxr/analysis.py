@@ -20,7 +20,7 @@ import xarray as xr
 from .background import read_exclusion_mask
 from .config import AnalysisConfig, ConfigError
 from .config.support import check_supported, flux_points_options, fov_options, safe_mask_options
-from .datasets import check_counts, check_fit_data, fit_mask, info, stack_runs
+from .datasets import check_counts, check_fit_data, fit_mask, info, infos, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -347,7 +347,9 @@ class Analysis:
         """
         if not self.runs:
             self.get_observations()
-        check_memory(self.spec, 1 if self.config.datasets.stack else len(self.runs))
+        # the client holds one stacked dataset, or every run's unless they stay on a cluster
+        held = 1 if self.config.datasets.stack or self.client is not None or lazy else len(self.runs)
+        check_memory(self.spec, held)
         t0 = time.perf_counter()
         layouts = [run_layout(r, self.spec) for r in self.runs]
         if self.config.datasets.stack:
@@ -356,7 +358,9 @@ class Analysis:
             out = [reduce_run_lazy(r, self.spec, lay) for r, lay in zip(self.runs, layouts)]
             for ds, r in zip(out, self.runs):
                 ds.attrs["name"] = f"obs-{r.obs_id}"
-        if not lazy:
+        if not lazy and self.client is not None and not self.config.datasets.stack:
+            out = self._persist(out)       # one dataset per run: they stay on the workers (docs/clusters.md)
+        elif not lazy:
             out = list(self._compute(*out))
         for ds in out:
             mask = self._fit_range_mask(ds)
@@ -479,6 +483,16 @@ class Analysis:
             self.read_models()
         return out
 
+    def _persist(self, datasets: list[xr.Dataset]) -> list[xr.Dataset]:
+        """Reduce the runs on the cluster and keep each run's dataset there (dask-backed on the
+        client): the client never holds the runs; the fit builds its terms on the workers
+        (:meth:`gcxr.distributed.DistributedLikelihood.from_datasets`) and summaries and outputs
+        are computed or streamed from there."""
+        from distributed import futures_of, wait
+        out = self.client.persist(datasets)
+        wait(futures_of(out))
+        return list(out)
+
     def _compute(self, *objs):
         from .progress import progress_compute
         return progress_compute(list(objs), client=self.client, quiet=not self.progress, desc="reduce",
@@ -499,8 +513,7 @@ class Analysis:
 
     def dataset_summaries(self) -> list[dict]:
         out = []
-        for ds in self.datasets:
-            i = info(ds)
+        for i in infos(self.datasets):
             out.append({"name": i["name"], "counts": i["counts"], "background": i["background"],
                         "n_bins": i["n_bins"], "n_fit_bins": i["n_fit_bins"], "livetime_s": i["livetime_s"]})
         return out

@@ -155,20 +155,20 @@ def cmd_run(args) -> int:
                 ana.get_datasets()
             if not args.no_fit:
                 ana.run_fit(point_weights=args.point_source_rendering)
-            compute = ana.compute_info(sched)
+            result = {
+                "datasets": ana.dataset_summaries(),
+                "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
+                "timings_s": {"import": t_import, "reduce": ana.timings.get("reduce", 0.0),
+                              "fit": ana.timings.get("fit", 0.0)},
+                "compute": ana.compute_info(sched),
+            }
+            # written while the cluster is up: run datasets kept on the workers stream from there
+            paths = write_analysis(outputs, ana, result, t_start=t_start)
         finally:
             if client is not None:
                 client.close()
             if cluster is not None:
                 cluster.close()
-        result = {
-            "datasets": ana.dataset_summaries(),
-            "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
-            "timings_s": {"import": t_import, "reduce": ana.timings.get("reduce", 0.0),
-                          "fit": ana.timings.get("fit", 0.0)},
-            "compute": compute,
-        }
-        paths = write_analysis(outputs, ana, result, t_start=t_start)
     if not args.quiet:
         _print_summary(result, paths, time.perf_counter() - t_start)
     fit = result["fit"]

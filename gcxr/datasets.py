@@ -26,7 +26,7 @@ import xarray as xr
 
 from .geom import EnergyAxis
 
-__all__ = ["stack", "info", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data", "check_counts"]
+__all__ = ["stack", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data", "check_counts"]
 
 
 
@@ -291,44 +291,77 @@ def info(ds: xr.Dataset, name: str | None = None) -> dict:
     ``counts`` and ``background`` are sums over the safe mask; ``n_fit_bins``
     counts bins in the safe mask and the fit mask.
     """
+    return infos([ds], [name])[0]
+
+
+def infos(datasets: list[xr.Dataset], names: list | None = None) -> list[dict]:
+    """:func:`info` of several datasets, computed in one ``dask.compute`` where they are dask-backed
+    (datasets kept on a cluster: only the numbers come to the client)."""
+    import dask
     from .stats import cash_counts_significance
-    ms = ds["mask_safe"].values
-    counts = float(ds["counts"].values[ms].sum())
-    bkg = float(ds["background"].values[ms].sum()) if "background" in ds else float("nan")
-    mask = combined_mask(ds).values
-    expo = ds["exposure"].values
-    img = ms.any(axis=0)
-    e_in = expo[:, img]
-    e_pos = e_in[e_in > 0]
-    return {
-        "name": name or ds.attrs.get("name") or str(ds.attrs.get("obs_id", "dataset")),
-        "counts": counts,
-        "background": bkg,
-        "excess": counts - bkg,
-        "sqrt_ts": float(cash_counts_significance(counts, bkg)),
-        "n_bins": int(ds["counts"].size),
-        "n_fit_bins": int(np.count_nonzero(np.broadcast_to(mask, ds["counts"].shape))),
-        "livetime_s": float(ds["livetime"].values),
-        "ontime_s": float(ds["ontime"].values),
-        "exposure_min": float(e_pos.min()) if e_pos.size else 0.0,
-        "exposure_max": float(e_pos.max()) if e_pos.size else 0.0,
-    }
+    lazy = []
+    for ds in datasets:
+        ms = ds["mask_safe"].broadcast_like(ds["counts"])
+        img = ms.any("energy")
+        expo = ds["exposure"].where(img & (ds["exposure"] > 0))
+        lazy.append({
+            "counts": ds["counts"].where(ms, 0).sum(),
+            "background": ds["background"].where(ms, 0).sum() if "background" in ds else float("nan"),
+            "n_fit_bins": combined_mask(ds).broadcast_like(ds["counts"]).sum(),
+            "livetime_s": ds["livetime"], "ontime_s": ds["ontime"],
+            "exposure_min": expo.min(skipna=True), "exposure_max": expo.max(skipna=True)})
+    (done,) = dask.compute(lazy)
+    out = []
+    for ds, name, d in zip(datasets, names or [None] * len(datasets), done):
+        d = {k: float(v) for k, v in d.items()}
+        counts, bkg = d["counts"], d["background"]
+        out.append({
+            "name": name or ds.attrs.get("name") or str(ds.attrs.get("obs_id", "dataset")),
+            "counts": counts, "background": bkg, "excess": counts - bkg,
+            "sqrt_ts": float(cash_counts_significance(counts, bkg)),
+            "n_bins": int(ds["counts"].size), "n_fit_bins": int(d["n_fit_bins"]),
+            "livetime_s": d["livetime_s"], "ontime_s": d["ontime_s"],
+            "exposure_min": d["exposure_min"] if np.isfinite(d["exposure_min"]) else 0.0,
+            "exposure_max": d["exposure_max"] if np.isfinite(d["exposure_max"]) else 0.0})
+    return out
 
 
 def _dataset_name(ds: xr.Dataset) -> str:
     return str(ds.attrs.get("name") or ds.attrs.get("obs_id", "dataset"))
 
 
-def _check_values(ds: xr.Dataset, var: str) -> None:
+def _summaries(datasets: list[xr.Dataset]) -> list[dict]:
+    """The few numbers the fit checks need, per dataset: non-finite and negative counts of each
+    cube, its minimum, whether the fit bins are empty, the counts and background in them.
+    Computed where the data are: in one ``dask.compute`` for datasets on a cluster (nothing
+    but these numbers comes to the client), directly for datasets in memory."""
+    import dask
+    out = []
+    for ds in datasets:
+        d = {}
+        for var in ("counts", "exposure", "background"):
+            if var in ds:
+                v = ds[var]
+                d[var] = ((~np.isfinite(v)).sum(), (v < 0).sum(), v.min(skipna=True))
+        mask = combined_mask(ds).broadcast_like(ds["counts"])
+        d["mask_any"] = mask.any()
+        d["counts_fit"] = ds["counts"].where(mask, 0).sum()
+        if "background" in ds:
+            d["background_fit"] = ds["background"].where(mask, 0).sum()
+        out.append(d)
+    (out,) = dask.compute(out)
+    return [{k: (tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)) for k, v in d.items()} for d in out]
+
+
+def _check_values(ds: xr.Dataset, var: str, summary: tuple) -> None:
     """Raise if ``ds[var]`` holds a non-finite or negative value (named with the dataset and a count)."""
     from .datastore import DataStoreError
-    v = np.asarray(ds[var].values)
-    n_bad, n_neg = int(np.count_nonzero(~np.isfinite(v))), int(np.count_nonzero(v < 0))
+    n_bad, n_neg, vmin = int(summary[0]), int(summary[1]), summary[2]
     if n_bad or n_neg:
         what = " and ".join(x for x in (f"{n_bad} non-finite" if n_bad else "",
                                         f"{n_neg} negative" if n_neg else "") if x)
         raise DataStoreError(f"dataset {_dataset_name(ds)!r}: variable {var!r} has {what} value(s) "
-                             f"(min {np.nanmin(v) if v.size else 0:g}); {var} must be finite and >= 0 to fit")
+                             f"(min {vmin if np.isfinite(vmin) else 0:g}); {var} must be finite and >= 0 to fit")
 
 
 def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] = ()) -> None:
@@ -351,18 +384,16 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
         energy bin is an upper limit); :func:`check_counts` refuses it for a whole analysis.
     """
     from .datastore import DataStoreError
-    for ds in datasets:
+    for ds, summ in zip(datasets, _summaries(datasets)):
         name = _dataset_name(ds)
         for var in ("counts", "exposure", "background"):
             if var in ds:
-                _check_values(ds, var)
-        mask = np.broadcast_to(np.asarray(combined_mask(ds).values, bool), ds["counts"].shape)
-        if not mask.any():
+                _check_values(ds, var, summ[var])
+        if not summ["mask_any"]:
             masks = "the safe and fit masks leave" if "mask_fit" in ds else "the safe mask leaves"
             raise DataStoreError(f"dataset {name!r}: {masks} no bin; nothing to fit (check datasets.safe_mask, "
                                  "fit.fit_range and the energy axes against the IRFs' energy range)")
-        if name in free_background and "background" in ds and \
-                float(np.asarray(ds["background"].values)[mask].sum()) == 0.0:
+        if name in free_background and "background" in ds and summ["background_fit"] == 0.0:
             raise DataStoreError(f"dataset {name!r}: the background is zero in every fit bin, so its free "
                                  "FoVBackgroundModel norm is unconstrained; check the background IRF, or freeze "
                                  "the norm")
@@ -375,10 +406,7 @@ def check_counts(datasets: list[xr.Dataset]) -> None:
     safe energy range, has nothing to fit: the fit would end with every error NaN.
     """
     from .datastore import DataStoreError
-    total = 0.0
-    for ds in datasets:
-        mask = np.broadcast_to(np.asarray(combined_mask(ds).values, bool), ds["counts"].shape)
-        total += float(np.asarray(ds["counts"].values)[mask].sum())
+    total = sum(summ["counts_fit"] for summ in _summaries(datasets))
     if datasets and total == 0:
         raise DataStoreError(f"no counts in the fit bins of any dataset ({[_dataset_name(d) for d in datasets]}): "
                              "the event lists are empty or no event falls in the geometry and safe energy range")

@@ -36,7 +36,7 @@ import numpy as np
 
 from .likelihood import DatasetTerm, ParameterSpace, _TermwiseDerivatives, derivative_steps
 
-__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks"]
+__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy"]
 
 _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins for the actor's resident objects
 
@@ -57,7 +57,9 @@ class ChunkActor:
     """One chunk of dataset terms resident on a worker, with the parameter space and the
     derivative steps, evaluated in place for each round (a dask Actor)."""
 
-    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, steps: dict):
+    def __init__(self, terms: list, space: ParameterSpace, steps: dict):
+        if len(terms) == 1 and isinstance(terms[0], list):        # built on this worker (_build_chunk)
+            terms = terms[0]
         self.terms = terms
         self.space = space
         self.steps = steps
@@ -87,6 +89,11 @@ class ChunkActor:
         """Bytes of the resident terms (also the cheapest call: an empty round trip)."""
         return int(sum(t.nbytes for t in self.terms))
 
+    def moved(self, models) -> bool:
+        """:func:`gcxr.fit._moved` on this chunk's terms."""
+        from .fit import _moved
+        return _moved(self.terms, models)
+
     def time_stat(self, factors: np.ndarray, repeats: int) -> float:
         """Seconds per statistic evaluation of this chunk on its worker (benchmarks: worker speed
         against the same terms in process)."""
@@ -97,6 +104,24 @@ class ChunkActor:
         for i in range(repeats):
             self.stat(factors + eps * (i % 2))
         return (time.perf_counter() - t0) / repeats
+
+
+def _build_chunk(datasets, models, point_weights: str) -> list[DatasetTerm]:
+    """Terms of a chunk's datasets, built on the worker that will hold them."""
+    from .likelihood import build_terms
+    return build_terms(datasets, models, point_weights)
+
+
+class _SizeOf:
+    """A dataset's weight for the chunk plan (bins of its counts cube), without computing it."""
+
+    def __init__(self, ds):
+        self.n_bins = int(np.prod([ds.sizes[d] for d in ("energy", "lat", "lon") if d in ds.sizes]))
+
+
+def is_lazy(ds) -> bool:
+    """Whether a dataset's cubes are dask arrays (reduced or persisted on a cluster, not in memory)."""
+    return any(getattr(v, "chunks", None) is not None for v in ds.data_vars.values())
 
 
 def _worker_lost(exc: BaseException) -> bool:
@@ -111,19 +136,31 @@ class DistributedLikelihood(_TermwiseDerivatives):
     """Callable on the factor vector, like :class:`gcxr.likelihood.JointLikelihood`, evaluated by
     chunk actors on a cluster (see the module docstring)."""
 
-    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, client, n_chunks: int | None = None,
-                 timeout: float = 600.0):
+    def __init__(self, terms: list[DatasetTerm] | None, space: ParameterSpace, client, n_chunks: int | None = None,
+                 timeout: float = 600.0, *, datasets=None, models=None, point_weights: str = "tent"):
         self.client = client
         self.space = space
         self.timeout = timeout
         workers = self._workers()
         if not workers:
             raise RuntimeError("DistributedLikelihood: the cluster has no workers")
-        tiles = [tile for t in terms for tile in t.split()]
-        self.n_tiles = len(tiles)
-        self.plan = plan_chunks(tiles, n_chunks or len(workers))
-        self._inputs = [[tiles[i] for i in idx] for idx in self.plan]       # kept to rebuild a lost chunk
-        self.chunk_nbytes = [int(sum(t.nbytes for t in c)) for c in self._inputs]
+        if terms is not None:
+            # terms built here: cut into tiles, balanced by fit bins; the tiles are the inputs
+            tiles = [tile for t in terms for tile in t.split()]
+            self.n_tiles = len(tiles)
+            self.plan = plan_chunks(tiles, n_chunks or len(workers))
+            self._inputs = [[tiles[i] for i in idx] for idx in self.plan]       # kept to rebuild a lost chunk
+            self.chunk_nbytes = [int(sum(t.nbytes for t in c)) for c in self._inputs]
+        else:
+            # datasets that live on the cluster (dask-backed): each chunk's terms are built on its
+            # worker from its datasets; the inputs are the build tasks (their datasets are
+            # recomputed from the reduction graph if a worker holding them is lost)
+            self.n_tiles = len(datasets)
+            self.plan = plan_chunks([_SizeOf(ds) for ds in datasets], n_chunks or len(workers))
+            import dask
+            self._inputs = [dask.delayed(_build_chunk, pure=False)([datasets[i] for i in idx], models, point_weights)
+                            for idx in self.plan]
+            self.chunk_nbytes = None
         self.steps = derivative_steps(space)
         self.tag = uuid.uuid4().hex[:8]
         self.n_calls = 0          # likelihood evaluations (statistic or statistic + gradient)
@@ -137,6 +174,24 @@ class DistributedLikelihood(_TermwiseDerivatives):
         self.actors = [None] * len(self.plan)
         self.placement = [None] * len(self.plan)
         self._place([(k, workers[k % len(workers)]) for k in range(len(self.plan))])
+        if self.chunk_nbytes is None:
+            self.chunk_nbytes = [f.result() for f in [a.nbytes() for a in self.actors]]
+
+    @classmethod
+    def from_datasets(cls, datasets, models, space: ParameterSpace, client, point_weights: str = "tent",
+                      n_chunks: int | None = None) -> "DistributedLikelihood":
+        """The likelihood of ``datasets``: terms built here and shipped when the datasets are in
+        memory; built on the workers when they are dask-backed (reduced or persisted on the
+        cluster), so that the datasets never come to the client."""
+        if any(is_lazy(ds) for ds in datasets):
+            return cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights)
+        from .likelihood import build_terms
+        return cls(build_terms(datasets, models, point_weights), space, client, n_chunks)
+
+    def moved(self, models) -> bool:
+        """Whether a source moved or grew out of the cutout its terms were built for (each
+        chunk checks its own terms, see :func:`gcxr.fit._moved`)."""
+        return any(self._round("moved", models))
 
     # ---- placement
     def _workers(self) -> list[str]:
@@ -144,10 +199,15 @@ class DistributedLikelihood(_TermwiseDerivatives):
 
     def _place(self, placements: list[tuple[int, str]]) -> None:
         """Make the actors of chunks ``k`` on their workers, all at once: each chunk's tiles are
-        scattered to its worker first (no large task graph), then the actors are made."""
+        scattered to its worker first (no large task graph), or built there from its datasets;
+        then the actors are made."""
         made = []
         for k, worker in placements:
-            data = self.client.scatter(self._inputs[k], workers=[worker], broadcast=False, hash=False)
+            inp = self._inputs[k]
+            if isinstance(inp, list):
+                data = self.client.scatter(inp, workers=[worker], broadcast=False, hash=False)
+            else:
+                data = [self.client.compute(inp, workers=[worker], allow_other_workers=False)]
             fut = self.client.submit(ChunkActor, data, self.space, self.steps, actor=True, workers=[worker],
                                      allow_other_workers=False, pure=False,
                                      key=f"gcxr-chunk-{self.tag}-{k}-{uuid.uuid4().hex[:6]}")
@@ -155,6 +215,8 @@ class DistributedLikelihood(_TermwiseDerivatives):
         for k, worker, fut, data in made:
             self.actors[k] = fut.result(timeout=self.timeout)
             self._futures[k] = (fut, data)
+            if not isinstance(self._inputs[k], list):
+                data[0].release()                 # the actor holds the terms; the build result can go
             self.placement[k] = worker
 
     def _rebuild(self, lost: list[int]) -> None:
@@ -216,9 +278,15 @@ class DistributedLikelihood(_TermwiseDerivatives):
 
     @classmethod
     def factory(cls, client, n_chunks: int | None = None):
-        """A ``likelihood_factory`` for :func:`gcxr.fit.fit`."""
+        """A ``likelihood_factory`` for :func:`gcxr.fit.fit`: ``make(terms, space)``, and
+        ``make.from_datasets(datasets, models, space, point_weights)`` which :func:`gcxr.fit.fit`
+        prefers (terms built on the workers for datasets that live on the cluster)."""
         def make(terms, space):
             return cls(terms, space, client, n_chunks)
+
+        def from_datasets(datasets, models, space, point_weights="tent"):
+            return cls.from_datasets(datasets, models, space, client, point_weights, n_chunks)
+        make.from_datasets = from_datasets
         return make
 
     def stat_values(self, values: np.ndarray) -> float:

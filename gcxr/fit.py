@@ -12,6 +12,7 @@ sequence of minimisations of pure functions.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -154,11 +155,16 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
             counts["chunks"] = info["chunks"]
 
     while True:
-        terms = build_terms(datasets, models, point_weights)
         if like is not None:
             _count(like)
             like.close()
-        like = factory(terms, space)
+        if hasattr(factory, "from_datasets"):          # the likelihood builds its terms (e.g. on workers)
+            like = factory.from_datasets(datasets, models, space, point_weights)
+            moved = like.moved
+        else:
+            terms = build_terms(datasets, models, point_weights)
+            like = factory(terms, space)
+            moved = functools.partial(_moved, terms)
 
         def fcn(f, _like=like):
             s = _like(f)
@@ -198,7 +204,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
         nfev += m.nfcn
         values = space.to_values(np.array(m.values))
         _apply(models, space, values, np.zeros_like(values))
-        if n_refresh < max_refresh and _moved(terms, models):
+        if n_refresh < max_refresh and moved(models):
             n_refresh += 1
             continue
         break

@@ -64,7 +64,7 @@ def test_exit_statuses_are_documented_in_help(capsys):
 # --------------------------------------------------------------------------- checked before the reduction
 def test_missing_models_option_is_a_usage_error(files, tmp_path, no_reduction, capsys):
     assert run(files, "--out", str(tmp_path / "out")) == cli.EXIT_USAGE == 2
-    assert "--models MODELS is required" in capsys.readouterr().err
+    assert "--models MODELS (or general.models_file in the config) is required" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

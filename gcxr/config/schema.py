@@ -30,6 +30,7 @@ from .types import (
     _normalise_level,
     _quantity_to_str,
 )
+from .._yaml import load_yaml
 from .yaml_io import _YAML_DUMP_OPTIONS, _deep_merge, _UniqueKeyLoader
 
 class SkyCoordConfig(_Section):
@@ -309,7 +310,7 @@ class AnalysisConfig(_Section):
     def from_yaml(cls, text: str, source: str | None = None) -> "AnalysisConfig":
         """Parse YAML text; an empty document gives the defaults."""
         try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)
+            data = load_yaml(text, Loader=_UniqueKeyLoader)     # bounded alias expansion (gcxr._yaml)
         except yaml.YAMLError as exc:
             raise ConfigError([("<yaml>", f"YAML syntax error: {exc}")], source=source) from None
         return cls.from_dict(data, source=source)
