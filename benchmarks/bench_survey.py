@@ -12,7 +12,9 @@ dataset; ``joint``: ``survey_joint.yaml``, one dataset per run, each with its ow
 norm, which ``Analysis.set_models`` adds per dataset), a copy of the config selects obs_ids = the
 first N runs of the store, and a copy of the models keeps the sources that those runs cover (a
 source whose centre is within ``offset_max`` of a selected pointing; all 18 for N >= 100, since
-each pass of 100 runs covers the whole strip). Then, for each scheduler (``--schedulers``, default
+each pass of 100 runs covers the whole strip); for the joint case each source is restricted to
+the runs that reach it (``datasets_names``, ``gcxr.survey.joint_models``). ``--free spectral``
+freezes the spatial parameters (positions, sizes) at their true values. Then, for each scheduler (``--schedulers``, default
 ``threads,local:2``), in a fresh process under ``measure.py``::
 
     python -m gcxr run CONFIG_N --models MODELS_N --out DIR --scheduler SCHED --quiet
@@ -42,10 +44,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(REPO))                 # this checkout's gcxr (gcxr.survey.joint_models)
 from measure import measure  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CASES = {"stacked": "survey_stacked.yaml", "joint": "survey_joint.yaml"}
 STAGES = ("import", "reduce", "fit", "write", "total")
@@ -118,8 +121,13 @@ def inputs_for(store: Path, case: str, n: int, tmp: Path, free: str = "all") -> 
     if not kept:
         raise SystemExit(f"the first {n} runs cover none of the survey's sources")
     models["components"] = kept
-    models_path = tmp / f"models-{n}-{free}.yaml"
+    models_path = tmp / f"models-{case}-{n}-{free}.yaml"
     models_path.write_text(yaml.safe_dump(models, sort_keys=False))
+    if case == "joint":          # each source on the runs that reach it (gcxr.survey.joint_models)
+        from gcxr.models import Models
+        from gcxr.survey import joint_models
+        pointings = {r["obs_id"]: (r["glon"], r["glat"]) for r in runs}
+        joint_models(Models.read(models_path), pointings, offset_max).write(models_path, overwrite=True)
     return {"config": cfg_path, "models": models_path, "n_sources": len(kept), "obs_ids": [r["obs_id"] for r in runs]}
 
 

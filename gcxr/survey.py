@@ -5,7 +5,7 @@ What to use when:
 * :func:`simulate_survey` - one call (``gcxr simulate --survey N_RUNS``): the runs of
   :class:`SurveyPlan` simulated one at a time with the CTA-1DC IRFs and the sources of
   :func:`survey_models`, written as a GADF store, plus ``survey_models.yaml`` (the true
-  sources), ``survey_stacked.yaml`` and ``survey_joint.yaml`` (analysis configs of the strip).
+  sources), ``survey_models_joint.yaml`` (the same for the joint fit), ``survey_stacked.yaml`` and ``survey_joint.yaml`` (analysis configs of the strip).
 * :class:`SurveyPlan` - where the runs point: two rows at b = -1 and +1 deg, one pointing every
   ``spacing`` deg in l per row and pass; later passes are shifted in l by a fraction of the
   spacing (0.5, then 0.25, 0.75, ...), so the first N runs of a store cover the whole strip.
@@ -13,6 +13,8 @@ What to use when:
   through point, Gaussian, disk and shell shapes and power-law, cut-off power-law and
   log-parabola spectra.
 * :func:`survey_config` - the AnalysisConfig of the strip (stacked or one dataset per run).
+* :func:`joint_models` - the sources restricted (``datasets_names``) to the runs that reach them,
+  for the joint fit: ``survey_models_joint.yaml``.
 
 The 1DC Galactic-plane survey pointed 30-min runs along rows at b = +-1 deg, spaced by roughly
 0.5-1 deg in l (visits repeated in later passes); the defaults follow that: 200 runs = two passes
@@ -28,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SURVEY_IRF", "SurveyPlan", "survey_models", "survey_config", "simulate_survey", "default_survey_irf"]
+__all__ = ["SURVEY_IRF", "SurveyPlan", "survey_models", "joint_models", "survey_config", "simulate_survey",
+           "default_survey_irf"]
 
 #: The CTA-1DC IRF of the seed runs, relative to the data root ($GCXR_DATA, else $GAMMAPY_DATA).
 SURVEY_IRF = "cta-1dc/caldb/data/cta/1dc/bcf/South_z20_50h/irf_file.fits"
@@ -167,6 +170,35 @@ def survey_models(n_sources: int = 18, seed: int = 0, plan: SurveyPlan | None = 
     return Models(out)
 
 
+def joint_models(models, pointings: dict[int, tuple[float, float]], offset_max: float = 2.5):
+    """A copy of ``models`` in which each source applies only to the runs it can reach.
+
+    ``pointings`` maps obs_id to the galactic (l, b) of the run; a run's dataset in a joint
+    analysis (``stack: false``) is named ``obs-<obs_id>`` and covers the square of half-width
+    ``offset_max`` around its pointing (bins beyond ``offset_max`` are masked). A source is given
+    the runs whose square, widened by the source's evaluation radius, holds its centre: its
+    ``datasets_names``. Sources that reach no run keep an empty list. gcxr's npred refuses a
+    source whose cutout misses a dataset it applies to, so a joint survey fit needs this
+    (``survey_models_joint.yaml``); gammapy's ``datasets_names`` mean the same.
+    """
+    out = models.copy()
+    ids = np.array(sorted(pointings), dtype=np.int64)
+    pl = np.array([pointings[i][0] for i in ids], float)
+    pb = np.array([pointings[i][1] for i in ids], float)
+    for m in out:
+        sp = getattr(m, "spatial_model", None)
+        if sp is None or not hasattr(m, "datasets_names") or not hasattr(sp, "position"):
+            continue
+        if sp.frame != "galactic":
+            raise ValueError(f"joint_models: source {m.name!r} is in frame {sp.frame!r}; the survey is galactic")
+        lon, lat = sp.position
+        reach = offset_max + float(getattr(sp, "evaluation_radius", 0.0) or 0.0)
+        dl = (pl - lon + 180.0) % 360.0 - 180.0
+        near = (np.abs(dl) < reach) & (np.abs(pb - lat) < reach)
+        m.datasets_names = [f"obs-{int(i)}" for i in ids[near]]
+    return out
+
+
 def survey_config(store: str | Path, plan: SurveyPlan | None = None, stack: bool = True, binsz: float = 0.02,
                   offset_max: float = 2.5, obs_ids=None, energy_nbins: int = 10, energy_true_nbins: int = 14):
     """The AnalysisConfig of the whole strip: a galactic CAR grid of ``plan.length x plan.height``
@@ -202,7 +234,8 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
     """Simulate a survey store in ``out_dir`` and write its models and analysis configs beside it.
 
     Writes the GADF store (``data/``, ``irf/``, index files), ``survey_models.yaml`` (the true
-    sources, gcxr's models format), ``survey_stacked.yaml`` and ``survey_joint.yaml`` (configs of
+    sources, gcxr's models format), ``survey_models_joint.yaml`` (the same, each source restricted
+    to the runs that reach it: :func:`joint_models`), ``survey_stacked.yaml`` and ``survey_joint.yaml`` (configs of
     the whole strip, ``stack`` true / false) and ``simulation.json`` (plan, seed, per-run counts).
     Returns the summary. Runs are simulated and written one at a time: memory is one run's
     events. Every run's events come from a generator seeded by ``(seed, obs_id)`` and the
@@ -229,11 +262,14 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
         del ev
     write_index(out, runs, n_events, irf_path)
     models.write(out / "survey_models.yaml", overwrite=True)
+    gal = dict(zip([r.obs_id for r in runs], plan.pointings(n_runs)))
+    joint_models(models, gal, offset_max).write(out / "survey_models_joint.yaml", overwrite=True)
     for name, stack in (("survey_stacked.yaml", True), ("survey_joint.yaml", False)):
         survey_config(out, plan, stack=stack, binsz=binsz, offset_max=offset_max).write(out / name, overwrite=True)
     summary = {"out_dir": str(out), "seed": seed, "irf": str(irf_path.relative_to(out)), "plan": asdict(plan),
                "n_runs": n_runs, "models": [m.name for m in _sky_models(models)],
-               "files": {"models": "survey_models.yaml", "config_stacked": "survey_stacked.yaml",
+               "files": {"models": "survey_models.yaml", "models_joint": "survey_models_joint.yaml",
+                         "config_stacked": "survey_stacked.yaml",
                          "config_joint": "survey_joint.yaml"},
                "runs": rows}
     write_json(summary, out / "simulation.json")

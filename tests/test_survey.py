@@ -171,3 +171,45 @@ def test_cli_simulate_survey(tmp_path, capsys):
     assert len(Models.read(tmp_path / "s" / "survey_models.yaml")) == 18
     assert main(["simulate", "--survey", "1", "--out", str(tmp_path / "t"), "--pointings", "0,1"]) == 2
     assert "--pointings" in capsys.readouterr().err
+
+
+@needs_1dc
+def test_mini_joint_fit_with_sources_restricted_to_their_runs(mini):
+    """survey_models_joint.yaml: each source on the runs that reach it; the joint fit (one background
+    norm per run, spatial parameters frozen here for speed) runs and recovers the amplitudes."""
+    from gcxr import Analysis
+    out, summary = mini
+    models = Models.read(out / "survey_models_joint.yaml")
+    truth = Models.read(out / "survey_models.yaml")
+    store = DataStore.from_dir(out)
+    for m in models:
+        assert m.datasets_names and set(m.datasets_names) <= {f"obs-{i}" for i in store.obs_ids}
+        for p in m.spatial_model.parameters:
+            p.frozen = True
+    ana = Analysis(out / "survey_joint.yaml", progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    assert [ds.attrs["name"] for ds in ana.datasets] == [f"obs-{i}" for i in store.obs_ids]
+    ana.set_models(models)
+    result = ana.run_fit()
+    assert result.success
+    bkg = ana.models.background_models
+    assert sorted(bkg) == sorted(ds.attrs["name"] for ds in ana.datasets)     # one FoV background per run
+    assert all(not m.spectral_model.parameters["norm"].frozen for m in bkg.values())
+    for m, t in zip(ana.models.sky_models, truth):
+        amp, err = m.spectral_model.parameters["amplitude"].value, m.spectral_model.parameters["amplitude"].error
+        assert abs(amp - t.spectral_model.parameters["amplitude"].value) < 5 * err, m.name
+
+
+def test_joint_models_restricts_sources_to_runs_in_reach():
+    from gcxr.survey import joint_models
+    models = survey_models(n_sources=4, plan=MINI)
+    pointings = {1: (359.0, -1.0), 2: (1.0, 1.0), 3: (30.0, 0.0)}
+    jm = joint_models(models, pointings, offset_max=1.0)
+    for m, orig in zip(jm, models):
+        lon, lat = m.spatial_model.position
+        reach = 1.0 + m.spatial_model.evaluation_radius
+        expect = [f"obs-{i}" for i, (pl, pb) in pointings.items()
+                  if abs((pl - lon + 180) % 360 - 180) < reach and abs(pb - lat) < reach]
+        assert m.datasets_names == expect and orig.datasets_names is None
+    assert all("obs-3" not in m.datasets_names for m in jm)
