@@ -5,7 +5,8 @@ What to use when:
 * :func:`simulate_survey` - one call (``gcxr simulate --survey N_RUNS``): the runs of
   :class:`SurveyPlan` simulated one at a time with the CTA-1DC IRFs and the sources of
   :func:`survey_models`, written as a GADF store, plus ``survey_models.yaml`` (the true
-  sources), ``survey_models_joint.yaml`` (the same for the joint fit), ``survey_stacked.yaml`` and ``survey_joint.yaml`` (analysis configs of the strip).
+  sources), ``survey_models_joint.yaml`` (the same for the joint fit), ``survey_stacked.yaml``
+  and ``survey_joint.yaml`` (analysis configs of the strip).
 * :class:`SurveyPlan` - where the runs point: two rows at b = -1 and +1 deg, one pointing every
   ``spacing`` deg in l per row and pass; later passes are shifted in l by a fraction of the
   spacing (0.5, then 0.25, 0.75, ...), so the first N runs of a store cover the whole strip.
