@@ -126,7 +126,7 @@ def survey_models(n_sources: int = 18, seed: int = 0, plan: SurveyPlan | None = 
 
     Source k has shape ``SHAPES[k % 4]`` and spectrum ``SPECTRA[k % 3]`` (every pairing occurs
     once 12 sources are drawn); it sits at l evenly spaced over the strip less ``margin`` (deg)
-    at each end, jittered by a quarter of the spacing, and at |b| <= ``max_abs_lat``. Amplitudes
+    at each end, jittered by a quarter of the spacing, and at ``|b| <= max_abs_lat``. Amplitudes
     at 1 TeV are log-uniform in 2e-12..1e-11 cm-2 s-1 TeV-1 (about 6-30 % of the Crab); sizes
     0.1-0.35 deg. Everything is drawn from ``numpy.random.default_rng([seed, 2026])``.
     """
