@@ -282,8 +282,10 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
         # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which also switches off glibc's
         # dynamic mmap threshold; the diagnostic variant restores heap allocation of the likelihood's
         # ~0.2 MB temporaries with a fixed MALLOC_MMAP_THRESHOLD_ (gcxr's own make_client does not).
-        extra = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD} if malloc_fix else {}
-        with dask.config.set(extra):
+        # gcxr's LocalCluster environment (gcxr.cluster.worker_environ: dask's defaults plus
+        # MALLOC_MMAP_THRESHOLD_); the diagnostic "-mmap" variant is now the same
+        from gcxr.cluster import worker_environ
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
             cluster = LocalCluster(n_workers=nw, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
         res["worker_malloc_env"] = client.run(lambda: {k: v for k, v in os.environ.items() if k.startswith("MALLOC")})
@@ -295,9 +297,8 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
 
         def factory(terms, space):
             like = base_factory(terms, space)
-            who = client.who_has(like.chunks)           # where each chunk lives (one scheduler round trip)
             instances.append({"chunk_nbytes": list(like.chunk_nbytes), "plan": [list(c) for c in like.plan],
-                              "workers": [list(who.get(f.key, ())) for f in like.chunks], "like": like})
+                              "workers": [[w] for w in like.placement], "like": like})
             return like
     t_fit0 = time.perf_counter()
     kw = {} if derivatives == "auto" else {"derivatives": derivatives}
@@ -342,8 +343,7 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
     if client is not None:
         dl = DistributedLikelihood(terms, space, client)
         micro["worker_mem_with_chunks"] = client.run(_worker_mem)
-        who = client.who_has(dl.chunks)
-        micro["chunk_workers"] = [list(who.get(f.key, ())) for f in dl.chunks]
+        micro["chunk_workers"] = [[w] for w in dl.placement]
         micro["chunk_nbytes"] = list(dl.chunk_nbytes)
         values = space.values_by_model(space.start)
 
@@ -351,6 +351,9 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
             return lambda f: sum(terms[i].stat(values) for i in idx)
         micro["inprocess_chunk_ms"] = [1e3 * _time_calls(chunk_fn(idx), factors, micro_calls) for idx in dl.plan]
         micro["cluster_ms"] = 1e3 * _time_calls(dl, factors, micro_calls)
+        # the same chunks timed on their workers (worker speed against in-process)
+        micro["worker_chunk_ms"] = [1e3 * f.result() for f in [a.time_stat(factors, micro_calls) for a in dl.actors]]
+        micro["worker_over_inprocess"] = [w / i for w, i in zip(micro["worker_chunk_ms"], micro["inprocess_chunk_ms"])]
         if hasattr(dl, "gradient"):
             micro["gradient_cluster_ms"] = 1e3 * _time_calls(dl.gradient, factors, k_grad)
             g_in, g_cl = inproc.gradient(factors), dl.gradient(factors)
@@ -359,11 +362,11 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
         micro["stat_inprocess"], micro["stat_cluster"] = s_in, s_cl
         micro["stat_rel_diff"] = abs(s_cl - s_in) / abs(s_in)
 
-        def roundtrip(_f):
-            futs = [client.submit(_noop, c, pure=False) for c in dl.chunks]
-            return sum(client.gather(futs))
+        def roundtrip(_f):                       # one trivial actor call per chunk
+            return sum(dl._round("nbytes"))
         micro["empty_roundtrip_ms"] = 1e3 * _time_calls(roundtrip, factors, micro_calls)
         micro["overhead_ms"] = micro["cluster_ms"] - max(micro["inprocess_chunk_ms"])
+        micro["overhead_over_worker_ms"] = micro["cluster_ms"] - max(micro["worker_chunk_ms"])
         dl.close()
         client.close()
         cluster.close()
@@ -634,7 +637,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--n", default="3,12,48", help="comma list of run counts (multiples of 3)")
-    ap.add_argument("--sides", default=",".join(SIDES), help=f"comma list from {','.join(SIDES)}")
+    ap.add_argument("--sides", default="gammapy,gcxr-threads,gcxr-local2,gcxr-threads-minuit",
+                    help=f"comma list from {','.join(SIDES)}")
     ap.add_argument("--out", default=str(HERE / "results" / "scaling.json"))
     ap.add_argument("--plot", default=str(REPO / "docs" / "img" / "scaling.png"))
     ap.add_argument("--from-json", action="store_true",
@@ -651,7 +655,7 @@ def main(argv=None) -> int:
     ap.add_argument("--malloc-fix", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ordered-sum", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--derivatives", default="auto", help=argparse.SUPPRESS)
-    ap.add_argument("--check-n", type=int, default=12,
+    ap.add_argument("--check-n", type=int, default=0,
                     help="N at which a local:2 fit with per-term sums in term order is also run (0: none)")
     args = ap.parse_args(argv)
 

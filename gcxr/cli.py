@@ -5,7 +5,6 @@ import argparse
 import logging
 import sys
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,10 +37,10 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _scheduler(spec: str | None):
+def _scheduler(spec: str | None, timeout: float | None = None):
     """(client, cluster, description) for a --scheduler SPEC; None client means in-process threads."""
-    from .cluster import make_client
-    return make_client(spec)
+    from .cluster import DEFAULT_CONNECT_TIMEOUT, make_client
+    return make_client(spec, DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout)
 
 
 @contextmanager
@@ -76,74 +75,111 @@ def import_dask_array_without_scipy():
         import dask.array  # noqa: F401
 
 
-def _remove(paths) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+# --------------------------------------------------------------------------- exit status
+#: one exit status per kind of failure (``gcxr run --help``, README "Use", docs/robustness.md)
+EXIT_OK = 0
+EXIT_BUG = 1            # an unexpected error: a traceback (please report it)
+EXIT_USAGE = 2          # command line or analysis configuration (ConfigError), missing files named there
+EXIT_DATA = 3           # DL3 data (DataStoreError)
+EXIT_MODEL = 4          # models YAML (ModelError)
+EXIT_FIT = 5            # the fit did not converge; every output is written and says so
+EXIT_OUTPUT = 6         # the outputs cannot be written (OutputError: --out, disk full)
+# 128 + N when ended by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM
+
+EXIT_STATUS_HELP = """exit status:
+  0    success
+  1    unexpected error (a bug: the traceback is printed; please report it)
+  2    usage or configuration error (arguments, config YAML, --models missing)
+  3    data error (DL3 files: index, events, GTI, IRFs)
+  4    model error (models YAML: unknown type or parameter, bounds min > max, file missing)
+  5    the fit did not converge (all outputs are written, with success: false)
+  6    output error (--out a file, not writable, disk full)
+  130  interrupted by SIGINT (Ctrl-C)  } --out keeps its previous outputs (or, if the
+  143  interrupted by SIGTERM          } swap had begun, the complete new ones)
+Everything is checked (config, models, --out) before the reduction starts."""
+
+
+class UsageError(ValueError):
+    """A command line that cannot work (e.g. ``gcxr run`` without ``--models`` and without ``--no-fit``)."""
+
+
+def _exit_status(err: BaseException) -> int | None:
+    """The exit status for an error of gcxr's own kinds; None for anything else (a bug)."""
+    from .config import ConfigError          # imported here: commands import what they need themselves
+    from .datastore import DataStoreError
+    from .models import ModelError
+    from .outputs import OutputError
+    for kind, status in ((DataStoreError, EXIT_DATA), (ModelError, EXIT_MODEL), (OutputError, EXIT_OUTPUT),
+                         (ConfigError, EXIT_USAGE), (FileNotFoundError, EXIT_USAGE), (ValueError, EXIT_USAGE)):
+        if isinstance(err, kind):
+            return status
+    return None
+
+
+# --------------------------------------------------------------------------- run
+def _prepare_run(args, outputs):
+    """Everything that can be checked before the reduction: the config, the models, ``--out``.
+
+    Returns the :class:`~gcxr.analysis.Analysis` (no client yet) with its models read.
+    """
+    from .analysis import Analysis
+    ana = Analysis(args.config, progress=False if args.quiet else None)
+    if not args.no_fit:
+        if not args.models and ana.config.general.models_file is None:
+            raise UsageError("--models MODELS (or general.models_file in the config) is required unless "
+                             "--no-fit is given")
+        ana.read_models(args.models)        # the models and their template files, before reducing anything
+    if getattr(args, "datasets", None):
+        ana.read_datasets(args.datasets)    # --datasets: fit these; no run is selected, read or reduced
+    outputs.open(_output_dir(args.out, ana.config))
+    return ana
 
 
 def cmd_run(args) -> int:
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
-    from .analysis import Analysis          # deferred: heavy import (after the arguments are parsed)
-    from .io import write_datasets, write_fit_result, write_json
+    from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
+    from .outputs import OutputSet, handle_signals, write_analysis
     from .progress import set_quiet
     _imports_done()
     t_import = time.perf_counter() - t_start
     set_quiet(args.quiet)
-    out = Path(args.out)
-    client, cluster, sched = _scheduler(args.scheduler)
-    try:
-        ana = Analysis(args.config, client=client, progress=False if args.quiet else None)
-        if not args.no_fit:
-            if not args.models:
-                raise SystemExit("gcxr run: --models MODELS is required unless --no-fit is given")
-            # read the models (and their template files) before reducing anything
-            ana.read_models(args.models)
-        ana.get_observations()
-        ana.get_datasets()
-        fit = None
-        if not args.no_fit:
-            ana.run_fit(point_weights=args.point_source_rendering)
-            fit = ana.fit_result.to_dict()
+    outputs = OutputSet()                   # its folder is checked and opened by _prepare_run
+    with handle_signals(outputs):           # SIGINT/SIGTERM: a clean exit, --out as it was (gcxr.outputs)
+        ana = _prepare_run(args, outputs)
+        client, cluster, sched = _scheduler(args.scheduler, getattr(args, "scheduler_timeout", None))
+        try:
+            ana.client = client
+            if not getattr(args, "datasets", None):
+                ana.get_observations()
+                ana.get_datasets()
+            if not args.no_fit:
+                ana.run_fit(point_weights=args.point_source_rendering)
+            compute = ana.compute_info(sched)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
         result = {
             "datasets": ana.dataset_summaries(),
-            "fit": fit,
+            "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
             "timings_s": {"import": t_import, "reduce": ana.timings.get("reduce", 0.0),
                           "fit": ana.timings.get("fit", 0.0)},
-            "compute": ana.compute_info(sched),
+            "compute": compute,
         }
-        # Outputs, each written to a temporary name and moved into place.  result.json first (the
-        # numbers are on disk before the large cube is written; its "total" is the time up to then).
-        # If a later output fails, result.json is removed again: it never describes outputs that
-        # are not there.
-        result["timings_s"]["total"] = time.perf_counter() - t_start
-        written = [write_json(result, out / "result.json")]
-        t_write = time.perf_counter()
-        try:
-            written.append(write_datasets(ana.datasets[0] if len(ana.datasets) == 1 and ana.config.datasets.stack
-                                          else ana.datasets, out / "datasets.nc", spec=ana.spec))
-            if fit is not None:
-                written += [out / "models_bestfit.yaml", out / "models_bestfit_covariance.dat"]
-                ana.models.write(out / "models_bestfit.yaml", overwrite=True)
-                written.append(write_fit_result(ana.fit_result, out / "fit_result.nc", models=ana.models))
-        except BaseException:
-            _remove(written)
-            raise
-        result["timings_s"]["write"] = time.perf_counter() - t_write
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        paths = write_analysis(outputs, ana, result, t_start=t_start)
     if not args.quiet:
-        _print_summary(result, out)
-    return 0
+        _print_summary(result, paths, time.perf_counter() - t_start)
+    fit = result["fit"]
+    if fit is not None and not fit["success"]:
+        print(f"gcxr run: the fit did not converge ({fit.get('message', '')}); outputs written with "
+              f"success: false", file=sys.stderr)
+        return EXIT_FIT
+    return EXIT_OK
 
 
-def _print_summary(result, out):
+def _print_summary(result, paths, elapsed):
     for d in result["datasets"]:
         print(f"dataset {d['name']}: counts {d['counts']:.0f}, background {d['background']:.1f}, "
               f"bins {d['n_bins']}, fit bins {d['n_fit_bins']}")
@@ -155,7 +191,10 @@ def _print_summary(result, out):
                 print(f"  {p['model']:>16s}.{p['name']:<10s} {p['value']: .5g} +- {p['error']:.3g} {p['unit']}")
     t = result["timings_s"]
     print(f"timings: import {t['import']:.2f} s, reduce {t['reduce']:.2f} s, fit {t['fit']:.2f} s, "
-          f"write {t['write']:.2f} s -> {out}")
+          f"write {t.get('write', 0.0):.2f} s, total {elapsed:.2f} s")
+    print("outputs:")
+    for p in paths:
+        print(f"  {p}")
 
 
 # --------------------------------------------------------------------------- simulate
@@ -177,6 +216,16 @@ def _pointing(text: str) -> tuple[float, float]:
     return lon, lat
 
 
+def _refuse_existing_store(out: Path, overwrite: bool) -> None:
+    """A UsageError if ``out`` holds a data store (its index files) and ``overwrite`` is not set."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    found = sorted(p.name for p in out.glob("*-index.fits*")) if out.is_dir() else []
+    if found and not overwrite:
+        raise UsageError(f"--out {out}: already holds a data store ({', '.join(found)}); pass --overwrite to "
+                         f"replace it, or choose another folder")
+
+
 def cmd_simulate(args) -> int:
     if args.survey is not None:
         return _simulate_survey(args)
@@ -184,6 +233,7 @@ def cmd_simulate(args) -> int:
     from .simulate import DEFAULT_POINTINGS, ParametricIRF, simulate_datastore
     _imports_done()
     set_quiet(args.quiet)
+    _refuse_existing_store(Path(args.out), args.overwrite)
     pointings = [_pointing(p) for p in args.pointings] if args.pointings else list(DEFAULT_POINTINGS)
     livetime = [_seconds(t) for t in args.livetime]
     if len(livetime) not in (1, len(pointings)):
@@ -209,11 +259,12 @@ def _simulate_survey(args) -> int:
     bad = [opt for opt, given in (("--pointings", args.pointings), ("--models", args.models),
                                   ("--frame", args.frame != "galactic")) if given]
     if bad:
-        raise ValueError(f"--survey sets the pointings and the sources itself; drop {', '.join(bad)}")
+        raise UsageError(f"--survey sets the pointings and the sources itself; drop {', '.join(bad)}")
     if args.survey < 1:
-        raise ValueError(f"--survey: the number of runs must be >= 1, got {args.survey}")
+        raise UsageError(f"--survey: the number of runs must be >= 1, got {args.survey}")
     if len(args.livetime) != 1:
-        raise ValueError(f"--livetime: give one value with --survey, got {len(args.livetime)}")
+        raise UsageError(f"--livetime: give one value with --survey, got {len(args.livetime)}")
+    _refuse_existing_store(Path(args.out), args.overwrite)
     plan = SurveyPlan(livetime=_seconds(args.livetime[0]))
     summary = simulate_survey(args.out, n_runs=args.survey, seed=args.seed, plan=plan, irf=args.irf,
                               deadc=args.deadc, quiet=args.quiet)
@@ -286,6 +337,7 @@ def cmd_demo(args) -> int:
         shutil.copyfile(models_src, tmp)
     run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
                                   no_fit=args.no_fit, scheduler=args.scheduler, quiet=args.quiet,
+                                  scheduler_timeout=args.scheduler_timeout,
                                   point_source_rendering="tent")
     rc = cmd_run(run_args)
     if rc:
@@ -297,17 +349,40 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _output_dir(arg: str | None, config) -> Path:
+    """``--out`` if given, else the config's ``general.outdir`` unless it is the default ``.``,
+    else ``gcxr-out``."""
+    if arg is not None:
+        return Path(arg)
+    if config.general.outdir not in (".", "./"):
+        return config.general.outdir_path
+    return Path("gcxr-out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gcxr", description="3D gamma-ray analysis on labelled arrays")
     p.add_argument("--version", action=_VersionAction, help="print gcxr's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="reduce (and fit) as a gammapy-style AnalysisConfig says")
+    r = sub.add_parser("run", help="reduce (and fit) as a gammapy-style AnalysisConfig says",
+                       description="Reduce the runs that an AnalysisConfig selects and fit the models to them. "
+                                   "The outputs (result.json, datasets.nc, fit_result.nc, models_bestfit.yaml) "
+                                   "replace the previous ones in --out as one set, or not at all.",
+                       epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("config", help="AnalysisConfig YAML")
-    r.add_argument("--models", help="models YAML (gammapy format)")
-    r.add_argument("--out", default="gcxr-out", help="output directory (default: gcxr-out)")
+    r.add_argument("--models", help="models YAML (gammapy format; default: general.models_file of the config)")
+    r.add_argument("--out", default=None,
+                   help="output directory (default: general.outdir of the config if set, else gcxr-out)")
     r.add_argument("--no-fit", action="store_true", help="reduce only")
+    r.add_argument("--datasets", metavar="FILE",
+                   help="fit the datasets of FILE instead of reducing: a datasets.nc written by gcxr run (stacked "
+                        "or one per run) or a gammapy MapDataset .fits/.fits.gz; the config's observations and "
+                        "datasets sections are then not used, its fit section still is (fit.fit_range applies "
+                        "on top of the file's fit mask)")
     r.add_argument("--scheduler", default="threads",
-                   help="threads (default), local:N (LocalCluster of N processes) or tcp://host:port")
+                   help="threads (default), local:N (LocalCluster of N processes, N <= 4 per CPU core), "
+                        "tcp://host:port, tls://host:port or a scheduler file (*.json)")
+    r.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds to wait for a running scheduler to answer (default: 10)")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
     r.add_argument("--point-source-rendering", choices=("tent", "cubic", "keys"), default="tent",
                    help="pixel weights of point sources: tent (bilinear, as gammapy; default) or cubic "
@@ -320,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="seed of the simulation (default: 0)")
     d.add_argument("--no-fit", action="store_true", help="reduce only")
     d.add_argument("--scheduler", default="threads", help="as for gcxr run")
+    d.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS", help="as for gcxr run")
     d.add_argument("--quiet", action="store_true", help="no progress or summary output")
     d.set_defaults(func=cmd_demo)
 
@@ -339,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--survey", type=int, metavar="N_RUNS",
                    help="a Galactic-plane survey store instead: N_RUNS 30-min runs along l = -15..15 deg, "
                         "b = -1, +1 deg, 18 sources, the CTA-1DC IRF (default --irf: $GCXR_DATA/"
-                        "cta-1dc/...); writes survey_models.yaml, survey_stacked.yaml, survey_joint.yaml "
-                        "beside the runs (gcxr.survey)")
+                        "cta-1dc/...); writes survey_models.yaml, survey_models_joint.yaml, survey_stacked.yaml, "
+                        "survey_joint.yaml beside the runs (gcxr.survey)")
+    s.add_argument("--overwrite", action="store_true", help="replace a data store that --out already holds")
     s.add_argument("--quiet", action="store_true", help="no progress or summary output")
     s.set_defaults(func=cmd_simulate)
 
@@ -394,20 +471,35 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    # No global logging or warnings configuration here (no logging.basicConfig: it would route
+    # every library's INFO lines, e.g. distributed's, to the terminal; --quiet hides progress and
+    # summaries, never warnings).  gcxr's own messages go through the "gcxr" logger only.
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if getattr(args, "quiet", False):
-        warnings.simplefilter("ignore")
+    _gcxr_log_handler()
     try:
         return args.func(args)
+    except KeyboardInterrupt as err:
+        import signal
+        code = getattr(err, "exit_code", 128 + signal.SIGINT)
+        print(f"gcxr {args.command}: {str(err) or 'interrupted by SIGINT'}", file=sys.stderr)
+        return code
     except Exception as err:
-        from .config import ConfigError          # imported here: commands import what they need themselves
-        from .datastore import DataStoreError
-        if not isinstance(err, (ConfigError, DataStoreError, FileNotFoundError, ValueError)):
+        status = _exit_status(err)
+        if status is None:
             raise
         print(f"gcxr {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return status
+
+
+def _gcxr_log_handler() -> None:
+    """Show the ``gcxr`` logger's warnings on stderr (once; that logger only, nothing global)."""
+    log = logging.getLogger("gcxr")
+    if not log.handlers:
+        h = logging.StreamHandler()
+        h.setLevel(logging.WARNING)
+        h.setFormatter(logging.Formatter("gcxr: %(levelname)s: %(message)s"))
+        log.addHandler(h)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ from pydantic import (
     model_validator,
 )
 
+from ._yaml import load_yaml
+
 __all__ = [
     "AnalysisConfig",
     "ConfigError",
@@ -928,7 +930,7 @@ class AnalysisConfig(_Section):
     def from_yaml(cls, text: str, source: str | None = None) -> "AnalysisConfig":
         """Parse YAML text; an empty document gives the defaults."""
         try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)
+            data = load_yaml(text, Loader=_UniqueKeyLoader)
         except yaml.YAMLError as exc:
             raise ConfigError([("<yaml>", f"YAML syntax error: {exc}")], source=source) from None
         return cls.from_dict(data, source=source)

@@ -26,7 +26,7 @@ import xarray as xr
 
 from .geom import EnergyAxis
 
-__all__ = ["stack", "info", "fit_mask", "combined_mask", "empty_like_grid"]
+__all__ = ["stack", "info", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data", "check_counts"]
 
 
 
@@ -313,3 +313,72 @@ def info(ds: xr.Dataset, name: str | None = None) -> dict:
         "exposure_min": float(e_pos.min()) if e_pos.size else 0.0,
         "exposure_max": float(e_pos.max()) if e_pos.size else 0.0,
     }
+
+
+def _dataset_name(ds: xr.Dataset) -> str:
+    return str(ds.attrs.get("name") or ds.attrs.get("obs_id", "dataset"))
+
+
+def _check_values(ds: xr.Dataset, var: str) -> None:
+    """Raise if ``ds[var]`` holds a non-finite or negative value (named with the dataset and a count)."""
+    from .datastore import DataStoreError
+    v = np.asarray(ds[var].values)
+    n_bad, n_neg = int(np.count_nonzero(~np.isfinite(v))), int(np.count_nonzero(v < 0))
+    if n_bad or n_neg:
+        what = " and ".join(x for x in (f"{n_bad} non-finite" if n_bad else "",
+                                        f"{n_neg} negative" if n_neg else "") if x)
+        raise DataStoreError(f"dataset {_dataset_name(ds)!r}: variable {var!r} has {what} value(s) "
+                             f"(min {np.nanmin(v) if v.size else 0:g}); {var} must be finite and >= 0 to fit")
+
+
+def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] = ()) -> None:
+    """Refuse data a Cash fit cannot use, with a message about the data.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The datasets to fit (gcxr's dataset schema).
+    free_background : tuple of str
+        Names of the datasets whose background norm is a free parameter.
+
+    Raises
+    ------
+    DataStoreError
+        Naming the dataset and variable: counts, exposure or background with non-finite or
+        negative values; a safe mask (and fit mask) that removes every bin; zero predicted
+        background in every fit bin of a dataset whose background norm is free (nothing
+        constrains the norm).  No counts at all is allowed here (a flux point in an empty
+        energy bin is an upper limit); :func:`check_counts` refuses it for a whole analysis.
+    """
+    from .datastore import DataStoreError
+    for ds in datasets:
+        name = _dataset_name(ds)
+        for var in ("counts", "exposure", "background"):
+            if var in ds:
+                _check_values(ds, var)
+        mask = np.broadcast_to(np.asarray(combined_mask(ds).values, bool), ds["counts"].shape)
+        if not mask.any():
+            masks = "the safe and fit masks leave" if "mask_fit" in ds else "the safe mask leaves"
+            raise DataStoreError(f"dataset {name!r}: {masks} no bin; nothing to fit (check datasets.safe_mask, "
+                                 "fit.fit_range and the energy axes against the IRFs' energy range)")
+        if name in free_background and "background" in ds and \
+                float(np.asarray(ds["background"].values)[mask].sum()) == 0.0:
+            raise DataStoreError(f"dataset {name!r}: the background is zero in every fit bin, so its free "
+                                 "FoVBackgroundModel norm is unconstrained; check the background IRF, or freeze "
+                                 "the norm")
+
+
+def check_counts(datasets: list[xr.Dataset]) -> None:
+    """Raise :class:`gcxr.datastore.DataStoreError` if no dataset has a count in its fit bins.
+
+    An analysis whose event lists are empty, or whose events all fall outside the geometry or the
+    safe energy range, has nothing to fit: the fit would end with every error NaN.
+    """
+    from .datastore import DataStoreError
+    total = 0.0
+    for ds in datasets:
+        mask = np.broadcast_to(np.asarray(combined_mask(ds).values, bool), ds["counts"].shape)
+        total += float(np.asarray(ds["counts"].values)[mask].sum())
+    if datasets and total == 0:
+        raise DataStoreError(f"no counts in the fit bins of any dataset ({[_dataset_name(d) for d in datasets]}): "
+                             "the event lists are empty or no event falls in the geometry and safe energy range")

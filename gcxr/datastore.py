@@ -94,6 +94,14 @@ class RunRef:
         return tuple(t for t, _ in self.hdus)
 
 
+def _resolve(path: Path, who: str = "") -> Path:
+    """``path.resolve()``, with a symbolic link loop named as a :class:`DataStoreError`."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as err:     # RuntimeError: "Symlink loop" (Python < 3.13)
+        raise DataStoreError(f"{who}{path}: cannot resolve the path: a symbolic link loop ({err})") from None
+
+
 def _find_index(base: Path, stem: str) -> Path:
     for suffix in (".fits.gz", ".fits"):
         p = base / f"{stem}{suffix}"
@@ -102,14 +110,22 @@ def _find_index(base: Path, stem: str) -> Path:
     raise DataStoreError(f"data store {base}: no {stem}.fits(.gz) found")
 
 
-def _read_table(path: Path, hdu: str | int) -> Table:
+def _read_table(path: Path, hdu: str | int) -> tuple[Table, fits.Header]:
+    """(table, header) of a binary-table HDU; any failure to read it is a :class:`DataStoreError`
+    naming the file (a truncated or corrupt gzip stream raises zlib.error, EOFError or IndexError
+    inside astropy)."""
     try:
         with fits.open(path, memmap=False) as h:
-            return Table(h[hdu].data)
+            x = h[hdu]
+            if not isinstance(x, fits.BinTableHDU):
+                raise DataStoreError(f"{path}: HDU {hdu!r} is not a binary table ({type(x).__name__})")
+            return Table(x.data), x.header.copy()
+    except DataStoreError:
+        raise
     except KeyError:
         raise DataStoreError(f"{path}: missing HDU '{hdu}'") from None
-    except (OSError, TypeError, ValueError) as err:
-        raise DataStoreError(f"{path}: cannot read FITS ({err})") from None
+    except Exception as err:     # OSError, zlib.error, EOFError, IndexError, TypeError, ValueError ...
+        raise DataStoreError(f"{path}: cannot read FITS ({type(err).__name__}: {err})") from None
 
 
 def _strip(x) -> str:
@@ -129,17 +145,20 @@ class DataStore:
     def from_dir(cls, path: str | Path) -> "DataStore":
         base = Path(path).expanduser()
         if not base.is_dir():
+            if base.is_symlink():
+                _resolve(base, "data store directory: ")
+                raise DataStoreError(f"data store directory not found: {base} (a symbolic link to "
+                                     f"{os.readlink(base)}, which does not exist)")
             raise DataStoreError(f"data store directory not found: {base}")
         hdu_path = _find_index(base, "hdu-index")
         obs_path = _find_index(base, "obs-index")
-        hdu_table = _read_table(hdu_path, 1)
-        obs_table = _read_table(obs_path, 1)
+        hdu_table, base_hdr = _read_table(hdu_path, 1)
+        obs_table, _ = _read_table(obs_path, 1)
         for need, tab, p in ((("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"), hdu_table,
                               hdu_path), (("OBS_ID",), obs_table, obs_path)):
             missing = [c for c in need if c not in tab.colnames]
             if missing:
                 raise DataStoreError(f"{p}: missing column(s) {missing}")
-        base_hdr = fits.getheader(hdu_path, 1)
         store = cls(base, obs_table, hdu_table)
         store._index_base = base / base_hdr.get("BASE_DIR", "") if base_hdr.get("BASE_DIR") else base
         return store
@@ -199,6 +218,11 @@ class DataStore:
         t1 = Time(mjdref + np.asarray(tab["TSTOP"], float) / 86400.0, format="mjd", scale=scale)
         return t0, t1
 
+    def run_times(self) -> dict[int, tuple]:
+        """``{obs_id: (start, stop)}`` as astropy Times, from the obs-index TSTART/TSTOP."""
+        t0, t1 = self._run_times()
+        return {int(o): (a, b) for o, a, b in zip(self.obs_table["OBS_ID"], t0, t1)}
+
     # ---- run references
     def run(self, obs_id: int) -> RunRef:
         obs_id = int(obs_id)
@@ -211,7 +235,7 @@ class DataStore:
         hdus = []
         for r in rows:
             t = _strip(r["HDU_TYPE"])
-            path = (base / _strip(r["FILE_DIR"]) / _strip(r["FILE_NAME"])).resolve()
+            path = _resolve(base / _strip(r["FILE_DIR"]) / _strip(r["FILE_NAME"]), f"run {obs_id}: ")
             hdus.append((t, HDURef(str(path), _strip(r["HDU_NAME"]), _strip(r["HDU_CLASS"]), t)))
         obs = self.obs_table[np.asarray(self.obs_table["OBS_ID"]) == obs_id]
         kw = {}
@@ -305,14 +329,31 @@ def read_events(run: RunRef) -> Events:
             energy = (energy * u.Unit(eunit)).to_value("TeV")
         except Exception:
             raise DataStoreError(f"run {run.obs_id}: {ref}: ENERGY column has unit '{eunit}', not an energy") from None
-    deadc = float(hdr.get("DEADC", 1.0))
+    deadc = header_float(hdr, "DEADC", f"run {run.obs_id}: {ref}", default=1.0)
     if not 0.0 < deadc <= 1.0:
         raise DataStoreError(f"run {run.obs_id}: {ref}: header key DEADC = {deadc}; the dead-time fraction must "
                              "be in (0, 1] (livetime = ontime x DEADC)")
     return Events(run.obs_id, np.asarray(data["RA"]), np.asarray(data["DEC"]), energy,
-                  float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]), deadc,
+                  header_float(hdr, "RA_PNT", f"run {run.obs_id}: {ref}"),
+                  header_float(hdr, "DEC_PNT", f"run {run.obs_id}: {ref}"), deadc,
                   {k: hdr[k] for k in ("RA_PNT", "DEC_PNT", "DEADC", "LIVETIME", "ONTIME", "CREATOR", "HDUVERS")
                    if k in hdr})
+
+
+def header_float(hdr, key: str, where: str, default: float | None = None) -> float:
+    """Header keyword ``key`` as a finite float, or a :class:`DataStoreError` naming ``where`` and the key."""
+    if key not in hdr:
+        if default is None:
+            raise DataStoreError(f"{where}: missing header key {key}")
+        return float(default)
+    value = hdr[key]
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if isinstance(value, bool) or not np.isfinite(out):
+        raise DataStoreError(f"{where}: header key {key} = {value!r} is not a finite number")
+    return out
 
 
 @file_cache(maxsize=256)
@@ -320,7 +361,34 @@ def _gti_cached(path: str, hdu: str, obs_id: int):
     data, hdr = open_hdu(HDURef(path, hdu, "gti", "gti"), obs_id)
     if data is None or len(data) == 0:
         raise DataStoreError(f"run {obs_id}: {path}[{hdu}]: empty GTI")
+    where = f"run {obs_id}: {path}[{hdu}]"
+    names = {n.upper() for n in data.columns.names}
+    missing = [c for c in ("START", "STOP") if c not in names]
+    if missing:
+        raise DataStoreError(f"{where}: GTI without column(s) {missing} (columns: {data.columns.names})")
     start, stop = np.asarray(data["START"], float), np.asarray(data["STOP"], float)
+    return check_gti(start, stop, where)
+
+
+def check_gti(start: np.ndarray, stop: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(start, stop)`` unchanged if every GTI row is finite with STOP >= START.
+
+    Raises
+    ------
+    DataStoreError
+        Naming ``where`` (run, file and HDU) and the first bad row: a NaN or infinite time would
+        make the run's livetime NaN (and the run vanish from a stack); STOP < START would subtract time.
+    """
+    bad = ~(np.isfinite(start) & np.isfinite(stop))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataStoreError(f"{where}: {int(bad.sum())} GTI row(s) with a non-finite START or STOP "
+                             f"(row {i}: START={start[i]}, STOP={stop[i]})")
+    back = stop < start
+    if back.any():
+        i = int(np.flatnonzero(back)[0])
+        raise DataStoreError(f"{where}: {int(back.sum())} GTI row(s) with STOP < START "
+                             f"(row {i}: START={start[i]}, STOP={stop[i]})")
     return start, stop
 
 

@@ -5,25 +5,40 @@ or stacked dataset) are first cut into spatial tiles (one per group of
 overlapping source cutouts, :meth:`DatasetTerm.split`; the bins no source
 reaches cost nothing per call and stay with the first tile), then the tiles of
 all datasets are grouped into one chunk per worker, balanced by their number of
-fit bins, and each chunk is placed on its worker **once** by a ``gcxr-chunk``
-task.  A likelihood evaluation then sends only the per-model
-parameter values (a few hundred bytes) to one ``gcxr-cash-chunk`` task per
-chunk and gathers one float per chunk; the data are never re-sent.
+fit bins.
 
-Faults: a chunk is the result of a task whose inputs the scheduler keeps, so if
-its worker dies the scheduler rebuilds it on another worker and re-runs the
-evaluation tasks that were in flight; the statistic is the same sum, so the fit
-continues unchanged.
+Each chunk lives on its worker in a dask **Actor** (:class:`ChunkActor`), made
+once per likelihood with the parameter space and the derivative steps.  A
+round (a statistic, a gradient, a curvature or a Hessian) is one direct call
+per actor, client to worker, without the scheduler in the loop: it carries the
+factor vector (and the name of the per-term function), and returns per-term
+partial results, which the client adds in term order (the same rounding as in
+process: identical fits).  ``compute_info`` counts rounds, actor calls and
+the bytes sent and received per round.
+
+Workers compute with one BLAS thread per worker process (one worker process per
+core is what a compute-bound likelihood wants; a second BLAS thread only adds
+hand-overs), set by the actor around every call.
+
+Faults: the client keeps each chunk's inputs (its tiles).  When a worker dies,
+the calls to its actor fail with "Worker holding Actor was lost"; the client
+waits until the scheduler has dropped that worker, rebuilds the lost chunks on
+the remaining workers, and repeats the round.  A round is a pure function of the
+factor vector, so the fit continues unchanged and ends on the same parameters.
 """
 from __future__ import annotations
 
+import pickle
+import time
 import uuid
 
 import numpy as np
 
 from .likelihood import DatasetTerm, ParameterSpace, _TermwiseDerivatives, derivative_steps
 
-__all__ = ["DistributedLikelihood", "plan_chunks"]
+__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks"]
+
+_SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins for the actor's resident objects
 
 
 def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
@@ -38,58 +53,157 @@ def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
     return [sorted(c) for c in out if c]
 
 
-def _make_chunk(terms: list[DatasetTerm]) -> list[DatasetTerm]:
-    return terms
+class ChunkActor:
+    """One chunk of dataset terms resident on a worker, with the parameter space and the
+    derivative steps, evaluated in place for each round (a dask Actor)."""
+
+    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, steps: dict):
+        self.terms = terms
+        self.space = space
+        self.steps = steps
+        self._controller = None
+
+    def _one_blas_thread(self):
+        from threadpoolctl import ThreadpoolController
+        if self._controller is None:
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=1, user_api="blas")
+
+    def stat(self, factors: np.ndarray) -> list[float]:
+        """The statistic of every term at the factor vector (in term order)."""
+        values = self.space.values_by_model(self.space.to_values(factors))
+        with self._one_blas_thread():
+            return [float(t.stat(values)) for t in self.terms]
+
+    def apply(self, fn, *args) -> list:
+        """``fn(term, *args)`` for every term; the stand-ins ``_SPACE``/``_STEPS`` in ``args`` are
+        replaced by the resident space and steps (they are not sent with each round)."""
+        resident = {_SPACE: self.space, _STEPS: self.steps}
+        args = tuple(resident[a] if isinstance(a, str) and a in resident else a for a in args)
+        with self._one_blas_thread():
+            return [fn(t, *args) for t in self.terms]
+
+    def nbytes(self) -> int:
+        """Bytes of the resident terms (also the cheapest call: an empty round trip)."""
+        return int(sum(t.nbytes for t in self.terms))
+
+    def time_stat(self, factors: np.ndarray, repeats: int) -> float:
+        """Seconds per statistic evaluation of this chunk on its worker (benchmarks: worker speed
+        against the same terms in process)."""
+        eps = np.zeros_like(factors)
+        eps[0] = 1e-7
+        self.stat(factors)
+        t0 = time.perf_counter()
+        for i in range(repeats):
+            self.stat(factors + eps * (i % 2))
+        return (time.perf_counter() - t0) / repeats
 
 
-def _chunk_stat(chunk: list[DatasetTerm], values: dict) -> list[float]:
-    return [float(t.stat(values)) for t in chunk]          # per term: the client adds them in term order
-
-
-def _chunk_apply(chunk: list[DatasetTerm], fn, *args) -> list:
-    """A per-term function (gradient, curvature, Hessian parts) over one chunk's terms."""
-    return [fn(t, *args) for t in chunk]
+def _worker_lost(exc: BaseException) -> bool:
+    """Whether an actor call failed because its worker is gone (not because the work raised)."""
+    from distributed.comm.core import CommClosedError
+    if isinstance(exc, (CommClosedError, OSError)):          # incl. "Unable to contact Actor's worker"
+        return True
+    return isinstance(exc, RuntimeError) and "Actor was lost" in str(exc)
 
 
 class DistributedLikelihood(_TermwiseDerivatives):
-    """Callable on the factor vector, like :class:`gcxr.likelihood.JointLikelihood`, evaluated on a cluster."""
+    """Callable on the factor vector, like :class:`gcxr.likelihood.JointLikelihood`, evaluated by
+    chunk actors on a cluster (see the module docstring)."""
 
-    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, client, n_chunks: int | None = None):
+    def __init__(self, terms: list[DatasetTerm], space: ParameterSpace, client, n_chunks: int | None = None,
+                 timeout: float = 600.0):
         self.client = client
         self.space = space
-        workers = list(client.scheduler_info()["workers"])
+        self.timeout = timeout
+        workers = self._workers()
         if not workers:
             raise RuntimeError("DistributedLikelihood: the cluster has no workers")
-        terms = [tile for t in terms for tile in t.split()]
-        self.n_tiles = len(terms)
-        self.plan = plan_chunks(terms, n_chunks or len(workers))
-        self.chunk_nbytes = [int(sum(terms[i].nbytes for i in idx)) for idx in self.plan]
-        tag = uuid.uuid4().hex[:8]
-        self.chunks = [
-            client.submit(_make_chunk, [terms[i] for i in idx], key=f"gcxr-chunk-{tag}-{k}",
-                          workers=[workers[k % len(workers)]], allow_other_workers=True, pure=False)
-            for k, idx in enumerate(self.plan)]
-        from distributed import wait
-        wait(self.chunks)
+        tiles = [tile for t in terms for tile in t.split()]
+        self.n_tiles = len(tiles)
+        self.plan = plan_chunks(tiles, n_chunks or len(workers))
+        self._inputs = [[tiles[i] for i in idx] for idx in self.plan]       # kept to rebuild a lost chunk
+        self.chunk_nbytes = [int(sum(t.nbytes for t in c)) for c in self._inputs]
         self.steps = derivative_steps(space)
-        self.n_calls = 0
-        self.n_tasks = 0
+        self.tag = uuid.uuid4().hex[:8]
+        self.n_calls = 0          # likelihood evaluations (statistic or statistic + gradient)
+        self.n_rounds = 0         # rounds of actor calls (every kind)
+        self.n_tasks = 0          # actor calls
+        self.n_rebuilt = 0        # chunks rebuilt after a worker was lost
+        self.bytes_sent = 0
+        self.bytes_received = 0
         self._last = None
+        self._futures = [None] * len(self.plan)
+        self.actors = [None] * len(self.plan)
+        self.placement = [None] * len(self.plan)
+        self._place([(k, workers[k % len(workers)]) for k in range(len(self.plan))])
 
-    @classmethod
-    def factory(cls, client, n_chunks: int | None = None):
-        """A ``likelihood_factory`` for :func:`gcxr.fit.fit`."""
-        def make(terms, space):
-            return cls(terms, space, client, n_chunks)
-        return make
+    # ---- placement
+    def _workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info()["workers"])
 
-    def stat_values(self, values: np.ndarray) -> float:
-        self.n_calls += 1
-        v = self.space.values_by_model(values)
-        futures = [self.client.submit(_chunk_stat, c, v, pure=False,
-                                      key=f"gcxr-cash-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
-        self.n_tasks += len(futures)
-        return float(sum(self._in_term_order(self.client.gather(futures))))
+    def _place(self, placements: list[tuple[int, str]]) -> None:
+        """Make the actors of chunks ``k`` on their workers, all at once: each chunk's tiles are
+        scattered to its worker first (no large task graph), then the actors are made."""
+        made = []
+        for k, worker in placements:
+            data = self.client.scatter(self._inputs[k], workers=[worker], broadcast=False, hash=False)
+            fut = self.client.submit(ChunkActor, data, self.space, self.steps, actor=True, workers=[worker],
+                                     allow_other_workers=False, pure=False,
+                                     key=f"gcxr-chunk-{self.tag}-{k}-{uuid.uuid4().hex[:6]}")
+            made.append((k, worker, fut, data))
+        for k, worker, fut, data in made:
+            self.actors[k] = fut.result(timeout=self.timeout)
+            self._futures[k] = (fut, data)
+            self.placement[k] = worker
+
+    def _rebuild(self, lost: list[int]) -> None:
+        """Wait until the scheduler has dropped the dead workers, then make the lost chunks again
+        on the workers left (round robin)."""
+        dead = {self.placement[k] for k in lost}
+        deadline = time.monotonic() + self.timeout
+        while True:
+            alive = [w for w in self._workers() if w not in dead]
+            gone = not (dead & set(self._workers()))
+            if alive and gone:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"DistributedLikelihood: workers {sorted(dead)} lost and no worker left "
+                                   f"to rebuild chunks {lost} on")
+            time.sleep(0.05)
+        self._place([(k, alive[j % len(alive)]) for j, k in enumerate(lost)])
+        self.n_rebuilt += len(lost)
+
+    # ---- rounds
+    def _round(self, method: str, *args) -> list:
+        """One call per actor; per-chunk results in chunk order.  Repeated after rebuilding the
+        chunks of a lost worker."""
+        self.n_rounds += 1
+        self.bytes_sent += len(self.actors) * len(pickle.dumps((method, args), protocol=5))
+        for _attempt in range(3):
+            futures = []
+            for a in self.actors:
+                try:
+                    futures.append(getattr(a, method)(*args))
+                except Exception as exc:                     # noqa: BLE001 - sorted in the loop below
+                    futures.append(exc)
+            self.n_tasks += len(futures)
+            results, lost = [], []
+            for k, f in enumerate(futures):
+                try:
+                    if isinstance(f, Exception):
+                        raise f
+                    results.append(f.result(timeout=self.timeout))
+                except Exception as exc:                     # noqa: BLE001 - sorted just below
+                    if not _worker_lost(exc):
+                        raise
+                    lost.append(k)
+                    results.append(None)
+            if not lost:
+                self.bytes_received += len(pickle.dumps(results, protocol=5))
+                return results
+            self._rebuild(lost)
+        raise RuntimeError("DistributedLikelihood: workers kept failing; round abandoned after 3 attempts")
 
     def _in_term_order(self, per_chunk: list[list]) -> list:
         """Per-term results gathered chunk by chunk, put back in term order, so that sums are
@@ -100,18 +214,41 @@ class DistributedLikelihood(_TermwiseDerivatives):
                 out[i] = r
         return out
 
+    @classmethod
+    def factory(cls, client, n_chunks: int | None = None):
+        """A ``likelihood_factory`` for :func:`gcxr.fit.fit`."""
+        def make(terms, space):
+            return cls(terms, space, client, n_chunks)
+        return make
+
+    def stat_values(self, values: np.ndarray) -> float:
+        self.n_calls += 1
+        f = self.space.to_factors(values)
+        return float(sum(self._in_term_order(self._round("stat", f))))
+
     def __call__(self, factors: np.ndarray) -> float:
-        return self.stat_values(self.space.to_values(factors))
+        self.n_calls += 1
+        return float(sum(self._in_term_order(self._round("stat", np.asarray(factors, float)))))
 
     def _per_term(self, fn, *args) -> list:
-        """``fn(term, *args)`` for every term, each chunk on its worker, back in term order."""
-        name = fn.__name__.replace("term_", "").replace("_", "-")
-        futures = [self.client.submit(_chunk_apply, c, fn, *args, pure=False,
-                                      key=f"gcxr-{name}-chunk-{uuid.uuid4().hex[:12]}") for c in self.chunks]
-        self.n_tasks += len(futures)
-        return self._in_term_order(self.client.gather(futures))
+        """``fn(term, *args)`` for every term, each chunk on its worker, back in term order; the
+        space and the steps stay on the workers (stand-ins are sent)."""
+        args = tuple(_SPACE if a is self.space else _STEPS if a is self.steps else a for a in args)
+        return self._in_term_order(self._round("apply", fn, *args))
+
+    def compute_info(self) -> dict:
+        """Counters for ``result.json``'s ``compute`` block."""
+        rounds = max(self.n_rounds, 1)
+        return {"likelihood_rounds": self.n_rounds, "actor_calls": self.n_tasks, "chunks": len(self.plan),
+                "chunks_rebuilt": self.n_rebuilt, "bytes_sent_per_round": self.bytes_sent / rounds,
+                "bytes_received_per_round": self.bytes_received / rounds, "chunk_nbytes": self.chunk_nbytes}
 
     def close(self):
-        for f in self.chunks:
-            f.release()
-        self.chunks = []
+        self.actors = []
+        for pair in self._futures:
+            if pair is not None:
+                fut, data = pair
+                fut.release()
+                for d in data:
+                    d.release()
+        self._futures = []

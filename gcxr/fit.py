@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .datasets import check_fit_data
 from .geom import separation_deg
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
 
@@ -87,6 +88,17 @@ def _apply(models, space: ParameterSpace, values, errors):
         sub.parameters[n].error = float(e)
 
 
+def _free_background(datasets, models) -> tuple[str, ...]:
+    """Names of the datasets whose FoV background model has a free parameter."""
+    out = []
+    for ds in datasets:
+        name = ds.attrs.get("name")
+        bm = models.background_model(name) if name is not None else None
+        if bm is not None and any(not p.frozen for p in bm.parameters):
+            out.append(name)
+    return tuple(out)
+
+
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
         derivatives: str = "auto") -> FitResult:
@@ -121,6 +133,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     space = ParameterSpace.from_models(models)
     if not space.keys:
         raise ValueError("fit: no free parameters")
+    check_fit_data(datasets, _free_background(datasets, models))
     method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
     n_refresh = 0
@@ -131,6 +144,14 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     def _count(lk):
         counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))
         counts["likelihood_tasks"] += int(getattr(lk, "n_tasks", 0))
+        if hasattr(lk, "compute_info"):                  # a distributed likelihood: rounds and bytes
+            info = lk.compute_info()
+            n = info["likelihood_rounds"]
+            for key in ("likelihood_rounds", "chunks_rebuilt"):
+                counts[key] = counts.get(key, 0) + int(info[key])
+            for key in ("bytes_sent", "bytes_received"):
+                counts[key] = counts.get(key, 0) + info[f"{key}_per_round"] * n
+            counts["chunks"] = info["chunks"]
 
     while True:
         terms = build_terms(datasets, models, point_weights)

@@ -184,6 +184,9 @@ class SkyGeom:
                              f"{MAX_CENTRE_LAT} deg at the centre; use the other frame (icrs/galactic)")
         # pixels are binsz on the sky at the centre row: the longitude step is binsz / cos(lat0)
         dlon = float(binsz) / np.cos(np.deg2rad(lat0))
+        if nx * dlon > 360.0 + 1e-9:
+            raise ValueError(f"width {w} deg at binsize {binsz} deg (centre latitude {lat0} deg) spans "
+                             f"{nx * dlon:g} deg of longitude, more than 360 deg (columns would repeat)")
         return cls(frame=frame, lon0=lon0, dlon=-dlon, dlat=float(binsz),
                    x_ref=(nx - 1) / 2.0, y_ref=(ny - 1) / 2.0 - lat0 / binsz, nx=nx, ny=ny)
 

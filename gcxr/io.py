@@ -1,10 +1,13 @@
-"""netCDF (CF) and JSON/YAML output, always written atomically.
+"""netCDF (CF) and JSON/YAML output, always written atomically; gammapy ``MapDataset`` FITS
+files through :func:`read_gammapy_dataset` / :func:`write_gammapy_dataset` (:mod:`gcxr.io_gammapy`).
 
 ``datasets.nc`` layout: variables ``counts``, ``background``, ``mask_safe`` on
 (energy, lat, lon), ``exposure`` on (energy_true, lat, lon), ``psf`` on
 (energy_true, rad, lat_irf, lon_irf), ``edisp`` on (energy_true, energy,
 lat_irf, lon_irf); with several runs a leading ``obs`` dim (each run placed on
-the full grid, zero and mask 0 outside its cutout).  Masks are int8 with
+the full grid, zero and mask 0 outside its cutout; the cutout's index ranges
+``cutout_lat``/``cutout_lon``/``cutout_lat_irf``/``cutout_lon_irf`` and the
+``dataset_name`` per run let :func:`split_runs` restore the run datasets).  Masks are int8 with
 ``flag_values``/``flag_meanings``; energies are log bin centres in TeV with CF
 ``bounds``; the sky grids' FITS WCS headers are kept on the scalar variables
 ``sky_wcs`` and ``sky_wcs_irf`` (CF grid-mapping pattern), together with the
@@ -21,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._testhook import pause_point
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
-           "fit_result_to_dataset", "fit_result_from_dataset", "write_fit_result", "read_fit_result"]
+           "fit_result_to_dataset", "fit_result_from_dataset", "write_fit_result", "read_fit_result",
+           "read_gammapy_dataset", "write_gammapy_dataset", "split_runs"]
 
 NETCDF_ENGINE = "netcdf4"
 _MASKS = ("mask_safe", "mask_fit", "mask_safe_psf", "mask_safe_edisp")
@@ -49,14 +54,30 @@ def atomic_path(path: str | Path, overwrite: bool = True):
         raise
 
 
+def json_safe(obj):
+    """``obj`` with numpy scalars and arrays as Python values and every NaN or infinity as None.
+
+    Strict JSON has no NaN: ``result.json`` writes ``null`` where a number is undefined (e.g. the
+    error of a parameter whose fit failed), so every JSON reader can load it.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as strict JSON (NaN and infinities as ``null``, see :func:`json_safe`), atomically."""
     def default(o):
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
         raise TypeError(f"not JSON serialisable: {type(o)}")
-    text = json.dumps(obj, indent=1, default=default, allow_nan=True)
+    text = json.dumps(json_safe(obj), indent=1, default=default, allow_nan=False)
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
     return Path(path)
@@ -165,9 +186,18 @@ def _to_netcdf(ds: xr.Dataset, path: str | Path, encoding: dict | None = None, d
         ds = ds.compute(scheduler=dask.get)     # a callable scheduler: dask does not look for distributed
     store = NetCDF4DataStore.open(str(path), mode="w", format="NETCDF4", lock=_netcdf4_lock())
     try:
+        pause_point(f"write:{_target_name(path)}")     # tests only: the file open, half-written (gcxr._testhook)
         ds.dump_to_store(store, encoding=encoding or {})    # dask-backed arrays are registered, never computed
     finally:
         store.close()
+
+
+def _target_name(path: str | Path) -> str:
+    """The final name of a file being written: ``.datasets.nc.k2x9.tmp`` (:func:`atomic_path`) -> ``datasets.nc``."""
+    name = Path(path).name
+    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+        return name[1:].rsplit(".", 2)[0]
+    return name
 
 
 @contextmanager
@@ -194,7 +224,8 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     from .datasets import _offsets, empty_like_grid
     grid = empty_like_grid(spec)
     first = datasets[0]
-    names = [v for v in first.data_vars if v not in ("livetime", "ontime")]
+    names = [v for v in first.data_vars if v not in ("livetime", "ontime") and first[v].ndim > 0]
+    scalars = [v for v in first.data_vars if first[v].ndim == 0 and v not in ("livetime", "ontime")]
     tmpl = xr.Dataset(coords=grid.coords)
     n = len(datasets)
     for v in names:
@@ -205,8 +236,16 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     tmpl = tmpl.assign_coords(obs=("obs", [int(d.attrs["obs_id"]) for d in datasets]))
     tmpl["livetime"] = ("obs", [float(d["livetime"]) for d in datasets], {"units": "s"})
     tmpl["ontime"] = ("obs", [float(d["ontime"]) for d in datasets], {"units": "s"})
+    for v in scalars:       # e.g. background_norm: one value per run
+        tmpl[v] = ("obs", [float(d[v]) for d in datasets], dict(first[v].attrs))
     for k in ("ra_pnt", "dec_pnt"):
         tmpl[k] = ("obs", [float(d.attrs[k]) for d in datasets], {"units": "degree"})
+    tmpl["dataset_name"] = ("obs", [str(d.attrs.get("name", f"obs-{d.attrs['obs_id']}")) for d in datasets],
+                            {"long_name": "Dataset name"})
+    offsets = [_offsets(d, grid) for d in datasets]
+    for d in ("lat", "lon", "lat_irf", "lon_irf"):       # each run's cutout, so that split_runs restores it
+        tmpl[f"cutout_{d}"] = (("obs", "bnds"), np.array([[o[d].start, o[d].stop] for o in offsets], "int32"),
+                               {"long_name": f"Run cutout along {d}: [start, stop) index into the grid"})
     tmpl.attrs = {"frame": first.attrs.get("frame", ""), "name": "runs"}
     out = _encode(tmpl, spec.geom, spec.irf_geom)
     enc = _encoding(out, compress_floats)
@@ -216,7 +255,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
             for v in names:      # one plane is written at a time: no need for HDF5's per-variable chunk cache
                 nc.variables[v].set_var_chunk_cache(size=2**18)
             for i, d in enumerate(datasets):
-                off = _offsets(d, grid)
+                off = offsets[i]
                 for v in names:
                     var = nc.variables[v]
                     var.set_auto_maskandscale(False)
@@ -247,6 +286,48 @@ def read_datasets(path: str | Path) -> xr.Dataset:
             ds[m] = ds[m].astype(bool)
             ds[m].attrs = attrs
     return ds
+
+
+_RUN_META = ("ra_pnt", "dec_pnt", "dataset_name", "cutout_lat", "cutout_lon", "cutout_lat_irf", "cutout_lon_irf")
+
+
+def split_runs(ds: xr.Dataset) -> list[xr.Dataset]:
+    """The run datasets of a file of several runs (an ``obs`` dim), each back on its own cutout.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As :func:`read_datasets` returns a file that :func:`write_datasets` wrote from a list
+        of run datasets.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        One dataset per run, with the variables, coordinates and attributes (``obs_id``,
+        ``name``, ``ra_pnt``, ``dec_pnt``, ``frame``) of gcxr's per-run reduction, cut to the
+        run's cutout.  Files written before cutouts were recorded give runs on the full grid
+        (zero and masked outside their cutout), which fit to the same statistic.
+    """
+    if "obs" not in ds.dims:
+        raise ValueError("split_runs: the dataset has no 'obs' dim (a stacked dataset is one dataset)")
+    out = []
+    for i, obs_id in enumerate(np.asarray(ds["obs"].values).tolist()):
+        run = ds.isel(obs=i)
+        cut = {d: slice(*(int(x) for x in run[f"cutout_{d}"].values)) for d in ("lat", "lon", "lat_irf", "lon_irf")
+               if f"cutout_{d}" in run}
+        run = run.isel(cut)
+        name = str(run["dataset_name"].values) if "dataset_name" in run else f"obs-{obs_id}"
+        attrs = {"obs_id": int(obs_id), "name": name, "frame": ds.attrs.get("frame", "galactic")}
+        for k in ("ra_pnt", "dec_pnt"):
+            if k in run:
+                attrs[k] = float(run[k].values)
+        if "lat" in cut:
+            attrs["slice_lat"] = [cut["lat"].start, cut["lat"].stop]
+            attrs["slice_lon"] = [cut["lon"].start, cut["lon"].stop]
+        run = run.drop_vars([v for v in _RUN_META if v in run.variables])
+        run.attrs = attrs
+        out.append(run)
+    return out
 
 
 def geom_from_dataset(ds: xr.Dataset, var: str = "sky_wcs") -> SkyGeom:
@@ -346,3 +427,14 @@ def read_fit_result(path: str | Path):
         return fit_result_from_dataset(ds)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+_GAMMAPY = ("read_gammapy_dataset", "write_gammapy_dataset")
+
+
+def __getattr__(name: str):
+    """gammapy MapDataset FITS files: their own module (:mod:`gcxr.io_gammapy`), imported on first use."""
+    if name in _GAMMAPY:
+        from . import io_gammapy
+        return getattr(io_gammapy, name)
+    raise AttributeError(f"module 'gcxr.io' has no attribute {name!r}")

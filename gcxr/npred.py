@@ -199,15 +199,19 @@ class SourceEvaluator:
         self._aux["sub"] = self.geom.slice(*self.cut)
         self._aux["cache"] = OrderedDict()
 
-    def _fft(self):
-        """(padded shape, rFFT of the kernels) for the cutout, computed once."""
-        if "kf" not in self._aux:
-            ny, nx = self.shape
-            nk = self.kernel.shape[-1]
-            s = (_fast_len(ny + nk - 1), _fast_len(nx + nk - 1))
-            self._aux["fft_shape"] = s
-            self._aux["kf"] = np.fft.rfft2(self.kernel, s=s)
-        return self._aux["fft_shape"], self._aux["kf"]
+    def _fft(self, box: tuple[int, int] | None = None):
+        """(padded shape, rFFT of the kernels) for a linear convolution of an image of ``box``
+        (rows, columns; default the whole cutout) with the kernels, computed once per padded shape."""
+        ny, nx = box or self.shape
+        nk = self.kernel.shape[-1]
+        s = (_fast_len(ny + nk - 1), _fast_len(nx + nk - 1))
+        cache = self._aux.setdefault("kf", OrderedDict())
+        kf = cache.get(s)
+        if kf is None:
+            kf = cache[s] = np.fft.rfft2(self.kernel, s=s)
+            while len(cache) > 4:
+                cache.popitem(last=False)
+        return s, kf
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -320,32 +324,64 @@ class SourceEvaluator:
         return d
 
     def _convolve(self, img: np.ndarray) -> np.ndarray:
-        """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx)."""
-        s, kf = self._fft()
+        """``img (*) K_t`` for every t, cropped to the cutout ("same" alignment), (n_true, ny, nx).
+
+        A 2D image is convolved over its support only (the box of pixels above ``SUPPORT_FLOOR``
+        of its peak, see :func:`_support`): the FFTs are sized by the model's extent plus the
+        kernel, not by the cutout (which must also hold the PSF's spread)."""
         ny, nx = self.shape
         h = self.kernel.shape[-1] // 2
         if img.ndim == 3:               # one plane per true energy: empty planes stay empty
+            s, kf = self._fft()
             out = np.zeros((kf.shape[0], ny, nx))
             live = np.flatnonzero(np.any(img.reshape(img.shape[0], -1) != 0, axis=1))
             if live.size:
                 full = np.fft.irfft2(np.fft.rfft2(img[live], s=s) * kf[live], s=s)
                 out[live] = full[:, h:h + ny, h:h + nx]
             return out
-        full = np.fft.irfft2(np.fft.rfft2(img, s=s) * kf, s=s)
-        return full[:, h:h + ny, h:h + nx]
+        out = np.zeros((self.kernel.shape[0], ny, nx))
+        box = _support(img)
+        if box is None:
+            return out
+        y0, y1, x0, x1 = box
+        s, kf = self._fft((y1 - y0, x1 - x0))
+        full = np.fft.irfft2(np.fft.rfft2(img[y0:y1, x0:x1], s=s) * kf, s=s)
+        # full[i] lands on cutout pixel y0 - h + i (and likewise in x), i < box + kernel - 1
+        nk = self.kernel.shape[-1]
+        ya, yb = max(y0 - h, 0), min(y1 - 1 + (nk - 1 - h), ny - 1) + 1
+        xa, xb = max(x0 - h, 0), min(x1 - 1 + (nk - 1 - h), nx - 1) + 1
+        out[:, ya:yb, xa:xb] = full[:, ya - (y0 - h):yb - (y0 - h), xa - (x0 - h):xb - (x0 - h)]
+        return out
 
-    def _correlate(self, v: np.ndarray, per_plane: bool = False) -> np.ndarray:
+    def _correlate(self, v: np.ndarray, per_plane: bool = False, box=None) -> np.ndarray:
         """Adjoint of :meth:`_convolve`: ``sum_p v_t[p] dconv_t[p]/dimg[q]``, summed over t into one
-        (ny, nx) image, or one per plane (n_true, ny, nx) for an energy-dependent image."""
-        s, kf = self._fft()
+        (ny, nx) image, or one per plane (n_true, ny, nx) for an energy-dependent image.  With
+        ``box = (y0, y1, x0, x1)`` only the pixels of the box are computed (the rest are 0): the
+        FFTs then cover the box plus the kernel."""
         ny, nx = self.shape
-        h = self.kernel.shape[-1] // 2
+        nk = self.kernel.shape[-1]
+        h = nk // 2
+        if box is None or per_plane:
+            s, kf = self._fft()
+            pad = np.zeros((v.shape[0],) + s)
+            pad[:, h:h + ny, h:h + nx] = v
+            spec = np.fft.rfft2(pad) * np.conj(kf)
+            if not per_plane:
+                spec = spec.sum(axis=0)
+            return np.fft.irfft2(spec, s=s)[..., :ny, :nx]
+        y0, y1, x0, x1 = box
+        s, kf = self._fft((y1 - y0, x1 - x0))
+        # the output at box pixel q reads v on [y0 - h + q, y0 - h + q + nk): copy that window of v
+        # (zero outside the cutout) to the start of the padded array
+        ly, lx = (y1 - y0) + nk - 1, (x1 - x0) + nk - 1
         pad = np.zeros((v.shape[0],) + s)
-        pad[:, h:h + ny, h:h + nx] = v
-        spec = np.fft.rfft2(pad) * np.conj(kf)
-        if not per_plane:
-            spec = spec.sum(axis=0)
-        return np.fft.irfft2(spec, s=s)[..., :ny, :nx]
+        ya, yb = max(y0 - h, 0), min(y0 - h + ly, ny)
+        xa, xb = max(x0 - h, 0), min(x0 - h + lx, nx)
+        pad[:, ya - (y0 - h):yb - (y0 - h), xa - (x0 - h):xb - (x0 - h)] = v[:, ya:yb, xa:xb]
+        spec = (np.fft.rfft2(pad) * np.conj(kf)).sum(axis=0)
+        out = np.zeros((ny, nx))
+        out[y0:y1, x0:x1] = np.fft.irfft2(spec, s=s)[:y1 - y0, :x1 - x0]
+        return out
 
     def _point_pixel(self, spatial_values: dict) -> tuple[float, float]:
         x0, y0 = self._aux["sub"].world_to_pix(*self._centre(spatial_values))
@@ -528,10 +564,19 @@ class SourceEvaluator:
                     out[("spatial", name)] = gx * dxdv + gy * dydv
             else:
                 tpl = self.spatial_template
-                r = self._correlate(v, per_plane=tpl is not None and tpl.is_energy_dependent)   # dstat/dX
-                for name in spatial_free:
-                    dX = self._image_derivative(spatial_values, name, _step(name, spatial_values, steps))
-                    out[("spatial", name)] = float(np.sum(r * dX))
+                dXs = {name: self._image_derivative(spatial_values, name, _step(name, spatial_values, steps))
+                       for name in spatial_free}
+                per_plane = tpl is not None and tpl.is_energy_dependent
+                box = None if per_plane else _union_box([_support(dX) for dX in dXs.values()])
+                if box is None and not per_plane:
+                    return out | {("spatial", name): 0.0 for name in spatial_free}
+                r = self._correlate(v, per_plane=per_plane, box=box)                     # dstat/dX
+                for name, dX in dXs.items():
+                    if box is None:
+                        out[("spatial", name)] = float(np.sum(r * dX))
+                    else:
+                        y0, y1, x0, x1 = box
+                        out[("spatial", name)] = float(np.sum(r[y0:y1, x0:x1] * dX[y0:y1, x0:x1]))
         return out
 
     def dnpred(self, spectral_values: dict, spatial_values: dict, spectral_free=(), spatial_free=(),
@@ -581,6 +626,31 @@ class SparseSelection:
     plane: np.ndarray
     mask: np.ndarray | None = None
     mask_uniform: np.ndarray | None = None
+
+
+SUPPORT_FLOOR = 1e-15     # image pixels below this fraction of the peak are outside the support
+
+
+def _support(img: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the smallest box holding every pixel of a 2D image whose magnitude
+    exceeds ``SUPPORT_FLOOR`` times the image's largest (None for an empty image).  A Gaussian's
+    tails far outside its evaluation radius (1e-45 of the peak at 11 sigma) are left out; what is
+    left out is below 1e-15 of npred's largest bin, far below any parity tolerance."""
+    a = np.abs(img)
+    peak = float(a.max()) if a.size else 0.0
+    if not peak > 0:
+        return None
+    keep = a > SUPPORT_FLOOR * peak
+    rows = np.flatnonzero(keep.any(axis=1))
+    cols = np.flatnonzero(keep.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _union_box(boxes) -> tuple[int, int, int, int] | None:
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 POINT_WEIGHTS = ("cubic", "tent", "keys")

@@ -8,8 +8,11 @@ What to use when:
 * :func:`progress_compute` - ``dask.compute`` with a bar: a scheduler callback
   counting finished tasks with the local (threaded/sync) scheduler, or
   ``distributed.progress`` on the futures when a ``Client`` is given.
-* :class:`FitProgress` - a callback for a minimiser: calls made and the current
-  statistic, refreshed at most every ``mininterval`` seconds.
+* :class:`FitProgress` - a callback for a minimiser: likelihood rounds (statistic
+  evaluations) made and the current statistic, refreshed at most every ``mininterval``
+  seconds.
+
+The reduce and fit bars stay on screen when done, as one summary line each.
 
 Everything is silent when the global quiet flag is set (:func:`set_quiet`,
 ``gcxr ... --quiet``) or when ``quiet=True`` is passed.  Bars write to stderr
@@ -75,9 +78,19 @@ def progress_bar(iterable: Iterable | None = None, total: int | None = None, des
 
 
 # --------------------------------------------------------------------------- dask
-class DaskProgressCallback:
-    """A dask local-scheduler callback driving a tqdm bar (one step per finished task).
+#: dask keys of one run's reduction (``gcxr-reduce-<obs_id>...``): what the reduce bar counts
+RUN_KEY_PREFIX = "gcxr-reduce-"
 
+
+def _is_run_key(key) -> bool:
+    return isinstance(key, str) and key.startswith(RUN_KEY_PREFIX)
+
+
+class DaskProgressCallback:
+    """A dask local-scheduler callback driving a tqdm bar.
+
+    The bar counts runs - tasks keyed ``gcxr-reduce-<obs_id>...`` - when the graph has such
+    tasks, otherwise every finished task; it stays on screen when done, as one summary line.
     Used as a context manager around ``dask.compute``; works like
     ``dask.diagnostics.ProgressBar`` but renders in Jupyter too.
     """
@@ -87,14 +100,18 @@ class DaskProgressCallback:
         self.desc = desc
         self.quiet = quiet
         self._bar = None
+        self._runs = False
         self._cb = Callback(start_state=self._start_state, posttask=self._posttask, finish=self._finish)
 
     def _start_state(self, dsk, state):
-        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished") if k in state)
-        self._bar = progress_bar(total=total, desc=self.desc, unit="task", quiet=self.quiet)
+        keys = [k for part in ("ready", "waiting", "running", "finished") if part in state for k in state[part]]
+        runs = sum(1 for k in keys if _is_run_key(k))
+        self._runs = runs > 0
+        total, unit = (runs, "run") if self._runs else (len(keys), "task")
+        self._bar = progress_bar(total=total, desc=self.desc, unit=unit, quiet=self.quiet, leave=True)
 
     def _posttask(self, key, result, dsk, state, worker_id):
-        if self._bar is not None:
+        if self._bar is not None and (not self._runs or _is_run_key(key)):
             self._bar.update(1)
 
     def _finish(self, dsk, state, errored):
@@ -168,6 +185,9 @@ class FitProgress:
 
     def __call__(self, stat: float, *args: Any) -> None:
         self.n_calls += 1
+        if self.n_calls == 1:
+            from ._testhook import pause_point
+            pause_point("fit")              # tests only: GCXR_TEST_PAUSE_AT=fit (gcxr._testhook)
         self.stat = float(stat)
         if self.stat < self.best:
             self.best = self.stat
@@ -175,7 +195,8 @@ class FitProgress:
             return
         now = time.monotonic()
         if self._bar is None:
-            self._bar = progress_bar(desc=self.desc, unit="call", quiet=self.quiet, mininterval=self.mininterval)
+            self._bar = progress_bar(desc=self.desc, unit=" rounds", quiet=self.quiet, mininterval=self.mininterval,
+                                     leave=True)
         if now - self._last >= self.mininterval:
             self._bar.update(self.n_calls - self._bar.n)
             self._bar.set_postfix_str(f"stat={self.stat:.6g} best={self.best:.6g}", refresh=False)
@@ -193,8 +214,10 @@ class FitProgress:
         return wrapped
 
     def close(self) -> None:
+        """Finish the bar: it stays as one line with the rounds made and the best statistic."""
         if self._bar is not None:
             self._bar.update(self.n_calls - self._bar.n)
+            self._bar.set_postfix_str(f"best stat={self.best:.6g}", refresh=False)
             self._bar.close()
             self._bar = None
 

@@ -17,6 +17,8 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
+from ._testhook import pause_point
+from .background import ExclusionMask, fov_background_norm
 from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
@@ -44,11 +46,20 @@ class ReductionSpec:
     bias_percent: float = 10.0
     rad_edges: tuple[float, ...] = tuple(RAD_EDGES)
     map_selection: tuple[str, ...] = ("counts", "exposure", "background", "psf", "edisp")
+    fixed_offset: float | None = None            # deg: safe-mask IRFs taken this far north of the pointing
+    background_method: str | None = None         # None or "fov_background"
+    fov_min_counts: float = 0.0                  # FoVBackgroundMaker requirements
+    fov_min_npred_background: float = 0.0
+    exclusion: ExclusionMask | None = None       # on the analysis grid (True = used for the FoV norm)
 
     def __post_init__(self):
         bad = [m for m in self.safe_mask_methods if m not in SAFE_MASK_METHODS]
         if bad:
             raise ValueError(f"unknown safe_mask method(s) {bad}; valid: {list(SAFE_MASK_METHODS)}")
+        if self.background_method not in (None, "fov_background"):
+            raise ValueError(f"background_method: only None or 'fov_background', got {self.background_method!r}")
+        if self.exclusion is not None and self.exclusion.shape != self.geom.shape:
+            raise ValueError(f"exclusion mask shape {self.exclusion.shape} differs from the grid's {self.geom.shape}")
 
     @property
     def irf_geom(self) -> SkyGeom:
@@ -99,33 +110,99 @@ def _safe_energy_range(methods, aeff, spec, sub, sep_c, exposure_c, bkg_spec, ed
     if "aeff-default" in methods:
         keep &= spec.energy.mask_range(aeff.attrs.get("lo_thres"), aeff.attrs.get("hi_thres"))
     if "aeff-max" in methods:
-        a = exposure_c
-        if np.any(a > 0):
-            thr = spec.aeff_percent / 100.0 * a.max()
-            et = spec.energy_true.centers
-            above = np.nonzero(a > thr)[0]
-            emin = et[above[0]]
-            if above[0] > 0 and a[above[0] - 1] > 0:   # log-log inversion between the two nodes
-                x0, x1 = np.log(et[above[0] - 1]), np.log(et[above[0]])
-                y0, y1 = np.log(a[above[0] - 1]), np.log(a[above[0]])
-                emin = float(np.exp(x0 + (np.log(thr) - y0) * (x1 - x0) / (y1 - y0)))
-            keep &= spec.energy.mask_range(emin, None)
-        else:
+        emin = aeff_max_threshold(exposure_c, spec.energy_true.centers, spec.aeff_percent)
+        if emin is None:
             keep[:] = False
+        else:
+            keep &= spec.energy.mask_range(emin, None)
     if "edisp-bias" in methods:
-        K = edisp_c                                       # (n_true, n_reco)
-        er = spec.energy.centers
-        et = spec.energy_true.centers
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_reco = (K * er[None, :]).sum(1) / K.sum(1)
-            bias = np.abs(mean_reco / et - 1.0)
-        ok = np.nonzero(np.isfinite(bias) & (bias < spec.bias_percent / 100.0))[0]
-        emin = et[ok[0]] if ok.size else np.inf
+        emin = edisp_bias_threshold(edisp_c, spec.energy_true.centers, spec.energy.centers, spec.bias_percent)
         keep &= spec.energy.mask_range(emin, None)
     if "bkg-peak" in methods:
         if np.any(bkg_spec > 0):
             keep &= spec.energy.lo >= spec.energy.lo[int(np.argmax(bkg_spec))] * (1 - 1e-9)
     return keep
+
+
+def _fixed_offset_pixels(obs_id, ra_p, dec_p, offset, sub: SkyGeom, isub: SkyGeom):
+    """Nearest fine and IRF-grid pixels to the point ``offset`` deg north of the pointing
+    (gammapy's SafeMaskMaker ``fixed_offset``: ``directional_offset_by(0 deg, offset)``)."""
+    import astropy.units as u
+    from astropy.coordinates import offset_by
+    ra, dec = offset_by(ra_p * u.deg, dec_p * u.deg, 0.0 * u.deg, offset * u.deg)
+    lon, lat = transform_lonlat(np.array([ra.deg]), np.array([dec.deg]), "icrs", sub.frame)
+    ix, iy, ok = sub.world_to_index(lon, lat)
+    iix, iiy, iok = isub.world_to_index(lon, lat)
+    if not (ok[0] and iok[0]):
+        raise DataStoreError(f"run {obs_id}: datasets.safe_mask.parameters.fixed_offset = {offset} deg puts the "
+                             "safe-mask position outside the run's cutout (datasets.geom.selection.offset_max)")
+    return (int(iy[0]), int(ix[0])), (int(iiy[0]), int(iix[0]))
+
+
+def _first_loglog_root(e: np.ndarray, y: np.ndarray, target: float) -> float | None:
+    """First energy where the log-log interpolation of ``y(e)`` crosses ``target`` (None if none).
+
+    Values are clipped at the smallest positive float before the logarithm, as gammapy's
+    ``TemplateSpectralModel`` does; its ``inverse`` finds the same first root.
+    """
+    x = np.log(e)
+    f = np.log(np.clip(y, np.finfo(float).tiny, None)) - np.log(target)
+    for k in range(len(x) - 1):
+        if f[k] == 0.0:
+            return float(e[k])
+        if f[k] * f[k + 1] < 0:
+            return float(np.exp(x[k] - f[k] * (x[k + 1] - x[k]) / (f[k + 1] - f[k])))
+    return None
+
+
+def aeff_max_threshold(aeff: np.ndarray, e_true: np.ndarray, aeff_percent: float) -> float | None:
+    """Lower energy threshold (TeV) of the ``aeff-max`` safe-mask method (gammapy's SafeMaskMaker).
+
+    ``aeff`` is the effective area (or exposure) at the true-energy centres ``e_true``; the
+    threshold is the first energy, from the first non-zero value on, where its log-log
+    interpolation crosses ``aeff_percent`` % of the maximum (gammapy's first root, whichever
+    way it crosses), or the first non-zero energy if it never does.  None if ``aeff`` is zero
+    everywhere (gammapy then masks the whole dataset).
+
+    Examples
+    --------
+    >>> round(aeff_max_threshold(np.array([0.0, 1.0, 100.0]), np.array([0.1, 1.0, 10.0]), 10), 6)
+    3.162278
+    """
+    nonzero = np.nonzero(aeff > 0)[0]
+    if nonzero.size == 0:
+        return None
+    i0 = int(nonzero[0])
+    root = _first_loglog_root(e_true[i0:], aeff[i0:], aeff_percent / 100.0 * float(aeff.max()))
+    return float(e_true[i0]) if root is None else root
+
+
+def edisp_bias_threshold(kernel: np.ndarray, e_true: np.ndarray, e_reco: np.ndarray, bias_percent: float) -> float:
+    """Lower energy threshold (TeV) of the ``edisp-bias`` safe-mask method (gammapy's SafeMaskMaker).
+
+    ``bias(E_t) = (mean reco energy - E_t) / E_t`` at the true-energy centres, with the mean over
+    the kernel row at the reco centres (0 for an empty row); the energy where the bias falls to
+    ``bias_percent`` is searched between the true energy of the largest bias and the last one
+    (that lower bracket if it never does), and multiplied by ``1 + bias_percent / 100``
+    (gammapy's ``EDispKernel.get_bias_energy``).
+
+    Examples
+    --------
+    A diagonal kernel with biases 0.4, 0.05 and 0.01 at 0.1, 1 and 10 TeV: 10 % is reached at
+    0.1 x 10^(2/3) TeV (log-log), and the threshold is 1.1 times that.
+
+    >>> e = np.array([0.1, 1.0, 10.0])
+    >>> round(edisp_bias_threshold(np.eye(3), e, np.array([0.14, 1.05, 10.1]), 10), 4)
+    0.5106
+    """
+    norm = kernel.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nan_to_num((kernel * e_reco[None, :]).sum(axis=1) / norm)
+    bias = (mean - e_true) / e_true
+    b = bias_percent / 100.0
+    i0 = int(np.nanargmax(bias))
+    root = _first_loglog_root(e_true[i0:], bias[i0:], b)
+    return float((e_true[i0] if root is None else root) * (1 + b))
 
 
 BLOCK_PIXELS = 8192      # pixels per block of the fine-grid IRF evaluation (temporaries stay in cache)
@@ -187,6 +264,7 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     that enters the stack (``stack``'s masked sums) is unchanged.
     """
     clock = _Clock(timings)
+    pause_point("reduce")                   # tests only: GCXR_TEST_PAUSE_AT=reduce (gcxr._testhook)
     ev = read_events(run)
     start, stop = read_gti(run)
     clock("read_events_gti")
@@ -254,8 +332,10 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     isub = spec.irf_geom.slice(iys, ixs)
     isep = separation_deg(isub.lon[None, :], isub.lat[:, None], lon_p, lat_p)
     irf_exposure = aeff_eval(isep, livetime)
-    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2
+    cy, cx = (sub.ny - 1) // 2, (sub.nx - 1) // 2          # where aeff-max and edisp-bias look
     icy, icx = (isub.ny - 1) // 2, (isub.nx - 1) // 2
+    if spec.fixed_offset is not None and energy_methods:
+        (cy, cx), (icy, icx) = _fixed_offset_pixels(run.obs_id, ra_p, dec_p, spec.fixed_offset, sub, isub)
     edisp = None
     if ed_tab is not None and not for_stacking:
         edisp = eval_edisp_kernel(ed_tab, Et.centers, E.edges_array, isep)
@@ -278,6 +358,9 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
         expo_c = aeff_eval(sep[cy:cy + 1, cx:cx + 1], livetime)[:, 0, 0]
         keep = _safe_energy_range(energy_methods, aeff, spec, sub, sep, expo_c, bkg_spec, ed_c)
         mask &= keep[:, None, None]
+    background_norm = None
+    if spec.background_method == "fov_background" and background is not None:
+        background_norm = _fov_normalise(counts, background, mask, spec, layout)
     w_psf, w_edisp = irf_grid_weights(mask, sub, isub, edisp_mask_neighbours(E))
     clock("safe_mask")
 
@@ -294,10 +377,26 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
         clock("edisp")
     arrays = {"counts": counts, "exposure": exposure, "background": background, "mask_safe": mask,
               "psf": psf, "edisp": edisp, "exposure_irf": irf_exposure,
-              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp}
+              "mask_safe_psf": w_psf, "mask_safe_edisp": w_edisp, "background_norm": background_norm}
     meta = {"layout": layout, "livetime": livetime, "ontime": ontime, "pointing": (ra_p, dec_p),
             "events": (int(ev.energy.size), n_in)}
     return arrays, meta
+
+
+def _fov_normalise(counts, background, mask, spec: ReductionSpec, layout: RunLayout) -> np.ndarray:
+    """gammapy's FoVBackgroundMaker on one run: scale ``background`` in place by the norm fitted
+    over the safe, non-excluded bins; a run that fails the requirements loses its safe mask
+    (``mask`` is cleared in place).  Returns the norm as a 0-d array."""
+    use = mask
+    if spec.exclusion is not None:
+        ys, xs = layout.slices
+        use = mask & spec.exclusion.array[ys, xs][None]
+    res = fov_background_norm(counts, background, use, spec.fov_min_counts, spec.fov_min_npred_background)
+    if res.ok:
+        background *= res.norm
+    else:
+        mask[...] = False
+    return np.asarray(res.norm)
 
 
 BORDER_TOL = 1e-6     # pixels: events this close to a pixel border are placed with astropy
@@ -433,6 +532,8 @@ VAR_ATTRS = {
     "exposure_irf": {"units": "m2 s", "long_name": "Exposure on the IRF grid"},
     "mask_safe_psf": {"long_name": "Safe mask on the IRF grid (PSF stacking weight)"},
     "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid per reco-energy bin (EDISP stacking weight)"},
+    "background_norm": {"units": "1", "long_name": "FoV background norm applied to the template "
+                                                   "(datasets.background.method: fov_background)"},
 }
 VAR_DIMS = {
     "counts": ("energy", "lat", "lon"),
@@ -444,6 +545,7 @@ VAR_DIMS = {
     "exposure_irf": ("energy_true", "lat_irf", "lon_irf"),
     "mask_safe_psf": ("lat_irf", "lon_irf"),
     "mask_safe_edisp": ("energy", "lat_irf", "lon_irf"),
+    "background_norm": (),
 }
 
 
@@ -484,7 +586,8 @@ def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
             "background": ((nE, ny, nx), np.float64), "mask_safe": ((nE, ny, nx), bool),
             "psf": ((nEt, nr, iny, inx), np.float64), "edisp": ((nEt, nE, iny, inx), np.float64),
             "exposure_irf": ((nEt, iny, inx), np.float64),
-            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool)}
+            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool),
+            "background_norm": ((), np.float64)}
 
 
 def _reduce_to_dict(run, spec, layout):
@@ -505,8 +608,11 @@ def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None =
     name = f"gcxr-reduce-{run.obs_id}"
     task = dask.delayed(_reduce_to_dict, pure=True)(run, spec, layout, dask_key_name=name)
     want = set(spec.map_selection) | {"mask_safe", "exposure_irf", "mask_safe_psf", "mask_safe_edisp"}
+    if spec.background_method == "fov_background" and "background" in want:
+        want.add("background_norm")
     if "bkg" not in run.hdu_types:
         want.discard("background")
+        want.discard("background_norm")
     arrays = {}
     for k, (shape, dtype) in _shapes(spec, layout).items():
         if k not in want:

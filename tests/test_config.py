@@ -24,6 +24,8 @@ from gcxr.config import (  # noqa: E402
     expand_path,
 )
 
+from conftest import skip_or_fail  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "reference" / "gammapy-2.1-cta1dc-gc"
 REF_MAIN = REFERENCE / "analysis_config.yaml"
@@ -32,7 +34,7 @@ REF_FIT = REFERENCE / "analysis_config_stacked_fit.yaml"
 
 def _reference(path: Path) -> Path:
     if not path.is_file():
-        pytest.skip(f"reference file {path} not available")
+        skip_or_fail(f"reference file {path} not available")
     return path
 
 

@@ -16,6 +16,15 @@ import gcxr.download as dl
 from gcxr.cli import main
 
 
+REAL_MANIFEST = dict(dl.MANIFEST)        # the pinned checksums of the real files
+
+
+@pytest.fixture(autouse=True)
+def fake_files_not_pinned(monkeypatch):
+    """The fake server's files are not the real ones: the tests start from an empty manifest."""
+    monkeypatch.setattr(dl, "MANIFEST", {})
+
+
 def _hdu_index(rows) -> bytes:
     t = Table(rows=rows, names=("OBS_ID", "HDU_TYPE", "HDU_CLASS", "FILE_DIR", "FILE_NAME", "HDU_NAME"))
     hdu = fits.table_to_hdu(t)
@@ -139,3 +148,26 @@ def test_unknown_dataset():
     with pytest.raises(ValueError, match="available: cta-1dc, hess-dl3-dr1"):
         dl.download("fermi-lat", "/nonexistent")
     assert np.isfinite(dl.TIMEOUT) and dl.TIMEOUT <= 30
+
+
+@pytest.mark.parametrize("name", list(dl.DATASETS))
+def test_every_file_download_fetches_is_pinned(name):
+    """Size and sha256 are pinned for the index files, the READMEs and every file the real hdu-index
+    references; where the shared data hold the files, the pins equal their sizes and checksums."""
+    import os
+    import posixpath
+    from pathlib import Path
+    spec = dl.DATASETS[name]
+    root = Path(os.environ.get("GCXR_DATA", "")) / name
+    first = posixpath.join(spec.index_dir, "hdu-index.fits.gz") if spec.index_dir else "hdu-index.fits.gz"
+    if not (root / first).exists():
+        from conftest import skip_or_fail
+        skip_or_fail(f"no local copy of {name} in $GCXR_DATA")
+    files = [first, posixpath.join(spec.index_dir, "obs-index.fits.gz") if spec.index_dir else "obs-index.fits.gz",
+             *spec.extra, *dl._index_files(root / first, spec.index_dir)]
+    assert set(files) == {rel for (n, rel) in REAL_MANIFEST if n == name}
+    for rel in files:
+        size, sha = REAL_MANIFEST[(name, rel)]
+        p = root / rel
+        if p.exists():
+            assert p.stat().st_size == size and dl._sha256(p) == sha, rel

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA
+from conftest import DATA, shared_data
 
 HERE = Path(__file__).parent / "data" / "hess_crab"
-pytestmark = pytest.mark.skipif(not (DATA / "hess-dl3-dr1").exists(), reason="H.E.S.S. DR1 data not found")
+pytestmark = shared_data((DATA / "hess-dl3-dr1").exists(), "H.E.S.S. DR1 data not found")
 
 
 @pytest.fixture(scope="module")

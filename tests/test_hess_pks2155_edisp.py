@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA
+from conftest import DATA, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).parent / "data" / "hess_pks2155"
 CASE = ROOT / "benchmarks" / "validation" / "hess_pks2155"
-pytestmark = pytest.mark.skipif(not (DATA / "hess-dl3-dr1").exists(), reason="H.E.S.S. DR1 data not found")
+pytestmark = shared_data((DATA / "hess-dl3-dr1").exists(), "H.E.S.S. DR1 data not found")
 
 
 @pytest.fixture(scope="module")

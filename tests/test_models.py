@@ -33,13 +33,15 @@ from gcxr.models import (
     TemplateSpatialModel,
 )
 
+from conftest import shared_data  # noqa: E402
+
 REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "gammapy-2.1-cta1dc-gc"
 REF = REF.resolve()
 if not REF.exists():  # the checkout may sit elsewhere; fall back to the shared folder
     REF = Path("/work/shared/reference/gammapy-2.1-cta1dc-gc")
 STACKED = REF / "seed_models_stacked.yaml"
 SOURCE = REF / "seed_models_source.yaml"
-needs_ref = pytest.mark.skipif(not STACKED.exists(), reason="shared gammapy reference files not available")
+needs_ref = shared_data(STACKED.exists(), "shared gammapy reference files not available")
 
 E_TRUE = np.geomspace(0.08, 12, 15)  # the 14 true-energy bins of the seed analysis
 

@@ -77,3 +77,23 @@ def test_wrap_keeps_errordef():
         return x * x
     cost.errordef = 0.5
     assert FitProgress(quiet=True).wrap(cost).errordef == 0.5
+
+
+def test_reduce_bar_counts_runs_and_stays_as_one_line(capsys):
+    """Tasks keyed ``gcxr-reduce-<obs>`` are what the bar counts (not the ~10 tasks around them)."""
+    runs = [dask.delayed(lambda i: np.full(3, i), pure=True)(i, dask_key_name=f"gcxr-reduce-{i}") for i in (1, 2, 3)]
+    parts = [dask.delayed(np.sum)(r) for r in runs] + [dask.delayed(np.max)(r) for r in runs]
+    (value,) = progress_compute([dask.delayed(sum)(parts)], desc="reduce")     # 10 tasks, 3 of them runs
+    assert value == 3 * (1 + 2 + 3) + (1 + 2 + 3)
+    err = capsys.readouterr().err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert final.startswith("reduce") and "3/3" in final and "run" in final
+    assert err.endswith("\n")                                      # left on screen (leave=True)
+
+
+def test_fit_bar_counts_rounds_and_stays_as_one_line(capsys):
+    with FitProgress(desc="fit", mininterval=0.0) as fp:
+        for s in (3.0, 2.0, 2.5):
+            fp(s)
+    final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert final.startswith("fit") and "3 rounds" in final and "best stat=2" in final

@@ -5,6 +5,7 @@ Each case starts from a fresh copy of a tiny simulated store (one 2-min run) and
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -356,11 +357,12 @@ def test_31_fit_that_cannot_converge(store, tmp_path, capsys):
     with pytest.warns(RuntimeWarning, match="MIGRAD did not converge"):
         rc = main(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
                    "--out", str(out)])
-    assert rc == 0
+    assert rc == 5                               # EXIT_FIT: written, but not a result to use unseen
     import json
     fit = json.loads((out / "result.json").read_text())["fit"]
     assert fit["success"] is False and "MIGRAD did not converge" in fit["message"]
-    assert "success=False" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "success=False" in captured.out and "the fit did not converge" in captured.err
     assert sorted(files_in(out)) == ["datasets.nc", "fit_result.nc", "models_bestfit.yaml", "result.json"]
 
 
@@ -370,13 +372,13 @@ def test_32_failing_run_writes_nothing(store, tmp_path, capsys):
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 3])
     out = tmp_path / "out"
     rc = main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
-    assert rc == 2
+    assert rc == 3                               # EXIT_DATA
     err = capsys.readouterr().err
     assert "gcxr run: error: run 1:" in err and "run_000001.fits.gz" in err
     assert files_in(out) == []
 
 
-def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypatch):
+def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypatch, capsys):
     import xarray as xr
 
     def disk_full(self, path, *a, **k):
@@ -388,8 +390,9 @@ def test_33_crash_while_writing_leaves_no_partial_file(store, tmp_path, monkeypa
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(xr.Dataset, "dump_to_store", disk_full_in_store)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="No space left"):
-        main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)])
+    assert main(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)]) == 6   # EXIT_OUTPUT
+    err = capsys.readouterr().err
+    assert f"{out / 'datasets.nc'}: no space left on the disk" in err and "MB free" in err, err
     assert files_in(out) == []
 
 
@@ -399,7 +402,7 @@ def test_34_simulate_with_incomplete_irf_file(tmp_path, capsys):
     irf = write_parametric_irfs(tmp_path / "irf.fits")
     edit(irf, lambda h: h.pop(4))                                      # drop BACKGROUND
     out = tmp_path / "sim"
-    assert main(["simulate", "--out", str(out), "--irf", str(irf), "--quiet"]) == 2
+    assert main(["simulate", "--out", str(out), "--irf", str(irf), "--quiet"]) == 3      # EXIT_DATA
     err = capsys.readouterr().err
     assert "irf.fits: no bkg HDU found" in err and "EFFECTIVE AREA" in err
     assert files_in(out) == []
@@ -456,3 +459,416 @@ def test_37_simulate_unsupported_source_shape(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cube.fits" in err and "energy" in err, err
     assert files_in(out) == []
+
+
+# =========================================================================== issue 14: nothing silent
+# Each case below is one parametrized id; docs/robustness.md lists them under the same names.
+# ``gcxr run`` cases check the exit status, that the message names what is wrong and where, and
+# that nothing was written to --out.
+
+def run_cli(args, capsys) -> tuple[int, str]:
+    rc = main(args)
+    return rc, capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- 38 --scheduler specs
+@pytest.mark.parametrize("spec, says", [
+    ("localhost:8786", "did you mean tcp://localhost:8786"),
+    ("locale:3", "expected threads, local:N"),
+    ("local:abc", "local:N with a whole number N"),
+    ("inproc://x", "only tcp:// and tls://"),
+    ("local:100000", "between 1 and"),
+    ("local:0", "between 1 and"),
+], ids=["host-port-without-tcp", "locale", "local-abc", "inproc", "local-too-many", "local-zero"])
+def test_38_scheduler_spec_refused_before_anything_starts(store, tmp_path, capsys, monkeypatch, spec, says):
+    import distributed
+
+    def no_cluster(*a, **k):
+        raise AssertionError("a LocalCluster was started")
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--scheduler", spec,
+                       "--out", str(out)], capsys)
+    assert rc == 2
+    assert f"--scheduler: '{spec}'" in err and says in err, err
+    assert files_in(out) == []
+
+
+def test_38_scheduler_specs_accepted():
+    from gcxr.cluster import max_local_workers, parse_scheduler
+    assert parse_scheduler("local:2") == ("local", 2)
+    assert parse_scheduler(f"local:{max_local_workers()}") == ("local", max_local_workers())
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    assert parse_scheduler("tls://host.example:8786") == ("address", "tls://host.example:8786")
+    assert parse_scheduler("threads") == ("threads", None)
+
+
+def test_38_scheduler_that_does_not_answer(store, tmp_path, capsys):
+    """Nothing listens on port 1: a named error after --scheduler-timeout, not a 30 s wait and a traceback."""
+    import time
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--scheduler", "tcp://127.0.0.1:1",
+                       "--scheduler-timeout", "1", "--out", str(out)], capsys)
+    assert rc == 2 and time.perf_counter() - t0 < 15
+    assert "--scheduler: 'tcp://127.0.0.1:1': no dask scheduler answered" in err and "--scheduler-timeout" in err
+    assert files_in(out) == []
+
+
+# --------------------------------------------------------------------------- 39 DL3 corruptions
+def _gti(fn):
+    return lambda store: edit(events_file(store), lambda h: fn(h))
+
+
+def _gti_nan_stop(h):
+    stop = h["GTI"].data["STOP"].copy()
+    stop[0] = np.nan
+    set_column(h, "GTI", "STOP", stop)
+
+
+def _gti_stop_before_start(h):
+    set_column(h, "GTI", "STOP", h["GTI"].data["START"] - 10.0)
+
+
+def _events_as_image(h):
+    h["EVENTS"] = fits.ImageHDU(np.zeros((3, 3)), header=fits.Header([("EXTNAME", "EVENTS")]))
+
+
+def _header(key, value):
+    def fn(h):
+        h["EVENTS"].header[key] = value
+    return fn
+
+
+def _truncate(name):
+    def fn(store):
+        p = store / name
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return fn
+
+
+def _corrupt_gzip(name):
+    def fn(store):
+        p = store / name
+        b = bytearray(p.read_bytes())
+        b[30:60] = b"\xff" * 30                   # inside the deflate stream
+        p.write_bytes(bytes(b))
+    return fn
+
+
+def _symlink_loop(store):
+    p = events_file(store)
+    p.unlink()
+    loop = p.with_name("loop.fits.gz")
+    p.symlink_to(loop)
+    loop.symlink_to(p)
+
+
+def _bkg_unit(h):
+    set_column(h, "BACKGROUND", "BKG", unit="1/s/TeV/sr")
+
+
+def _empty_events(h):
+    h["EVENTS"] = fits.BinTableHDU(h["EVENTS"].data[:0], header=h["EVENTS"].header)
+
+
+DL3_CASES = {
+    "gti-nan-stop": (_gti(_gti_nan_stop), r"run 1: .*run_000001\.fits\.gz\[GTI\]: 1 GTI row\(s\) with a non-finite"),
+    "gti-stop-before-start": (_gti(_gti_stop_before_start), r"run 1: .*run_000001\.fits\.gz\[GTI\]: 1 GTI row\(s\) "
+                                                            r"with STOP < START"),
+    "gti-without-start": (_gti(lambda h: set_column(h, "GTI", "START", drop=True)),
+                          r"run 1: .*run_000001\.fits\.gz\[GTI\]: GTI without column\(s\) \['START'\]"),
+    "events-image-hdu": (_gti(_events_as_image), r"run 1: .*run_000001\.fits\.gz.*'EVENTS'.*not a binary table"),
+    "ra-pnt-abc": (_gti(_header("RA_PNT", "abc")), r"run 1: .*run_000001\.fits\.gz.*header key RA_PNT = 'abc'"),
+    "deadc-x": (_gti(_header("DEADC", "x")), r"run 1: .*run_000001\.fits\.gz.*header key DEADC = 'x'"),
+    "obs-index-truncated-gzip": (_truncate("obs-index.fits.gz"), r"obs-index\.fits\.gz: cannot read FITS"),
+    "hdu-index-truncated-gzip": (_truncate("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
+    "obs-index-corrupt-gzip": (_corrupt_gzip("obs-index.fits.gz"), r"obs-index\.fits\.gz: cannot read FITS"),
+    "hdu-index-corrupt-gzip": (_corrupt_gzip("hdu-index.fits.gz"), r"hdu-index\.fits\.gz: cannot read FITS"),
+    "events-symlink-loop": (_symlink_loop, r"run 1: .*run_000001\.fits\.gz: cannot resolve the path: a symbolic "
+                                           r"link loop"),
+    "bkg-unit-unparsable": (lambda s: edit(irf_file(s), _bkg_unit),
+                            r"irf_parametric\.fits\[BACKGROUND\].*column BKG has unit '1/s/TeV/sr', which is not a "
+                            r"valid FITS unit"),
+    "empty-event-list": (_gti(_empty_events), r"run 1: .*run_000001\.fits\.gz\[EVENTS\].*empty events table"),
+}
+
+
+@pytest.mark.parametrize("case", list(DL3_CASES))
+def test_39_bad_dl3_input_named_and_nothing_written(store, tmp_path, capsys, case):
+    breaker, pattern = DL3_CASES[case]
+    breaker(store)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--no-fit", "--out", str(out)], capsys)
+    assert rc == 3, err                                      # EXIT_DATA
+    assert re.search(pattern, err), err
+    assert files_in(out) == []
+
+
+def test_39_store_directory_symlink_loop(tmp_path):
+    loop = tmp_path / "store"
+    loop.symlink_to(tmp_path / "other")
+    (tmp_path / "other").symlink_to(loop)
+    with pytest.raises(DataStoreError, match=r"data store directory: .*store: cannot resolve the path: a symbolic "
+                                             r"link loop"):
+        DataStore.from_dir(loop)
+
+
+# --------------------------------------------------------------------------- 40 configs refused before any work
+def _cone_without_lat(text):
+    return text.replace("observations:\n", "observations:\n    obs_cone: {frame: galactic, lon: 0 deg, "
+                                           "radius: 3 deg}\n", 1)
+
+
+CONFIG_CASES = {
+    "obs-cone-without-lat": (_cone_without_lat, (), r"observations\.obs_cone\.lat: a cone selection needs lon, lat "
+                                                    r"and radius; \['lat'\] not given"),
+    "offset-max-abc": (lambda t: t.replace("offset_max: 2.0 deg", "offset_max: abc"), (),
+                       r"datasets\.geom\.selection\.offset_max: cannot parse 'abc' as an angle"),
+    "aeff-percent-500": (lambda t: t + "    safe_mask: {methods: [aeff-max], parameters: {aeff_percent: 500}}\n", (),
+                         r"datasets\.safe_mask\.parameters\.aeff_percent: must be in \(0, 100\), got 500"),
+    "aeff-percent-100": (lambda t: t + "    safe_mask: {methods: [aeff-max], parameters: {aeff_percent: 100}}\n", (),
+                         r"datasets\.safe_mask\.parameters\.aeff_percent: must be in \(0, 100\), got 100"),
+    "bias-percent-x": (lambda t: t + "    safe_mask: {methods: [edisp-bias], parameters: {bias_percent: x}}\n", (),
+                       r"datasets\.safe_mask\.parameters\.bias_percent: expected a number, got 'x'"),
+    "safe-mask-offset-max-abc": (lambda t: t + "    safe_mask: {methods: [offset-max], parameters: "
+                                               "{offset_max: abc}}\n", (),
+                                 r"datasets\.safe_mask\.parameters\.offset_max: expected an angle"),
+    "map-selection-without-background": (lambda t: t + "    map_selection: [counts, exposure, psf, edisp]\n",
+                                         ("--models", "MODELS"),
+                                         r"datasets\.map_selection: a fit needs the maps .*\['background'\] not "
+                                         r"selected"),
+    "map-selection-without-psf": (lambda t: t + "    map_selection: [counts, exposure, background, edisp]\n",
+                                  ("--models", "MODELS"),
+                                  r"datasets\.map_selection: a fit needs the maps .*\['psf'\] not selected"),
+    "map-wider-than-360-deg": (lambda t: t.replace("width: 3 deg, height: 3 deg", "width: 400 deg, height: 3 deg"),
+                               (), r"datasets\.geom\.wcs: width 400.0 deg .* more than 360 deg"),
+    "grid-too-large-for-memory": (lambda t: t.replace("binsize: 0.1 deg", "binsize: 0.0005 deg")
+                                  .replace("width: 3 deg, height: 3 deg", "width: 60 deg, height: 60 deg"), (),
+                                  r"datasets\.geom: the reduced datasets need at least [\d.]+ GiB .* more than the "
+                                  r"[\d.]+ GiB of memory available; .*datasets\.geom\.wcs\.binsize"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_40_config_refused_before_the_work(store, tmp_path, capsys, monkeypatch, case):
+    import gcxr.analysis
+    change, extra, pattern = CONFIG_CASES[case]
+
+    def no_reduction(*a, **k):
+        raise AssertionError("the reduction started")
+    monkeypatch.setattr(gcxr.analysis, "run_layout", no_reduction)
+    (tmp_path / "m.yaml").write_text(MODELS)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(change(CONFIG.format(store=store)))
+    out = tmp_path / "out"
+    args = [str(tmp_path / "m.yaml") if a == "MODELS" else a for a in extra] or ["--no-fit"]
+    rc, err = run_cli(["run", str(cfg), *args, "--out", str(out)], capsys)
+    assert rc == 2, err
+    assert re.search(pattern, err), err
+    assert files_in(out) == []
+
+
+def test_40_memory_estimate_counts_every_run_dataset(tmp_path):
+    """stack: false keeps one dataset per run: the estimate scales with the runs and says so."""
+    from gcxr.analysis import check_memory, estimate_dataset_bytes
+    s = spec()                                        # 4 x 30 x 30 bins, 5 true-energy planes
+    one = 30 * 30 * (8 * (2 * 4 + 5) + 4)
+    assert estimate_dataset_bytes(s, 1) == one and estimate_dataset_bytes(s, 3) == 3 * one
+    check_memory(s, 3, available=3 * one)
+    with pytest.raises(ConfigError, match=r"datasets\.geom: .*or set datasets\.stack: true"):
+        check_memory(s, 3, available=3 * one - 1)
+
+
+# --------------------------------------------------------------------------- 41 fit inputs: a message about the data
+def _fit_ready(store):
+    from gcxr.analysis import Analysis
+    ana = Analysis(AnalysisConfig.from_yaml(CONFIG.format(store=store)), progress=False)
+    ana.get_datasets()
+    return ana.datasets[0]
+
+
+def _negative_exposure(ds):
+    ds["exposure"].values[2] *= -1.0
+
+
+def _all_masked(ds):
+    ds["mask_safe"].values[:] = False
+
+
+def _zero_background(ds):
+    ds["background"].values[:] = 0.0
+
+
+def _nan_background(ds):
+    ds["background"].values[0, 0, 0] = np.nan
+
+
+FIT_DATA_CASES = {
+    "negative-exposure": (_negative_exposure, r"dataset 'stacked': variable 'exposure' has 900 negative value\(s\)"),
+    "nan-background": (_nan_background, r"dataset 'stacked': variable 'background' has 1 non-finite value\(s\)"),
+    "safe-mask-removes-every-bin": (_all_masked, r"dataset 'stacked': the safe mask leaves no bin; nothing to fit"),
+    "zero-background": (_zero_background, r"dataset 'stacked': the background is zero in every fit bin, so its free "
+                                          r"FoVBackgroundModel norm is unconstrained"),
+}
+
+
+@pytest.mark.parametrize("case", list(FIT_DATA_CASES))
+def test_41_fit_data_refused_with_a_message_about_the_data(store, tmp_path, case):
+    """Written to datasets.nc, read back and fitted: refused before MIGRAD, the models untouched."""
+    from gcxr.fit import fit
+    from gcxr.io import read_datasets, write_datasets
+    breaker, pattern = FIT_DATA_CASES[case]
+    ds = _fit_ready(store).copy(deep=True)
+    breaker(ds)
+    write_datasets(ds, tmp_path / "datasets.nc")
+    back = read_datasets(tmp_path / "datasets.nc")
+    back.attrs["name"] = "stacked"
+    models = Models.from_yaml(MODELS)
+    models.add_fov_background(["stacked"])
+    before = [p.value for p in models.parameters]
+    with pytest.raises(DataStoreError, match=pattern):
+        fit([back], models)
+    assert [p.value for p in models.parameters] == before
+
+
+def test_41_gcxr_run_with_a_safe_mask_that_removes_every_bin(store, tmp_path, capsys):
+    """Reduced, then refused before the fit with a message about the data; nothing written."""
+    (tmp_path / "m.yaml").write_text(MODELS)
+    cfg = write_config(tmp_path, store, "    safe_mask: {methods: [offset-max], parameters: {offset_max: 0.01 deg}}\n")
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(cfg), "--models", str(tmp_path / "m.yaml"), "--out", str(out)], capsys)
+    assert rc == 3                                           # EXIT_DATA
+    assert "gcxr run: error: dataset 'stacked': the safe mask leaves no bin; nothing to fit" in err
+    assert files_in(out) == []
+
+
+def test_41_gcxr_run_with_no_event_in_the_geometry(store, tmp_path, capsys):
+    """Every event outside the energy axis (an empty event list for the analysis): a message about
+    the data before the fit, nothing written."""
+    edit(events_file(store), lambda h: set_column(h, "EVENTS", "ENERGY", h["EVENTS"].data["ENERGY"] * 0 + 500.0))
+    (tmp_path / "m.yaml").write_text(MODELS)
+    out = tmp_path / "out"
+    rc, err = run_cli(["run", str(write_config(tmp_path, store)), "--models", str(tmp_path / "m.yaml"),
+                       "--out", str(out)], capsys)
+    assert rc == 3                                           # EXIT_DATA
+    assert "gcxr run: error: no counts in the fit bins of any dataset (['stacked'])" in err
+    assert files_in(out) == []
+
+
+def test_41_no_counts_in_one_flux_point_bin_is_allowed(store):
+    """fit() itself accepts zero counts (a flux point in an empty bin is an upper limit)."""
+    from gcxr.fit import fit
+    ds = _fit_ready(store).copy(deep=True)
+    ds["counts"].values[:] = 0.0
+    ds.attrs["name"] = "stacked"
+    models = Models.from_yaml(MODELS)
+    models.add_fov_background(["stacked"])
+    for p in models.parameters:
+        p.frozen = p.name != "amplitude"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = fit([ds], models, hesse=False)
+    assert res.parameter("src", "amplitude")["value"] <= 1e-14
+
+
+def test_41_result_json_is_strict_json(tmp_path):
+    """NaN and infinities are written as null: a strict JSON reader loads result.json."""
+    import json
+    from gcxr.io import write_json
+
+    def strict(s):
+        raise ValueError(f"bare {s} in JSON")
+    p = write_json({"fit": {"parameters": [{"name": "amplitude", "value": 1e-12, "error": float("nan")},
+                                           {"name": "index", "value": np.float64(2.0), "error": np.inf}]},
+                    "counts": np.array([1.0, np.nan])}, tmp_path / "result.json")
+    got = json.loads(p.read_text(), parse_constant=strict)
+    assert got == {"fit": {"parameters": [{"name": "amplitude", "value": 1e-12, "error": None},
+                                          {"name": "index", "value": 2.0, "error": None}]},
+                   "counts": [1.0, None]}
+
+
+def test_41_fov_background_for_an_absent_dataset_left_out(store, tmp_path, capsys):
+    """The stacked seed models run with stack: false: the FoVBackgroundModel of 'stacked' is left out
+    of the fit with a warning (as gammapy does); the fit converges and writes strict JSON."""
+    import json
+    models = MODELS + ("-   name: stacked-bkg\n    type: FoVBackgroundModel\n    datasets_names: [stacked]\n"
+                       "    spectral: {type: PowerLawNormSpectralModel, parameters: [{name: norm, value: 1.0}]}\n")
+    (tmp_path / "m.yaml").write_text(models)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.format(store=store).replace("stack: true", "stack: false"))
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match=r"models: 'stacked-bkg' \(FoVBackgroundModel for dataset 'stacked'\) "
+                                         r"apply to no dataset of this analysis \(datasets: \['obs-1'\]\); left out"):
+        rc = main(["run", str(cfg), "--models", str(tmp_path / "m.yaml"), "--out", str(out)])
+    assert rc == 0
+
+    def strict(s):
+        raise ValueError(f"bare {s} in result.json")
+    fit = json.loads((out / "result.json").read_text(), parse_constant=strict)["fit"]
+    assert fit["success"] is True
+    free = [p for p in fit["parameters"] if not p["frozen"]]
+    assert free and all(p["error"] is not None and p["error"] > 0 for p in free)
+    assert "stacked-bkg" not in (out / "models_bestfit.yaml").read_text()
+
+
+# --------------------------------------------------------------------------- 42 models, templates, PSF, YAML
+def _template(path: Path, data: np.ndarray) -> Path:
+    h = fits.Header()
+    h["CTYPE1"], h["CTYPE2"] = "GLON-CAR", "GLAT-CAR"
+    h["CRPIX1"] = h["CRPIX2"] = 3.0
+    h["CRVAL1"] = h["CRVAL2"] = 0.0
+    h["CDELT1"], h["CDELT2"] = -0.1, 0.1
+    fits.PrimaryHDU(data=data, header=h).writeto(path)
+    return path
+
+
+def test_42_garbage_template_file(tmp_path):
+    from gcxr.models import TemplateSpatialModel
+    p = tmp_path / "tpl.fits"
+    p.write_bytes(b"\x00garbage" * 500)
+    with pytest.raises(ModelError, match=r"TemplateSpatialModel\(.*tpl\.fits.*\): cannot read .*tpl\.fits"):
+        TemplateSpatialModel(p, normalize=True)
+
+
+def test_42_negative_template_values(tmp_path):
+    from gcxr.models import TemplateSpatialModel
+    data = np.ones((5, 5))
+    data[1, 2] = -0.5
+    p = _template(tmp_path / "tpl.fits", data)
+    with pytest.raises(ModelError, match=r"tpl\.fits' has 1 negative value\(s\) \(min -0\.5\); a template is a "
+                                         r"surface brightness"):
+        TemplateSpatialModel(p, normalize=True)
+
+
+def test_42_all_zero_psf_sigmas(store):
+    def zero(h):
+        for c in ("SIGMA_1", "SIGMA_2", "SIGMA_3"):
+            set_column(h, "POINT SPREAD FUNCTION", c, h["POINT SPREAD FUNCTION"].data[c] * 0.0)
+    edit(irf_file(store), zero)
+    with pytest.raises(DataStoreError, match=r"irf_parametric\.fits\[POINT SPREAD FUNCTION\].*every SIGMA_1, "
+                                             r"SIGMA_2 and SIGMA_3 value is 0"):
+        reduce(store)
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize("where", ["models", "config"])
+def test_42_yaml_billion_laughs(store, tmp_path, where):
+    """Nine levels of ten aliases (1e9 values once expanded) are refused in milliseconds."""
+    import time
+    t0 = time.perf_counter()
+    if where == "models":
+        p = tmp_path / "m.yaml"
+        p.write_text(MODELS.replace("components:", LAUGHS + "components:"))
+        with pytest.raises(ModelError, match=r"m\.yaml: invalid YAML: the document expands to more than "
+                                             r"1,000,000 values"):
+            Models.read(p)
+    else:
+        p = write_config(tmp_path, store, "    safe_mask: {parameters: {laughs: *i}}\n")
+        p.write_text(LAUGHS + p.read_text())
+        with pytest.raises(ConfigError, match=r"c(onfig)?\.yaml.*expands to more than 1,000,000 values"):
+            AnalysisConfig.read(p)
+    assert time.perf_counter() - t0 < 2.0

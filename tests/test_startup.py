@@ -143,7 +143,9 @@ def test_reduction_and_fit_import_no_plotting_or_scipy(tiny_store, tmp_path, mod
                   "--out", str(out), "--quiet")
     result = json.loads((out / "result.json").read_text())
     assert result["fit"]["success"] and len(result["fit"]["parameters"]) > 2
-    assert set(result["timings_s"]) == {"import", "reduce", "fit", "total"}     # written before the cubes
+    assert set(result["timings_s"]) == {"import", "reduce", "fit", "write", "total"}   # the manifest, written last
+    assert set(result["outputs"]) == {"datasets.nc", "fit_result.nc", "models_bestfit.yaml",
+                                      "models_bestfit_covariance.dat"}
     assert sorted(p.name for p in out.iterdir()) == ["datasets.nc", "fit_result.nc", "models_bestfit.yaml",
                                                      "models_bestfit_covariance.dat", "result.json"]
     assert last_json(proc) == []

@@ -25,11 +25,11 @@ from gcxr.models import (
 from gcxr.models.spectral import SPECTRAL_MODELS
 from gcxr.models.template import flux_parts, interp_log_multilinear, sky_model_flux
 
-from conftest import DATA, REF
+from conftest import DATA, REF, shared_data
 
 HERE = Path(__file__).parent / "data" / "templates"
 FERMI = DATA / "fermi-3fhl-gc" / "gll_iem_v06_gc.fits.gz"
-needs_fermi = pytest.mark.skipif(not FERMI.exists(), reason="Fermi-LAT GC template not in the shared data")
+needs_fermi = shared_data(FERMI.exists(), "Fermi-LAT GC template not in the shared data")
 TEMPLATE_FILES = {"fermi": FERMI, "icrs_cube": HERE / "icrs_cube.fits", "icrs_image": HERE / "icrs_image.fits"}
 CASES = ["fermi_seed", "fermi_small", "fermi_shifted", "fermi_normalized", "icrs_cube_seed", "icrs_image"]
 

@@ -13,6 +13,12 @@ __all__ = ["IRFTable", "read_irf_table", "edges", "column"]
 
 _warned: set = set()
 
+# Unit strings that astropy cannot parse but whose meaning is known, with that meaning.  Only these
+# are read with a warning; any other unparsable unit is an error (a guess could be off by 1e6).
+KNOWN_INVALID_UNITS = {
+    "1/s/MeV/sr": "s-1 MeV-1 sr-1",         # CTA-1DC background (BGD), prod3b irf_file.fits
+}
+
 
 def _warn_once(key, msg):
     if key not in _warned:
@@ -57,11 +63,14 @@ class IRFTable:
         try:
             src = _parse_unit(ustr)
         except ValueError:
-            if assume is None:
-                raise DataStoreError(f"{self.ref}: column {name} has invalid unit '{ustr}'") from None
+            known = KNOWN_INVALID_UNITS.get(ustr.replace(" ", ""))
+            if known is None:
+                raise DataStoreError(f"{self.ref}: column {name} has unit '{ustr}', which is not a valid FITS unit "
+                                     f"(write e.g. '{unit}'; the only invalid spellings read are "
+                                     f"{sorted(KNOWN_INVALID_UNITS)})") from None
             _warn_once(("unit", ustr, name), f"{self.ref}: invalid unit '{ustr}' in column {name}; "
-                                             f"assuming {assume}")
-            src = _parse_unit(assume)
+                                             f"read as {known}")
+            src = _parse_unit(known)
         try:
             scale = _unit_scale(src, unit)
         except u.UnitConversionError:

@@ -38,8 +38,12 @@ def read_psf(ref: HDURef) -> xr.DataArray:
     shape = (e.size - 1, th.size - 1)
     if ref.hdu_class == "psf_3gauss":
         pars = []
+        raw = {p: column(t, p, shape, "deg" if p.startswith("SIGMA") else None) for p in _GAUSS}
+        if not any(np.any(v > 0) for p, v in raw.items() if p.startswith("SIGMA")):
+            raise DataStoreError(f"{ref}: every SIGMA_1, SIGMA_2 and SIGMA_3 value is 0: the PSF has no width "
+                                 f"(a zero width is read as 1 deg only where another component has one)")
         for p in _GAUSS:
-            v = column(t, p, shape, "deg" if p.startswith("SIGMA") else None).copy()
+            v = raw[p].copy()
             if p.startswith("SIGMA"):
                 v[v == 0] = 1.0
             pars.append(v.astype(np.float32).astype(float))

@@ -152,6 +152,15 @@ class Parameter:
             raise ModelError(f"parameter {data['name']!r}: value {kwargs['value']!r} is not a number") from None
         if not math.isfinite(value):
             raise ModelError(f"parameter {data['name']!r}: value must be finite, got {kwargs['value']!r}")
+        bounds = {}
+        for key in ("min", "max"):
+            if key in kwargs:
+                try:
+                    bounds[key] = float(kwargs[key])
+                except (TypeError, ValueError):
+                    raise ModelError(f"parameter {data['name']!r}: {key} {kwargs[key]!r} is not a number") from None
+        if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
+            raise ModelError(f"parameter {data['name']!r}: min ({bounds['min']:g}) is above max ({bounds['max']:g})")
         return cls(**kwargs)
 
     def copy(self) -> "Parameter":

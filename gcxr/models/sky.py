@@ -32,6 +32,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union, overload
 import numpy as np
 import yaml
 
+from .._yaml import load_yaml
 from .parameters import ModelError, Parameter, Parameters
 from .spatial import SpatialModel, TemplateSpatialModel, spatial_model_from_dict
 from .spectral import PowerLawNormSpectralModel, SpectralModel, spectral_model_from_dict
@@ -613,7 +614,7 @@ class Models(Sequence[Model]):
     @classmethod
     def from_yaml(cls, text: str, base_dir: str | os.PathLike | None = None) -> "Models":
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             raise ModelError(f"invalid YAML: {exc}") from None
         return cls.from_dict(data, base_dir=base_dir)
@@ -622,6 +623,10 @@ class Models(Sequence[Model]):
     def read(cls, path: str | os.PathLike) -> "Models":
         path = Path(os.path.expandvars(str(path)))
         try:
-            return cls.from_yaml(path.read_text(encoding="utf-8"), base_dir=path.parent)
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the models file ({exc.strerror or exc})") from None
+        try:
+            return cls.from_yaml(text, base_dir=path.parent)
         except ModelError as exc:
             raise ModelError(f"{path}: {exc}") from None

@@ -800,6 +800,10 @@ class TemplateSpatialModel(SpatialModel):
             raw = raw.astype(float)
         raw = raw.astype(raw.dtype.newbyteorder("="))
         raw = np.where(np.isfinite(raw), raw, 0)
+        n_neg = int(np.count_nonzero(raw < 0))
+        if n_neg:
+            raise ModelError(f"{where}: {str(path)!r} has {n_neg} negative value(s) (min {raw.min():g}); a template "
+                             f"is a surface brightness and must be >= 0")
         ny, nx = raw.shape[-2:]
         self.solid_angle = _pixel_solid_angle(self.wcs, ny, nx)
         unit = str(header.get("BUNIT", "")).strip()
