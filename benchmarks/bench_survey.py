@@ -188,7 +188,7 @@ def _f(x, nd=1):
 
 def table(results: dict) -> str:
     head = (f"{'N':>4s} {'case':8s} {'scheduler':10s} {'wall s':>7s} {'reduce':>7s} {'fit':>7s} {'tree MB':>8s} "
-            f"{'root MB':>8s} {'worker MB':>10s} {'calls':>6s} {'rounds':>6s} {'nfev':>5s} {'free':>4s} "
+            f"{'root MB':>8s} {'worker MB':>10s} {'calls':>6s} {'rounds':>6s} {'B/round':>8s} {'nfev':>5s} {'free':>4s} "
             f"{'stat':>14s}")
     lines = [head, "-" * len(head)]
     for n, cases in results.items():
@@ -202,9 +202,13 @@ def table(results: dict) -> str:
                 work = max((p["peak_rss_mb"] for p in procs if p["role"] == "worker"), default=None)
                 c = r.get("compute") or {}
                 rounds = c.get("rounds", c.get("likelihood_rounds"))
+                per_round = None
+                if c.get("bytes_sent_per_round") is not None:
+                    per_round = c["bytes_sent_per_round"] + (c.get("bytes_received_per_round") or 0)
                 lines.append(f"{n:>4s} {case:8s} {sched:10s} {_f(r['wall_s']):>7s} {_f(r['stages_s']['reduce']):>7s} "
                              f"{_f(r['stages_s']['fit']):>7s} {_f(r['peak_rss_mb'], 0):>8s} {_f(root, 0):>8s} "
                              f"{_f(work, 0):>10s} {str(c.get('likelihood_calls', '-')):>6s} {str(rounds or '-'):>6s} "
+                             f"{_f(per_round, 0):>8s} "
                              f"{str(r['fit'].get('nfev', '-')):>5s} {r['fit']['n_free']:>4d} "
                              f"{_f(r['fit'].get('total_stat'), 3):>14s}")
             for sched, cmp in rec.get("compare", {}).items():
@@ -218,7 +222,8 @@ def table(results: dict) -> str:
                              f"reduce {_f(t['reduce'], 2)}, fit {_f(t['fit'], 2)}, wall "
                              f"{_f(cmp['wall_ratio_cluster_over_threads'], 2)}")
     lines.append("tree MB = peak RSS of the process tree (sum); root MB = gcxr process (client, scheduler, nannies); "
-                 "worker MB = the largest worker's peak; calls/rounds from result.json's compute block")
+                 "worker MB = the largest worker's peak; calls, rounds, B/round (bytes sent + received per round) from "
+                 "result.json's compute block")
     return "\n".join(lines)
 
 
