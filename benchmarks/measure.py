@@ -13,6 +13,13 @@ shared pages are counted once per process. Two kernel figures are reported besid
   process after the child ended - the same kind of maximum, but over every child this process has
   waited for so far (so it only grows across repeated calls).
 
+Per process, from the same samples: ``processes`` lists every process seen in the tree (the child
+first, then by first appearance) with its ``pid``, ``ppid``, ``name``, a shortened ``cmdline``, a
+``role`` (``root`` for the child; ``worker`` for a multiprocessing or dask worker, recognised by
+its command line; ``other`` otherwise), its sampled ``peak_rss_mb`` and ``n_samples``.
+``peak_rss_max_process_mb`` is the largest of those peaks. For ``gcxr run --scheduler local:N``
+the root process holds the client, the scheduler and the nannies; the workers are its children.
+
 Library use::
 
     from measure import measure
@@ -50,8 +57,12 @@ _MAXRSS_TO_MB = 1 / 1024 if sys.platform.startswith("linux") else 1 / 1024**2  #
 _TAIL = 4000
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    """Sum of the RSS of ``proc`` and all its living descendants, in bytes."""
+def _tree_rss(proc: psutil.Process, per_process: dict | None = None) -> int:
+    """Sum of the RSS of ``proc`` and all its living descendants, in bytes.
+
+    With ``per_process`` (a dict), each process's peak is recorded there by pid (see
+    :func:`_note_process`).
+    """
     try:
         procs = [proc, *proc.children(recursive=True)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -59,10 +70,46 @@ def _tree_rss(proc: psutil.Process) -> int:
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
+            continue
+        total += rss
+        if per_process is not None:
+            _note_process(per_process, p, rss, root=p.pid == proc.pid)
     return total
+
+
+_CMDLINE_CHARS = 300
+
+
+def _role(cmdline: str, root: bool) -> str:
+    if root:
+        return "root"
+    if "multiprocessing.spawn" in cmdline or "multiprocessing.forkserver" in cmdline or "dask_worker" in cmdline \
+            or "dask worker" in cmdline or "distributed.cli" in cmdline:
+        return "worker"
+    return "other"
+
+
+def _note_process(per_process: dict, p: psutil.Process, rss: int, root: bool) -> None:
+    """Keep the largest RSS of process ``p``; its identity is read once, when it is first seen."""
+    entry = per_process.get(p.pid)
+    if entry is None:
+        try:
+            cmdline = " ".join(p.cmdline())
+            name, ppid = p.name(), p.ppid()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            cmdline, name, ppid = "", "", None
+        entry = per_process[p.pid] = {"pid": p.pid, "ppid": ppid, "name": name, "cmdline": cmdline[:_CMDLINE_CHARS],
+                                      "role": _role(cmdline, root), "peak_rss": 0, "n_samples": 0}
+    entry["peak_rss"] = max(entry["peak_rss"], rss)
+    entry["n_samples"] += 1
+
+
+def _process_table(per_process: dict) -> list[dict]:
+    """The per-process records in MB, the root first, then in order of first appearance."""
+    rows = sorted(per_process.values(), key=lambda e: e["role"] != "root")      # stable: first seen order kept
+    return [{k: v for k, v in e.items() if k != "peak_rss"} | {"peak_rss_mb": e["peak_rss"] / 1024**2} for e in rows]
 
 
 def _parse_json(text: str) -> Any:
@@ -104,7 +151,8 @@ def measure(
     Returns
     -------
     dict with ``cmd, wall_s, peak_rss_mb, rc, stdout_json`` and ``ru_maxrss_mb``,
-    ``ru_maxrss_children_mb``, ``cpu_s``, ``n_samples``, ``timed_out``, ``stderr_tail`` (and ``error`` if the
+    ``ru_maxrss_children_mb``, ``cpu_s``, ``n_samples``, ``timed_out``, ``processes`` (per-process
+    peaks, see the module docstring), ``peak_rss_max_process_mb``, ``stderr_tail`` (and ``error`` if the
     command could not be started, ``stdout_tail`` if stdout was not JSON).
     """
     cmd = [str(c) for c in cmd]
@@ -122,12 +170,13 @@ def measure(
             return out
         ps = psutil.Process(child.pid)
         peak, n_samples, timed_out = 0, 0, False
+        per_process: dict[int, dict] = {}
         status, usage = 0, None
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid == child.pid:
                 break
-            peak = max(peak, _tree_rss(ps))
+            peak = max(peak, _tree_rss(ps, per_process))
             n_samples += 1
             if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
                 timed_out = True
@@ -153,6 +202,8 @@ def measure(
     out["cpu_s"] = usage.ru_utime + usage.ru_stime
     out["n_samples"] = n_samples
     out["timed_out"] = timed_out
+    out["processes"] = _process_table(per_process)
+    out["peak_rss_max_process_mb"] = max((e["peak_rss_mb"] for e in out["processes"]), default=0.0)
 
     if result_file is not None:
         path = Path(result_file)

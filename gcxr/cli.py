@@ -227,6 +227,8 @@ def _refuse_existing_store(out: Path, overwrite: bool) -> None:
 
 
 def cmd_simulate(args) -> int:
+    if args.survey is not None:
+        return _simulate_survey(args)
     from .progress import set_quiet
     from .simulate import DEFAULT_POINTINGS, ParametricIRF, simulate_datastore
     _imports_done()
@@ -245,6 +247,34 @@ def cmd_simulate(args) -> int:
             print(f"run {r['obs_id']}: RA {r['ra_pnt']:.3f} Dec {r['dec_pnt']:.3f}, livetime {r['livetime']:.0f} s, "
                   f"{r['n_events']} events ({parts})")
         print(f"GADF data store written to {summary['out_dir']} (seed {summary['seed']}, IRF {summary['irf']})")
+    return 0
+
+
+def _simulate_survey(args) -> int:
+    """``gcxr simulate --survey N_RUNS``: the Galactic-plane strip of :mod:`gcxr.survey`."""
+    from .progress import set_quiet
+    from .survey import SurveyPlan, simulate_survey
+    _imports_done()
+    set_quiet(args.quiet)
+    bad = [opt for opt, given in (("--pointings", args.pointings), ("--models", args.models),
+                                  ("--frame", args.frame != "galactic")) if given]
+    if bad:
+        raise UsageError(f"--survey sets the pointings and the sources itself; drop {', '.join(bad)}")
+    if args.survey < 1:
+        raise UsageError(f"--survey: the number of runs must be >= 1, got {args.survey}")
+    if len(args.livetime) != 1:
+        raise UsageError(f"--livetime: give one value with --survey, got {len(args.livetime)}")
+    _refuse_existing_store(Path(args.out), args.overwrite)
+    plan = SurveyPlan(livetime=_seconds(args.livetime[0]))
+    summary = simulate_survey(args.out, n_runs=args.survey, seed=args.seed, plan=plan, irf=args.irf,
+                              deadc=args.deadc, quiet=args.quiet)
+    if not args.quiet:
+        n_ev = sum(r["n_events"] for r in summary["runs"])
+        files = summary["files"]
+        print(f"survey store written to {summary['out_dir']}: {summary['n_runs']} runs, {n_ev} events, "
+              f"{len(summary['models'])} sources (seed {summary['seed']}, IRF {summary['irf']})\n"
+              f"models: {files['models']}; configs: {files['config_stacked']} (stacked), "
+              f"{files['config_joint']} (one dataset per run)")
     return 0
 
 
@@ -382,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="livetime per run, one value or one per pointing (default: '30 min'; plain numbers are s)")
     s.add_argument("--deadc", type=float, default=0.98, help="dead-time fraction DEADC (default: 0.98)")
     s.add_argument("--models", help="models YAML (default: a point source with an ECPL spectrum + a Gaussian)")
+    s.add_argument("--survey", type=int, metavar="N_RUNS",
+                   help="a Galactic-plane survey store instead: N_RUNS 30-min runs along l = -15..15 deg, "
+                        "b = -1, +1 deg, 18 sources, the CTA-1DC IRF (default --irf: $GCXR_DATA/"
+                        "cta-1dc/...); writes survey_models.yaml, survey_models_joint.yaml, survey_stacked.yaml, "
+                        "survey_joint.yaml beside the runs (gcxr.survey)")
     s.add_argument("--overwrite", action="store_true", help="replace a data store that --out already holds")
     s.add_argument("--quiet", action="store_true", help="no progress or summary output")
     s.set_defaults(func=cmd_simulate)
