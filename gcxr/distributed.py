@@ -89,6 +89,10 @@ class ChunkActor:
         """Bytes of the resident terms (also the cheapest call: an empty round trip)."""
         return int(sum(t.nbytes for t in self.terms))
 
+    def source_names(self) -> set:
+        """Names of the sky models this chunk's terms evaluate."""
+        return {m for t in self.terms for m, *_ in t.sources}
+
     def moved(self, models) -> bool:
         """:func:`gcxr.fit._moved` on this chunk's terms."""
         from .fit import _moved
@@ -107,9 +111,10 @@ class ChunkActor:
 
 
 def _build_chunk(datasets, models, point_weights: str) -> list[DatasetTerm]:
-    """Terms of a chunk's datasets, built on the worker that will hold them."""
+    """Terms of a chunk's datasets, built on the worker that will hold them (whether every model
+    reaches some dataset is checked over all chunks)."""
     from .likelihood import build_terms
-    return build_terms(datasets, models, point_weights)
+    return build_terms(datasets, models, point_weights, check=False)
 
 
 class _SizeOf:
@@ -175,7 +180,9 @@ class DistributedLikelihood(_TermwiseDerivatives):
         self.placement = [None] * len(self.plan)
         self._place([(k, workers[k % len(workers)]) for k in range(len(self.plan))])
         if self.chunk_nbytes is None:
+            from .likelihood import check_models_reach
             self.chunk_nbytes = [f.result() for f in [a.nbytes() for a in self.actors]]
+            check_models_reach(models, set().union(*[f.result() for f in [a.source_names() for a in self.actors]]))
 
     @classmethod
     def from_datasets(cls, datasets, models, space: ParameterSpace, client, point_weights: str = "tent",

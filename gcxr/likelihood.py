@@ -30,12 +30,12 @@ import xarray as xr
 
 from .datasets import combined_mask
 from .geom import EnergyAxis
-from .npred import SourceEvaluator, SparseSelection, dataset_geoms
+from .npred import OutsideDataset, SourceEvaluator, SparseSelection, dataset_geoms
 from .stats import TRUNCATION, cash
 
 __all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
            "assemble_hessian", "term_parameters", "term_gradient", "term_value_and_grad", "assemble_gradient",
-           "derivative_steps", "term_curvature"]
+           "derivative_steps", "term_curvature", "check_models_reach"]
 
 _ANGLES = {"lon_0", "lat_0"}
 ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
@@ -219,7 +219,10 @@ class DatasetTerm:
         evs = []
         for m in models.sky_models:
             if m.applies_to(name):
-                evs.append((m.name, SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)))
+                try:
+                    evs.append((m.name, SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)))
+                except OutsideDataset:
+                    continue            # its cutout misses this dataset: it predicts no counts here
         # group overlapping cutouts into rectangular regions
         boxes = [[ev.cut[0].start, ev.cut[0].stop, ev.cut[1].start, ev.cut[1].stop] for _, ev in evs]
         merged = True
@@ -631,8 +634,28 @@ def assemble_hessian(n: int, parts) -> np.ndarray:
     return H
 
 
-def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent") -> list[DatasetTerm]:
-    return [DatasetTerm.build(ds, models, ds.attrs.get("name"), point_weights) for ds in datasets]
+def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent",
+                check: bool = True) -> list[DatasetTerm]:
+    """One :class:`DatasetTerm` per dataset; with ``check``, a sky model that reaches no dataset
+    is refused (:func:`check_models_reach`)."""
+    terms = [DatasetTerm.build(ds, models, ds.attrs.get("name"), point_weights) for ds in datasets]
+    if check:
+        check_models_reach(models, {m for t in terms for m, *_ in t.sources})
+    return terms
+
+
+def check_models_reach(models, present: set) -> None:
+    """Raise ``ValueError`` naming every sky model with free parameters that no dataset term
+    evaluates (its cutout misses every dataset, or it applies to none): those parameters would be
+    unconstrained (a frozen model that reaches nothing is harmless and allowed)."""
+    def free(m):
+        subs = [m.spectral_model] + ([m.spatial_model] if getattr(m, "spatial_model", None) is not None else [])
+        return any(not p.frozen for sub in subs for p in sub.parameters)
+    lost = [m.name for m in models.sky_models if m.name not in present and free(m)]
+    if lost:
+        raise ValueError(f"model(s) {lost}: no dataset is reached by the source's cutout (evaluation radius "
+                         "+ PSF) or named in its datasets_names; check the position and datasets_names, or "
+                         "remove the model")
 
 
 class _TermwiseDerivatives:

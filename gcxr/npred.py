@@ -25,7 +25,7 @@ import xarray as xr
 from .geom import EnergyAxis, SkyGeom, separation_deg
 from .models.spatial import oversampling_factor
 
-__all__ = ["SourceEvaluator", "SparseSelection", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
+__all__ = ["SourceEvaluator", "SparseSelection", "OutsideDataset", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
 
 MAX_SUBPIXELS = 2 ** 22   # sub-pixels of one oversampled evaluation (32 MB a float64 array)
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
@@ -171,8 +171,8 @@ class SourceEvaluator:
         try:
             cut = geom.cutout_slices(lon, lat, oddup(width / geom.binsz))
         except ValueError:
-            raise ValueError(f"model {model.name!r}: position ({lon:.3f}, {lat:.3f}) is outside "
-                             f"dataset {ds.attrs.get('name', '')!r}") from None
+            raise OutsideDataset(f"model {model.name!r}: its cutout around ({lon:.3f}, {lat:.3f}) does not "
+                                 f"overlap dataset {ds.attrs.get('name', '')!r}") from None
         expo = np.asarray(ds["exposure"].values[(slice(None),) + cut], float) * 1e4
         template = sp if sp.tag == "TemplateSpatialModel" else None
         ev = cls(model.name, type(model.spectral_model), None if template is not None else type(sp), template,
@@ -613,6 +613,11 @@ class SourceEvaluator:
         return out
 
 
+class OutsideDataset(ValueError):
+    """A source whose cutout (evaluation radius + PSF kernel + margin) misses a dataset's grid: it
+    predicts no counts there (gammapy likewise evaluates a model only where its cutout overlaps)."""
+
+
 @dataclass(eq=False)
 class SparseSelection:
     """Where a statistic reads one source's npred: ``reco`` (the reco-energy planes evaluated),
@@ -738,7 +743,10 @@ def npred_cubes(ds: xr.Dataset, models, name: str | None = None, point_weights: 
     for m in models.sky_models:
         if not m.applies_to(name):
             continue
-        ev = SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)
+        try:
+            ev = SourceEvaluator.build(m, ds, geom, irf, point_weights=point_weights)
+        except OutsideDataset:
+            continue                            # no counts from this source here
         spec_v = {p.name: p.value for p in m.spectral_model.parameters}
         spat_v = {p.name: p.value for p in m.spatial_model.parameters}
         sig[(slice(None),) + ev.cut] += ev.npred(spec_v, spat_v)

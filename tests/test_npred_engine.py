@@ -299,3 +299,24 @@ def test_sparse_form_equals_dense(small_stacked, tmp_path, kind, mask):
         c1, c2 = sparse.curvature(values, space.keys, steps), dense.curvature(values, space.keys, steps)
         for k in c2:
             assert c1[k] == pytest.approx(c2[k], rel=1e-8), k
+
+
+def test_source_missing_a_dataset_predicts_nothing_there(small_stacked, tmp_path):
+    """A source whose cutout misses a dataset contributes no counts to it (as gammapy, which
+    evaluates a model only where its cutout overlaps), instead of stopping the fit; a source with
+    free parameters that reaches no dataset at all is refused, naming it."""
+    from gcxr.likelihood import DatasetTerm, ParameterSpace, build_terms
+    models = _all_models(tmp_path, "gauss")
+    far = models["src"].copy(name="far")
+    far.spatial_model.parameters["lon_0"].value = 40.0
+    models.append(far)
+    term = DatasetTerm.build(small_stacked, models)
+    assert [m for m, *_ in term.sources] == ["src"]
+    only = _all_models(tmp_path, "gauss")
+    vals = ParameterSpace.from_models(models).values_by_model(ParameterSpace.from_models(models).start)
+    assert term.stat(vals) == DatasetTerm.build(small_stacked, only).stat(vals)
+    with pytest.raises(ValueError, match=r"\['far'\]: no dataset is reached"):
+        build_terms([small_stacked], models)
+    for p in far.parameters:
+        p.frozen = True
+    assert len(build_terms([small_stacked], models)) == 1          # frozen and out of reach: harmless
