@@ -488,10 +488,8 @@ class Analysis:
         client): the client never holds the runs; the fit builds its terms on the workers
         (:meth:`gcxr.distributed.DistributedLikelihood.from_datasets`) and summaries and outputs
         are computed or streamed from there."""
-        from distributed import futures_of, wait
-        out = self.client.persist(datasets)
-        wait(futures_of(out))
-        return list(out)
+        from .progress import progress_persist
+        return progress_persist(datasets, self.client, quiet=not self.progress, desc="reduce")
 
     def _compute(self, *objs):
         from .progress import progress_compute

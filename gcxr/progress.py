@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any, Callable, Iterable
 
-__all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "FitProgress",
+__all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "progress_persist", "FitProgress",
            "DaskProgressCallback"]
 
 _QUIET = False
@@ -157,6 +157,30 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
         return dask.compute(*objs, scheduler=scheduler)
     with DaskProgressCallback(desc=desc, quiet=quiet):
         return dask.compute(*objs, scheduler=scheduler)
+
+
+def progress_persist(datasets, client, quiet: bool | None = None, desc: str = "reduce") -> list:
+    """``client.persist(datasets)`` (one dataset per run) and wait, with a bar that counts runs
+    and stays as one summary line; returns the persisted datasets (dask-backed, on the workers).
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        Lazy run datasets.
+    client : distributed.Client
+        The cluster that reduces and keeps them.
+    quiet : bool, optional
+        No bar (default: the global quiet flag).
+    desc : str
+        The bar's label.
+    """
+    from distributed import futures_of, wait
+    out = client.persist(list(datasets))
+    with progress_bar(total=len(out), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
+        for ds in out:
+            wait(futures_of(ds))
+            bar.update(1)
+    return list(out)
 
 
 # --------------------------------------------------------------------------- fits
