@@ -68,10 +68,7 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
                               (_deg(w.width.width), _deg(w.width.height)), frame)
     except ValueError as err:
         raise ConfigError([("datasets.geom.wcs", str(err))]) from None
-    ax = d.geom.axes
-    energy = EnergyAxis.from_bounds(_tev(ax.energy.min), _tev(ax.energy.max), ax.energy.nbins, "energy")
-    energy_true = EnergyAxis.from_bounds(_tev(ax.energy_true.min), _tev(ax.energy_true.max),
-                                         ax.energy_true.nbins, "energy_true")
+    energy, energy_true = (_energy_axis(getattr(d.geom.axes, name), name) for name in ("energy", "energy_true"))
     safe = safe_mask_options(config)
     bkg = dict(background_method=d.background.method)
     if d.background.method == "fov_background":
@@ -85,6 +82,17 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
                          aeff_percent=safe.aeff_percent, bias_percent=safe.bias_percent,
                          fixed_offset=safe.fixed_offset,
                          map_selection=tuple(d.map_selection), **bkg)
+
+
+def _energy_axis(axis, name: str) -> EnergyAxis:
+    """The energy axis of ``datasets.geom.axes.<name>``; ConfigError if incomplete."""
+    missing = [k for k in ("min", "max", "nbins") if getattr(axis, k) is None]
+    if missing:
+        raise ConfigError([(f"datasets.geom.axes.{name}", f"{' and '.join(missing)} required for a 3d analysis")])
+    try:
+        return EnergyAxis.from_bounds(_tev(axis.min), _tev(axis.max), axis.nbins, name)
+    except (ValueError, MemoryError) as exc:
+        raise ConfigError([(f"datasets.geom.axes.{name}", str(exc))]) from None
 
 
 def read_obs_file(path: Path, key: str = "observations.obs_file") -> list[int]:

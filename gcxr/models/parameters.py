@@ -143,9 +143,11 @@ class Parameter:
                 f"parameter {data.get('name')!r}: unsupported keys {sorted(unsupported)}; "
                 f"allowed: {sorted(known | ignored)}"
             )
-        if "name" not in data or "value" not in data:
+        if "name" not in data or data.get("value") is None:
             raise ModelError(f"parameter entry {data!r} needs 'name' and 'value'")
         kwargs = {k: data[k] for k in known if k in data and data[k] is not None}
+        if not isinstance(kwargs.get("frozen", False), bool):
+            raise ModelError(f"parameter {data['name']!r}: frozen must be true or false, got {data['frozen']!r}")
         try:
             value = float(kwargs["value"])
         except (TypeError, ValueError):

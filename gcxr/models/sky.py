@@ -585,13 +585,16 @@ class Models(Sequence[Model]):
         comps = data["components"] or []
         if not isinstance(comps, list):
             raise ModelError("'components' must be a list")
-        models = cls(metadata=data.get("metadata") or {})
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ModelError(f"'metadata' must be a mapping, got {type(metadata).__name__} {metadata!r:.60}")
+        models = cls(metadata=metadata)
         for i, comp in enumerate(comps):
             if not isinstance(comp, dict):
                 raise ModelError(f"component #{i} must be a mapping, got {comp!r}")
             t = comp.get("type")
             label = comp.get("name") or f"#{i}"
-            if t not in MODEL_TYPES:
+            if not isinstance(t, str) or t not in MODEL_TYPES:
                 raise ModelError(
                     f"component {label!r}: unknown model type {t!r}; valid types: {', '.join(MODEL_TYPES)}"
                 )
