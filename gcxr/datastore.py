@@ -143,7 +143,13 @@ class DataStore:
 
     @classmethod
     def from_dir(cls, path: str | Path) -> "DataStore":
-        base = Path(path).expanduser()
+        """Open the data store in ``path`` (``$VAR``, ``${VAR}`` and ``~`` are expanded;
+        ``$GCXR_DATA`` and ``$GAMMAPY_DATA`` stand in for each other)."""
+        from .config import ConfigError, expand_path
+        try:
+            base = expand_path(path)
+        except ConfigError as exc:
+            raise DataStoreError(f"data store path {str(path)!r}: {exc.errors[0][1]}") from None
         if not base.is_dir():
             if base.is_symlink():
                 _resolve(base, "data store directory: ")

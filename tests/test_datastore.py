@@ -55,3 +55,18 @@ def test_hess_store_paths(tmp_path):
     assert run.hdu("bkg").hdu == "bkg"
     with pytest.raises(Exception, match="obs id"):
         ds.run(1)
+
+
+def test_from_dir_expands_environment_variables(tmp_path, monkeypatch):
+    """``DataStore.from_dir("$GCXR_DATA/...")`` as the user guide writes it; $GAMMAPY_DATA stands in."""
+    from gcxr.datastore import DataStore, DataStoreError
+    from gcxr.simulate import simulate_datastore
+    simulate_datastore(tmp_path / "store", pointings=[(0.0, 0.0)], livetime=60.0, seed=1, quiet=True)
+    monkeypatch.setenv("GCXR_DATA", str(tmp_path))
+    assert DataStore.from_dir("$GCXR_DATA/store").obs_ids == [1]
+    assert DataStore.from_dir("${GCXR_DATA}/store").base_dir == tmp_path / "store"
+    monkeypatch.delenv("GCXR_DATA")
+    monkeypatch.setenv("GAMMAPY_DATA", str(tmp_path))
+    assert DataStore.from_dir("$GCXR_DATA/store").obs_ids == [1]
+    with pytest.raises(DataStoreError, match=r"NO_SUCH_GCXR_VAR is not set"):
+        DataStore.from_dir("$NO_SUCH_GCXR_VAR/store")

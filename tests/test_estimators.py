@@ -78,6 +78,21 @@ def test_excess_map_bands_and_masks():
         excess_map(ds, npred=ds["background"], models=object())
 
 
+def test_snap_energy_edges_by_hand():
+    """Edges 0.1, 10**-0.5, 1, 10**0.5, 10 TeV: the nearest in log energy, clipped, duplicates once."""
+    from gcxr.estimators._core import snap_energy_edges
+    ds = toy_dataset()
+    idx, edges = snap_energy_edges(ds, [0.4, 1, 2.5, 10])       # log10: -0.40 -> -0.5, 0.40 -> 0.5
+    assert idx.tolist() == [1, 2, 3, 4]
+    assert np.allclose(edges, [10 ** -0.5, 1.0, 10 ** 0.5, 10.0])
+    assert snap_energy_edges(ds, [0.9, 1.1, 10])[0].tolist() == [2, 4]    # 0.9 and 1.1 both -> 1
+    assert snap_energy_edges(ds, [0.01, 100])[0].tolist() == [0, 4]       # outside: the axis ends
+    with pytest.raises(ValueError, match="all snap to the bin edge 1 TeV"):
+        snap_energy_edges(ds, [1.1, 1.2])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        snap_energy_edges(ds, [1.0, 0.5])
+
+
 def test_residual_maps_toy():
     ds = toy_dataset(2.0, 1.0)
     npred = ds["background"] * 1.5
@@ -272,8 +287,12 @@ def test_flux_points_seed_fit(seed_fit):
     assert np.array_equal(fp["counts"].values, g["counts"])
     # the input models are untouched
     assert models["gc-source"].spectral_model.amplitude.frozen is False
-    with pytest.raises(ValueError, match="not a bin edge"):
-        flux_points([ds], models, "gc-source", [0.3, 1.0])
+    # requested edges snap to the nearest bin edges (in log energy), as gammapy's, with a warning
+    with pytest.warns(UserWarning, match=r"snapped to the nearest bin edges"):
+        one = flux_points([ds], models, "gc-source", [0.3, 1.0])
+    assert np.allclose(one.attrs["energy_edges"], [10 ** -0.6, 1.0])
+    assert np.allclose(one.attrs["energy_edges_requested"], [0.3, 1.0])
+    assert np.allclose(one["energy_bounds"].values, [[10 ** -0.6, 1.0]])
 
 
 @needs_data

@@ -50,6 +50,48 @@ def match_energy_edges(ds: xr.Dataset, energy_edges, dim: str = "energy") -> np.
     return idx
 
 
+def snap_energy_edges(ds: xr.Dataset, energy_edges, dim: str = "energy") -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the bin edges of ``dim`` nearest to the requested edges, and those edges (TeV).
+
+    As gammapy's ``MapAxis.group_table``: each requested edge moves to the nearest bin edge in
+    log energy, edges outside the axis move to its ends, and requested edges that land on the
+    same bin edge count once.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset with ``dim`` and its CF bounds ``<dim>_bounds``.
+    energy_edges : sequence of float (TeV) or Quantity
+        The requested edges, increasing.
+    dim : str
+        The energy dimension.
+
+    Returns
+    -------
+    idx : numpy.ndarray of int
+        Indices into the bin edges of ``dim`` (strictly increasing).
+    edges : numpy.ndarray
+        The bin edges used, TeV.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two edges, edges not increasing, or fewer than two distinct bin edges after
+        snapping (the requested range lies within one bin or outside the axis).
+    """
+    edges = EnergyAxis.from_coord(ds, dim).edges_array
+    req = as_tev(energy_edges)
+    if req.ndim != 1 or req.size < 2 or not np.all(np.isfinite(req)) or np.any(req <= 0):
+        raise ValueError(f"energy_edges: need at least two positive, finite edges, got {energy_edges!r}")
+    if np.any(np.diff(req) <= 0):
+        raise ValueError(f"energy_edges must be strictly increasing, got {req}")
+    idx = np.unique(np.argmin(np.abs(np.log(edges)[None, :] - np.log(req)[:, None]), axis=1))
+    if idx.size < 2:
+        raise ValueError(f"energy_edges {req} TeV all snap to the bin edge {edges[idx[0]]:.6g} TeV of {dim!r}; "
+                         f"the edges are {np.array2string(edges, precision=6, separator=', ')} TeV")
+    return idx, edges[idx]
+
+
 def band_coords(edges: np.ndarray, name: str = "band", as_min_max: bool = False) -> dict:
     """Coordinates of energy bands: geometric-mean centres plus the edges (TeV).
 

@@ -25,17 +25,23 @@ defaults (``reoptimize=False``).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from ..datasets import combined_mask
-from ._core import energy_edge_list, match_energy_edges
+from ._core import EDGE_RTOL, as_tev, energy_edge_list, snap_energy_edges
 
 __all__ = ["flux_points"]
 
 NORM_PARAMETERS = ("amplitude", "norm")
 RETRY_TOL = 1e-3           # stat(norm = 0) below the fitted minimum by more than this: fit again
 START_NEAR_NULL = 1e-2     # ... with norm >= 0, starting from norm = 0.01
+
+
+def _fmt(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
 def _amplitude_name(spectral) -> str:
@@ -106,7 +112,10 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
     source : str
         Name of the sky model.
     energy_edges : sequence of float (TeV) or Quantity
-        Bin edges; each must be a reco-energy bin edge of every dataset.
+        Requested bin edges.  Each is moved to the nearest reco-energy bin edge of the
+        datasets (in log energy, within the axis; as gammapy does), with a warning naming the
+        edges used when any moved; the result's ``energy_edges_requested`` and
+        ``energy_edges`` attrs record both.
     reoptimize : bool
         Re-fit the background norms in each bin (default: frozen at the best fit).
     n_sigma_ul : float
@@ -119,6 +128,11 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
     ``sqrt_ts``, ``is_ul``, ``dnde(_err, _ul)``, ``e2dnde(_err, _ul)``,
     ``dnde_ref``, ``counts`` (masked counts in the bin), ``stat``,
     ``stat_null``, ``success`` and ``norm_bounded``.
+
+    Examples
+    --------
+    >>> fp = flux_points(datasets, models, "gc-source", energy_edges=[0.4, 1, 2.5, 10])  # doctest: +SKIP
+    >>> fp.attrs["energy_edges"]   # the bin edges used, e.g. 0.398, 1, 2.51, 10 TeV  # doctest: +SKIP
     """
     from ..fit import fit
     datasets = [datasets] if isinstance(datasets, xr.Dataset) else list(datasets)
@@ -132,11 +146,15 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
     if amp0 == 0 or not np.isfinite(amp0):
         raise ValueError(f"flux_points: {source}.{amp_name} is {amp0}; the reference spectrum needs a non-zero value")
 
-    idx_per_ds = [match_energy_edges(ds, energy_edges) for ds in datasets]
+    idx_per_ds = [snap_energy_edges(ds, energy_edges)[0] for ds in datasets]
     edges = energy_edge_list(datasets[0], idx_per_ds[0])
     for ds, idx in zip(datasets[1:], idx_per_ds[1:]):
         if not np.allclose(energy_edge_list(ds, idx), edges, rtol=1e-6):
             raise ValueError("flux_points: the datasets' energy edges differ")
+    requested = as_tev(energy_edges)
+    if requested.shape != edges.shape or not np.allclose(requested, edges, rtol=EDGE_RTOL):
+        warnings.warn(f"flux_points: energy edges {_fmt(requested)} TeV snapped to the nearest bin edges "
+                      f"of the datasets, {_fmt(edges)} TeV", UserWarning, stacklevel=2)
 
     base = models.copy()
     for p in base.parameters:
@@ -219,5 +237,6 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
     out["success"] = ("energy", success, {"long_name": "The fit in the bin converged"})
     out["norm_bounded"] = ("energy", bounded, {"long_name": "norm refitted with norm >= 0 (false minimum at norm < 0)"})
     out.attrs = {"source": source, "norm_parameter": amp_name, "reoptimize": int(bool(reoptimize)),
-                 "n_sigma_ul": float(n_sigma_ul), "sed_type": "likelihood"}
+                 "n_sigma_ul": float(n_sigma_ul), "sed_type": "likelihood",
+                 "energy_edges_requested": requested, "energy_edges": edges}
     return out
