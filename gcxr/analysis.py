@@ -304,10 +304,29 @@ def _spec_of_file(ds: xr.Dataset, spec: ReductionSpec, path) -> ReductionSpec:
 
 
 class Analysis:
-    """Run the configured analysis step by step, or all at once with :meth:`run`."""
+    """The configured analysis, step by step: observations, datasets, models, fit.
+
+    Parameters
+    ----------
+    config : AnalysisConfig, str or Path
+        The configuration, or the path of its YAML file.
+    client : distributed.Client, optional
+        Run the reduction and the likelihood on this dask cluster (default: threads in process).
+    progress : bool, optional
+        Show progress bars (default: in a terminal or Jupyter).
+
+    Examples
+    --------
+    >>> ana = Analysis("analysis_config.yaml")      # doctest: +SKIP
+    >>> ana.get_observations()                       # doctest: +SKIP
+    >>> ana.get_datasets()                           # doctest: +SKIP
+    >>> ana.read_models("models.yaml")               # doctest: +SKIP
+    >>> result = ana.run_fit()                       # doctest: +SKIP
+
+    ``gcxr run`` does the same from the command line.
+    """
 
     def __init__(self, config: AnalysisConfig | str | Path, client=None, progress: bool | None = None):
-        """``progress``: show progress bars (default: in a terminal or Jupyter, unless quiet)."""
         if not isinstance(config, AnalysisConfig):
             config = AnalysisConfig.read(config)
         self.config = config

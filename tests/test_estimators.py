@@ -152,6 +152,9 @@ def test_spectrum_band_power_law_analytic():
     assert np.allclose(band["dnde_err"].values, np.sqrt(var), rtol=1e-6)
     assert np.allclose(band["e2dnde_err"].values, e ** 2 * np.sqrt(var), rtol=1e-6)
     assert band["dnde"].attrs["units"] == "cm-2 s-1 TeV-1"
+    # a fit's covariance over its free parameters (here 2 of 3) is refused with the way out
+    with pytest.raises(ValueError, match=r"shape \(3, 3\).*got \(2, 2\).*covariance=result"):
+        spectrum_band(m, e, covariance=cov[:2, :2])
 
 
 # --------------------------------------------------------------------------- seed fit vs gammapy

@@ -78,7 +78,8 @@ def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
         cov = np.asarray(covariance, float)
         if cov.shape != (n, n):
             raise ValueError(f"spectrum_band: covariance must have shape {(n, n)} over {pars.names}, "
-                             f"got {cov.shape}")
+                             f"got {cov.shape}; for a fit's covariance (over its free parameters) pass "
+                             f"the FitResult itself: covariance=result, source=<name>")
         return values, _finite(cov, name)
     if models is not None and models.covariance is not None:
         allp = models.parameters
