@@ -69,7 +69,20 @@ def frame_matrix(src: str, dst: str) -> np.ndarray:
 
 
 def transform_lonlat(lon, lat, src: str, dst: str):
-    """Transform longitudes/latitudes (deg) between 'icrs' and 'galactic'."""
+    """Transform longitudes/latitudes (deg) between 'icrs' and 'galactic'.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Longitudes and latitudes (deg), broadcasting.
+    src, dst : {'icrs', 'galactic'}
+        The frames to convert from and to.
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        The positions in ``dst`` (deg).
+    """
     if src == dst:
         return np.asarray(lon, float), np.asarray(lat, float)
     v = lonlat_to_unit(lon, lat) @ frame_matrix(src, dst).T
@@ -81,6 +94,18 @@ def icrs_to_frame_float32(ra, dec, frame: str):
 
     The float32 columns are handed to astropy unchanged: converting them to
     float64 first moves events sitting on pixel borders (see conventions).
+
+    Parameters
+    ----------
+    ra, dec : numpy.ndarray
+        Event directions (deg) as stored in the EVENTS table (float32).
+    frame : {'icrs', 'galactic'}
+        The target frame.
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        The directions in ``frame`` (deg).
     """
     _prepare_astropy_graph()
     from astropy.coordinates import SkyCoord
@@ -112,6 +137,18 @@ def icrs_to_frame_fast(ra, dec, frame: str):
     moves events on pixel borders by ~1e-6 deg, see conventions), then rotated in float64.
     For ``icrs`` the result is exactly astropy's (the columns as float64). Callers that bin
     events re-do the few events within rounding distance of a pixel border with astropy.
+
+    Parameters
+    ----------
+    ra, dec : numpy.ndarray
+        Event directions (deg) as stored in the EVENTS table (float32).
+    frame : {'icrs', 'galactic'}
+        The target frame.
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        The directions in ``frame`` (deg).
     """
     ra, dec = np.asarray(ra), np.asarray(dec)
     if frame == "icrs":
@@ -164,6 +201,22 @@ def to_fov(unit_vectors: np.ndarray, ra_pnt: float, dec_pnt: float, frame: str, 
 
     ``reverse_lon`` gives fov_lon = +lon' (the convention of the H.E.S.S. DR1
     background models, see docs/notes/gammapy-hess-conventions.md).
+
+    Parameters
+    ----------
+    unit_vectors : numpy.ndarray
+        (..., 3) unit vectors of the positions in ``frame``.
+    ra_pnt, dec_pnt : float
+        The pointing direction (ICRS, deg).
+    frame : {'icrs', 'galactic'}
+        The frame of ``unit_vectors``.
+    reverse_lon : bool
+        Give fov_lon = +lon' (H.E.S.S. DR1 background models).
+
+    Returns
+    -------
+    fov_lon, fov_lat : numpy.ndarray
+        Field-of-view coordinates (deg).
     """
     v = unit_vectors @ fov_matrix(ra_pnt, dec_pnt, frame).T
     x, y, z = v[..., 0], v[..., 1], v[..., 2]

@@ -44,7 +44,18 @@ def _grid_coords(spec) -> dict:
 
 
 def empty_like_grid(spec) -> xr.Dataset:
-    """A dataset of the full analysis grid's coordinates (no data)."""
+    """A dataset of the full analysis grid's coordinates (no data).
+
+    Parameters
+    ----------
+    spec : ReductionSpec
+        The reduction specification (grid and energy axes).
+
+    Returns
+    -------
+    xarray.Dataset
+        Coordinates of the full analysis grid, no data variables.
+    """
     return xr.Dataset(coords=_grid_coords(spec))
 
 
@@ -195,6 +206,22 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
     of ``gcxr-stack`` tasks, ``split_every`` runs per node, so memory is bounded
     by the partial sums in flight, not by the number of runs; with numpy-backed
     runs it runs at once.
+
+    Parameters
+    ----------
+    runs : list of xarray.Dataset
+        Run datasets (numpy- or dask-backed), each on its cutout of the grid.
+    spec : ReductionSpec
+        The reduction specification: the analysis grid and energy axes.
+    name : str
+        The ``name`` attribute of the stacked dataset.
+    split_every : int
+        Runs combined per node of the stacking tree.
+
+    Returns
+    -------
+    xarray.Dataset
+        The stacked dataset on the full grid (lazy when the runs are).
     """
     import dask
     import dask.array as dsa
@@ -272,13 +299,37 @@ def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every
 
 
 def fit_mask(ds: xr.Dataset, energy_min: float | None = None, energy_max: float | None = None) -> xr.DataArray:
-    """Reco-energy bins fully inside [energy_min, energy_max] (TeV), as an ``energy`` mask."""
+    """Reco-energy bins fully inside [energy_min, energy_max] (TeV), as an ``energy`` mask.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset with an ``energy`` axis and its bounds.
+    energy_min, energy_max : float, optional
+        The fit range (TeV); None leaves that end open.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean mask on ``energy``.
+    """
     axis = EnergyAxis.from_coord(ds, "energy")
     return xr.DataArray(axis.mask_range(energy_min, energy_max), dims="energy", coords={"energy": ds["energy"]})
 
 
 def combined_mask(ds: xr.Dataset) -> xr.DataArray:
-    """mask_safe AND mask_fit (when present), broadcast to (energy, lat, lon)."""
+    """mask_safe AND mask_fit (when present), broadcast to (energy, lat, lon).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset with ``mask_safe`` and optionally ``mask_fit``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Boolean mask on (energy, lat, lon).
+    """
     m = ds["mask_safe"]
     if "mask_fit" in ds:
         m = m & ds["mask_fit"]
@@ -290,6 +341,19 @@ def info(ds: xr.Dataset, name: str | None = None) -> dict:
 
     ``counts`` and ``background`` are sums over the safe mask; ``n_fit_bins``
     counts bins in the safe mask and the fit mask.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+    name : str, optional
+        The name to report (default: the dataset's ``name`` attribute).
+
+    Returns
+    -------
+    dict
+        ``name``, ``counts``, ``background``, ``excess``, ``sqrt_ts``, ``n_bins``,
+        ``n_fit_bins``, ``livetime_s`` and friends.
     """
     return infos([ds], [name])[0]
 

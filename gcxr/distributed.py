@@ -42,7 +42,20 @@ _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins fo
 
 
 def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
-    """Indices of terms per chunk: largest first onto the least loaded chunk (by fit bins)."""
+    """Indices of terms per chunk: largest first onto the least loaded chunk (by fit bins).
+
+    Parameters
+    ----------
+    terms : list of DatasetTerm
+        The likelihood terms to distribute.
+    n_chunks : int
+        The number of chunks (one per worker, typically).
+
+    Returns
+    -------
+    list of list of int
+        Term indices per chunk.
+    """
     n_chunks = max(1, min(n_chunks, len(terms)))
     load = [0] * n_chunks
     out: list[list[int]] = [[] for _ in range(n_chunks)]

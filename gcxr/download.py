@@ -328,7 +328,26 @@ def _index_files(index: Path, index_dir: str) -> list[str]:
 
 def download(name: str, out_dir: str | Path | None = None, verify: bool = True, timeout: float = TIMEOUT,
              quiet: bool | None = None) -> Path:
-    """Fetch data set ``name`` into ``out_dir/name``; returns that folder."""
+    """Fetch data set ``name`` into ``out_dir/name``; returns that folder.
+
+    Parameters
+    ----------
+    name : str
+        The data set, one of ``DATASETS`` (e.g. ``'cta-1dc'``, ``'hess-dl3-dr1'``).
+    out_dir : str or Path, optional
+        Parent folder (default: ``$GCXR_DATA``, else the default data folder).
+    verify : bool
+        Check every file against its pinned size/checksum.
+    timeout : float
+        Network timeout per request (s).
+    quiet : bool, optional
+        Hide the progress bar (default: the global quiet flag).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder ``out_dir/name``.
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
     spec = DATASETS[name]

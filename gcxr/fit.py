@@ -114,6 +114,39 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     Hessian taken by central differences of that gradient, dataset by dataset over the parameters
     each depends on; if that Hessian is not positive definite, Minuit's HESSE decides.
     ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the joint statistic.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The reduced datasets (their safe and fit masks apply).
+    models : Models
+        The models; their free parameters are fitted and updated in place.
+    likelihood_factory : callable, optional
+        ``factory(terms, space)`` -> likelihood (default: in-process).
+    tol : float
+        MIGRAD's tolerance (EDM goal 0.002 x tol).
+    strategy : int
+        Minuit strategy (0, 1 or 2).
+    max_refresh : int
+        How often the IRFs may be rebuilt at a moved source position (design record 4).
+    hesse : bool
+        Compute the covariance at the minimum.
+    progress : FitProgress, optional
+        Receives the statistic after each evaluation.
+    point_weights : {'tent', 'cubic'}
+        Rendering of point sources (design record 6).
+    derivatives : {'auto', 'analytic', 'minuit'}
+        How gradients and covariance are computed (see above).
+
+    Returns
+    -------
+    FitResult
+        Parameters, errors, covariance, statistic and convergence information.
+
+    Examples
+    --------
+    >>> result = fit(datasets, models)     # doctest: +SKIP
+    >>> result.success, result.total_stat    # doctest: +SKIP
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
@@ -339,6 +372,19 @@ def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0
 
     ``models`` must hold a best fit (values and errors); it is left unchanged.
     Returns ``(lower, upper)`` values.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The datasets of the fit.
+    models : Models
+        Best-fit models (values and errors); not modified.
+    model, name : str
+        The component and parameter, e.g. ``'gc-source', 'index'``.
+    delta : float
+        The rise of the statistic that defines the interval (1: 1 sigma).
+    max_sigma : float
+        How far (in errors) to search for each end.
     """
     from scipy.optimize import brentq
     best_models = models.copy()

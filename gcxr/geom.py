@@ -112,7 +112,18 @@ class EnergyAxis:
 
 # --------------------------------------------------------------------------- sphere helpers
 def lonlat_to_unit(lon_deg, lat_deg) -> np.ndarray:
-    """Unit vectors (..., 3) for longitudes/latitudes in degrees."""
+    """Unit vectors (..., 3) for longitudes/latitudes in degrees.
+
+    Parameters
+    ----------
+    lon_deg, lat_deg : array_like
+        Longitudes and latitudes (deg), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Unit vectors, shape ``(..., 3)``.
+    """
     lon = np.deg2rad(np.asarray(lon_deg, dtype=float))
     lat = np.deg2rad(np.asarray(lat_deg, dtype=float))
     cl = np.cos(lat)
@@ -120,7 +131,18 @@ def lonlat_to_unit(lon_deg, lat_deg) -> np.ndarray:
 
 
 def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`lonlat_to_unit`; longitude in [0, 360)."""
+    """Inverse of :func:`lonlat_to_unit`; longitude in [0, 360).
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        Vectors, shape ``(..., 3)`` (need not be normalised).
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        Longitude in [0, 360) and latitude (deg).
+    """
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
     lon = np.rad2deg(np.arctan2(y, x)) % 360.0
     lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
@@ -128,7 +150,23 @@ def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation in degrees (Vincenty formula, as astropy uses)."""
+    """Great-circle separation in degrees (Vincenty formula, as astropy uses).
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (deg), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (deg).
+
+    Examples
+    --------
+    >>> float(separation_deg(0.0, 0.0, 90.0, 0.0))
+    90.0
+    """
     l1, b1, l2, b2 = (np.deg2rad(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
     dl = l2 - l1
     sdl, cdl = np.sin(dl), np.cos(dl)

@@ -549,7 +549,20 @@ class DatasetTerm:
 
 
 def term_parameters(term: DatasetTerm, space: ParameterSpace) -> np.ndarray:
-    """Indices of the free parameters a term depends on: its sources' and its background model's."""
+    """Indices of the free parameters a term depends on: its sources' and its background model's.
+
+    Parameters
+    ----------
+    term : DatasetTerm
+        One dataset's likelihood term.
+    space : ParameterSpace
+        The free parameters and their scales.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices into ``space``.
+    """
     names = {m for m, *_ in term.sources}
     if term.bkg_model is not None:
         names.add(term.bkg_model)
@@ -558,13 +571,41 @@ def term_parameters(term: DatasetTerm, space: ParameterSpace) -> np.ndarray:
 
 def derivative_steps(space: ParameterSpace) -> dict:
     """Central-difference steps (in value units) of the cheap inner derivatives (flux integrals,
-    spatial images): 1e-5 deg for angles, 1e-6 of the parameter's scale otherwise."""
+    spatial images): 1e-5 deg for angles, 1e-6 of the parameter's scale otherwise.
+
+    Parameters
+    ----------
+    space : ParameterSpace
+        The free parameters and their scales.
+
+    Returns
+    -------
+    dict
+        Step (value units) by parameter key.
+    """
     return {key: (1e-5 if unit == "deg" else 1e-6 * s) for key, unit, s in zip(space.keys, space.units, space.scale)}
 
 
 def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
     """(stat, indices, g): one term's statistic and its first derivatives in factor space over the
-    parameters it depends on (analytic through npred, :meth:`DatasetTerm.value_and_grad`)."""
+    parameters it depends on (analytic through npred, :meth:`DatasetTerm.value_and_grad`).
+
+    Parameters
+    ----------
+    term : DatasetTerm
+        One dataset's likelihood term.
+    space : ParameterSpace
+        The free parameters and their scales.
+    factors : numpy.ndarray
+        Parameter values in factor units (``value / scale``).
+    steps : dict, optional
+        Inner difference steps (default: :func:`derivative_steps`).
+
+    Returns
+    -------
+    tuple
+        ``(stat, indices, g)``.
+    """
     idx = term_parameters(term, space)
     values = space.values_by_model(space.to_values(factors))
     keys = [space.keys[i] for i in idx]
@@ -575,7 +616,24 @@ def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.nd
 
 def term_curvature(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
     """(indices, g2): one term's Gauss-Newton diagonal curvature in factor space (see
-    :meth:`DatasetTerm.curvature`)."""
+    :meth:`DatasetTerm.curvature`).
+
+    Parameters
+    ----------
+    term : DatasetTerm
+        One dataset's likelihood term.
+    space : ParameterSpace
+        The free parameters and their scales.
+    factors : numpy.ndarray
+        Parameter values in factor units (``value / scale``).
+    steps : dict, optional
+        Inner difference steps (default: :func:`derivative_steps`).
+
+    Returns
+    -------
+    tuple
+        ``(indices, g2)``.
+    """
     idx = term_parameters(term, space)
     values = space.values_by_model(space.to_values(factors))
     keys = [space.keys[i] for i in idx]
@@ -585,7 +643,24 @@ def term_curvature(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray
 
 def term_gradient(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
     """(indices, g): first derivatives of one term's statistic in factor space over the parameters
-    it depends on."""
+    it depends on.
+
+    Parameters
+    ----------
+    term : DatasetTerm
+        One dataset's likelihood term.
+    space : ParameterSpace
+        The free parameters and their scales.
+    factors : numpy.ndarray
+        Parameter values in factor units (``value / scale``).
+    steps : dict, optional
+        Inner difference steps (default: :func:`derivative_steps`).
+
+    Returns
+    -------
+    tuple
+        ``(indices, g)``.
+    """
     _, idx, g = term_value_and_grad(term, space, factors, steps)
     return idx, g
 
@@ -596,7 +671,26 @@ def term_hessian(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, 
     it depends on, by differences of its analytic gradient with the given steps (factor units;
     :func:`gcxr.fit.fit` uses 0.05 MIGRAD sigma), symmetrised.  ``scheme="central"``: 2 gradients
     per parameter; ``"forward"``: 1 per parameter plus one at ``factors`` (cheaper, less accurate:
-    on the seed fit it inflates the spectral errors by ~2.5 %)."""
+    on the seed fit it inflates the spectral errors by ~2.5 %).
+
+    Parameters
+    ----------
+    term : DatasetTerm
+        One dataset's likelihood term.
+    space : ParameterSpace
+        The free parameters and their scales.
+    factors : numpy.ndarray
+        Parameter values in factor units (``value / scale``).
+    steps : numpy.ndarray
+        Steps per parameter (factor units).
+    scheme : {'central', 'forward'}
+        The difference scheme.
+
+    Returns
+    -------
+    tuple
+        ``(indices, H)``.
+    """
     if scheme not in ("central", "forward"):
         raise ValueError(f"term_hessian: scheme must be 'central' or 'forward', got {scheme!r}")
     idx = term_parameters(term, space)
@@ -619,7 +713,20 @@ def term_hessian(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, 
 
 
 def assemble_gradient(n: int, parts) -> np.ndarray:
-    """The joint gradient from per-term (indices, g) parts."""
+    """The joint gradient from per-term (indices, g) parts.
+
+    Parameters
+    ----------
+    n : int
+        The number of free parameters.
+    parts : iterable of tuple
+        ``(indices, g)`` per term.
+
+    Returns
+    -------
+    numpy.ndarray
+        The gradient, length ``n``.
+    """
     g = np.zeros(n)
     for idx, v in parts:
         g[idx] += v
@@ -627,7 +734,20 @@ def assemble_gradient(n: int, parts) -> np.ndarray:
 
 
 def assemble_hessian(n: int, parts) -> np.ndarray:
-    """The joint Hessian from per-term (indices, H) blocks: the terms' statistics add up."""
+    """The joint Hessian from per-term (indices, H) blocks: the terms' statistics add up.
+
+    Parameters
+    ----------
+    n : int
+        The number of free parameters.
+    parts : iterable of tuple
+        ``(indices, H)`` per term.
+
+    Returns
+    -------
+    numpy.ndarray
+        The Hessian, ``(n, n)``.
+    """
     H = np.zeros((n, n))
     for idx, h in parts:
         H[np.ix_(idx, idx)] += h
@@ -732,6 +852,21 @@ class JointLikelihood(_TermwiseDerivatives):
 
 
 def total_stat(datasets: list[xr.Dataset], models, point_weights: str = "tent") -> float:
-    """The joint Cash statistic of ``datasets`` at the models' current parameter values."""
+    """The joint Cash statistic of ``datasets`` at the models' current parameter values.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The reduced datasets.
+    models : Models
+        The models.
+    point_weights : {'tent', 'cubic'}
+        Rendering of point sources.
+
+    Returns
+    -------
+    float
+        The summed Cash statistic.
+    """
     space = ParameterSpace.from_models(models)
     return JointLikelihood(build_terms(datasets, models, point_weights), space).stat_values(space.start)

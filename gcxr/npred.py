@@ -33,12 +33,39 @@ RAD_SR_TO_DEG2 = (np.pi / 180.0) ** 2
 
 
 def oddup(x: float) -> int:
-    """Smallest odd integer >= ceil(x) (as the reference sizes kernels and cutouts)."""
+    """Smallest odd integer >= ceil(x) (as the reference sizes kernels and cutouts).
+
+    Parameters
+    ----------
+    x : float
+        A size in pixels.
+
+    Returns
+    -------
+    int
+        The odd size.
+
+    Examples
+    --------
+    >>> oddup(4.2)
+    5
+    """
     return int(np.ceil(x) // 2 * 2 + 1)
 
 
 def dataset_geoms(ds: xr.Dataset) -> tuple[SkyGeom, SkyGeom]:
-    """(fine grid, IRF grid) of a dataset, rebuilt from its coordinates."""
+    """(fine grid, IRF grid) of a dataset, rebuilt from its coordinates.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+
+    Returns
+    -------
+    tuple of SkyGeom
+        ``(geom, irf_geom)``.
+    """
     frame = ds.attrs.get("frame", "galactic")
     geom = SkyGeom.from_coords(ds, frame)
     irf = SkyGeom.from_coords(xr.Dataset(coords={"lon": ds["lon_irf"].values, "lat": ds["lat_irf"].values}), frame)
@@ -75,6 +102,22 @@ def psf_kernel(psf: np.ndarray, irf_geom: SkyGeom, geom: SkyGeom, lon: float, la
     The kernel extends to the largest 99.9 % containment radius; pixels are
     oversampled (up to 4x) where the 68 % radius is small compared to a pixel.
     Radii are true angular separations at the source latitude.
+
+    Parameters
+    ----------
+    psf : numpy.ndarray
+        PSF density (sr-1) on (energy_true, rad, lat_irf, lon_irf).
+    irf_geom, geom : SkyGeom
+        The IRF grid and the fine (counts) grid.
+    lon, lat : float
+        The source position (deg, grid frame).
+    rad_edges : numpy.ndarray
+        Edges of the PSF's radial bins (deg).
+
+    Returns
+    -------
+    numpy.ndarray
+        Kernel, shape ``(n_true, n, n)``.
     """
     prof = _profile_at(psf, irf_geom, lon, lat) * RAD_SR_TO_DEG2                   # deg^-2
     binsz = geom.binsz
@@ -730,7 +773,28 @@ def background_factor(energy: EnergyAxis, norm: float, tilt: float, reference: f
 
 
 def npred_cubes(ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> xr.Dataset:
-    """Full-grid ``npred``, ``npred_signal`` and ``npred_background`` cubes of a dataset."""
+    """Full-grid ``npred``, ``npred_signal`` and ``npred_background`` cubes of a dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+    models : Models
+        Sky models and background models.
+    name : str, optional
+        The dataset's name (default: its ``name`` attribute).
+    point_weights : {'tent', 'cubic'}
+        Rendering of point sources.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``npred``, ``npred_signal``, ``npred_background`` on (energy, lat, lon).
+
+    Examples
+    --------
+    >>> npred = npred_cubes(ds, models)['npred']     # doctest: +SKIP
+    """
     geom, irf = dataset_geoms(ds)
     name = name or ds.attrs.get("name", "")
     energy = EnergyAxis.from_coord(ds, "energy")

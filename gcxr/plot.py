@@ -151,7 +151,24 @@ def _geom_of(da: xr.DataArray, frame: str | None) -> SkyGeom:
 
 
 def masked(ds: xr.Dataset, var: str, mask: str = "mask_safe", fill: float = 0.0) -> xr.DataArray:
-    """``ds[var]`` with bins outside ``ds[mask]`` set to ``fill`` (when the mask shares its dims)."""
+    """``ds[var]`` with bins outside ``ds[mask]`` set to ``fill`` (when the mask shares its dims).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset.
+    var : str
+        The variable.
+    mask : str
+        The mask variable.
+    fill : float
+        The value outside the mask.
+
+    Returns
+    -------
+    xarray.DataArray
+        The masked variable.
+    """
     _require_vars(ds, [var], "masked")
     da = ds[var]
     if mask in ds and set(ds[mask].dims) <= set(da.dims):
@@ -251,6 +268,40 @@ def plot_image(da: xr.DataArray, ax=None, smooth: float | None = None, cmap: str
     asinh, power, sinh (astropy.visualization); ``symmetric`` centres the colour
     scale on 0 (residual and significance maps).  ``frame`` defaults to
     ``da.attrs['frame']``, else the ``lon`` coordinate's long_name.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A map on (lat, lon), optionally with an energy-like dim (summed).
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    smooth : float, optional
+        Gaussian smoothing sigma (deg).
+    cmap : str
+        Colour map.
+    stretch : {'linear', 'sqrt', 'log', 'asinh', 'power', 'sinh'}
+        Colour stretch.
+    add_cbar : bool
+        Draw a colour bar.
+    vmin, vmax : float, optional
+        Colour limits.
+    symmetric : bool
+        Limits symmetric about 0.
+    frame : str, optional
+        The sky frame (default: the map's).
+    title, cbar_label : str, optional
+        Labels.
+    **imshow_kwargs
+        Passed on to ``imshow``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The WCSAxes.
+
+    Examples
+    --------
+    >>> plot_image(ds['counts'], smooth=0.05, stretch='sqrt')     # doctest: +SKIP
     """
     stretches = Stretch.__args__
     if stretch not in stretches:
@@ -302,6 +353,32 @@ def plot_residual_grid(da: xr.DataArray, dim: str | None = None, ncols: int = 3,
     largest absolute finite value).  Panels are titled with the band's energy
     range when the input carries ``<dim>_min``/``<dim>_max`` (or ``energy_min``/
     ``energy_max``, ``e_min``/``e_max``) coordinates or ``<dim>_bounds``.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A residual or significance cube.
+    dim : str, optional
+        The band dim.
+    ncols : int
+        Panels per row.
+    smooth : float, optional
+        Gaussian smoothing sigma (deg).
+    cmap : str
+        Colour map.
+    vmax : float, optional
+        Colour limit (symmetric).
+    frame : str, optional
+        The sky frame.
+    panel_size : float
+        Panel size (inches).
+    cbar_label : str, optional
+        Colour bar label.
+
+    Returns
+    -------
+    list of matplotlib.axes.Axes
+        One per panel.
     """
     where = "plot_residual_grid"
     da = _as_dataarray(da, where)
@@ -373,7 +450,26 @@ def _predicted(ds: xr.Dataset, npred, where: str) -> xr.DataArray:
 def plot_counts_background_excess(ds: xr.Dataset, npred=None, smooth: float | None = None,
                                   cmap: str = "viridis", figsize=(15.0, 4.2)):
     """Counts, prediction (``npred`` if given, else background) and excess, summed over energy
-    inside ``mask_safe``; returns the three axes."""
+    inside ``mask_safe``; returns the three axes.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+    npred : xarray.DataArray, optional
+        Predicted counts (default: the background).
+    smooth : float, optional
+        Gaussian smoothing sigma (deg).
+    cmap : str
+        Colour map.
+    figsize : tuple
+        Figure size (inches).
+
+    Returns
+    -------
+    list of matplotlib.axes.Axes
+        The three panels.
+    """
     where = "plot_counts_background_excess"
     _require_vars(ds, ["counts"], where)
     _no_obs(ds, where)
@@ -404,7 +500,28 @@ def plot_residuals(ds: xr.Dataset, npred=None, method: Literal["diff", "diff/sqr
     """Spatial residuals summed over energy inside ``mask_safe``, as gammapy's
     ``plot_residuals_spatial``: counts and prediction are smoothed with a Gaussian
     of ``smooth`` deg, then ``diff`` = counts - npred or ``diff/sqrt(model)`` =
-    (counts - npred) / sqrt(npred).  ``npred`` defaults to the background."""
+    (counts - npred) / sqrt(npred).  ``npred`` defaults to the background.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+    npred : xarray.DataArray, optional
+        Predicted counts.
+    method : {'diff', 'diff/sqrt(model)'}
+        The residual.
+    smooth : float
+        Gaussian smoothing sigma (deg).
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    **kwargs
+        Passed on to matplotlib.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axis.
+    """
     where = "plot_residuals"
     methods = ("diff", "diff/sqrt(model)")
     if method not in methods:
@@ -464,6 +581,24 @@ def plot_psf_containment(ds: xr.Dataset, position=None, fractions: Sequence[floa
 
     The PSF is interpolated bilinearly on the IRF grid, as the forward folding
     does; energies where the PSF is zero (no exposure) are left out.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset with ``psf``.
+    position : tuple of float, optional
+        (lon, lat) in the dataset's frame (deg).
+    fractions : sequence of float
+        Containment fractions.
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    **kwargs
+        Passed on to matplotlib.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axis.
     """
     from .npred import RAD_SR_TO_DEG2, _profile_at, containment_radius
     where = "plot_psf_containment"
@@ -500,7 +635,26 @@ def plot_psf_containment(ds: xr.Dataset, position=None, fractions: Sequence[floa
 
 def plot_edisp(ds: xr.Dataset, position=None, ax=None, cmap: str = "viridis", add_cbar: bool = True):
     """Energy-dispersion matrix (true x reconstructed energy) at ``position`` (default: map
-    centre), from the nearest IRF-grid pixel as the forward folding uses it; returns the axis."""
+    centre), from the nearest IRF-grid pixel as the forward folding uses it; returns the axis.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset with ``edisp``.
+    position : tuple of float, optional
+        (lon, lat) in the dataset's frame (deg).
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    cmap : str
+        Colour map.
+    add_cbar : bool
+        Draw a colour bar.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axis.
+    """
     where = "plot_edisp"
     _require_vars(ds, ["edisp", "energy_true_bounds", "energy_bounds"], where)
     _no_obs(ds, where)
@@ -537,7 +691,28 @@ def plot_significance_distribution(sqrt_ts, ax=None, bins: int | np.ndarray = 50
                                    label: str = "data", **hist_kwargs):
     """Histogram (density) of the finite values of a significance map, a normal fitted to them
     (mean and width in the legend) and the standard normal for reference; returns the axis.
-    The fitted ``(mu, sigma)`` are also on ``ax.gcxr_normal_fit``."""
+    The fitted ``(mu, sigma)`` are also on ``ax.gcxr_normal_fit``.
+
+    Parameters
+    ----------
+    sqrt_ts : xarray.DataArray or numpy.ndarray
+        A significance map.
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    bins : int or numpy.ndarray
+        Histogram bins.
+    log : bool
+        Logarithmic y axis.
+    label : str
+        Legend label of the data.
+    **hist_kwargs
+        Passed on to ``hist``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axis.
+    """
     from scipy.stats import norm
     values = np.asarray(sqrt_ts.values if isinstance(sqrt_ts, xr.DataArray) else sqrt_ts, float).ravel()
     values = values[np.isfinite(values)]
@@ -598,6 +773,29 @@ def plot_spectrum(model, energy_bounds: tuple[float, float] = (0.1, 100.0), band
     (the estimators' ``spectrum_band``); without it, ``covariance`` (an array over
     the spectral model's parameters, or a :class:`gcxr.fit.FitResult`) gives a
     band by linear error propagation.  Returns the axis.
+
+    Parameters
+    ----------
+    model : SpectralModel or SkyModel
+        The model.
+    energy_bounds : tuple of float
+        Energy range (TeV).
+    band : xarray.Dataset, optional
+        A ``spectrum_band`` result.
+    sed_type : {'dnde', 'e2dnde'}
+        What to plot.
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    label : str, optional
+        Legend label.
+    covariance : array or FitResult, optional
+        Gives a band when ``band`` is not given.
+    n_points : int
+        Energies drawn.
+    band_alpha : float
+        Opacity of the band.
+    **kwargs
+        Passed on to matplotlib.
     """
     where = "plot_spectrum"
     _check_sed(sed_type, where)
@@ -636,6 +834,21 @@ def plot_spectra(models, energy_bounds: tuple[float, float] = (0.1, 100.0), cova
 
     ``models`` is a dict {label: model} or a sequence (labelled by model name);
     ``covariances``/``bands`` are dicts by label or sequences in the same order.
+
+    Parameters
+    ----------
+    models : dict or sequence
+        Models by label, or a sequence labelled by model name.
+    energy_bounds : tuple of float
+        Energy range (TeV).
+    covariances, bands : dict or sequence, optional
+        Per model, as for :func:`plot_spectrum`.
+    sed_type : {'dnde', 'e2dnde'}
+        What to plot.
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    **kwargs
+        Passed on to matplotlib.
     """
     if isinstance(models, dict):
         items = list(models.items())
@@ -674,6 +887,23 @@ def plot_flux_points(fp: xr.Dataset, ax=None, sed_type: SedType = "e2dnde", labe
 
     x values are ``e_ref`` (else the ``energy`` coordinate); horizontal bars come
     from ``e_min``/``e_max`` or ``energy_bounds`` when present.
+
+    Parameters
+    ----------
+    fp : xarray.Dataset
+        Flux points from :func:`gcxr.estimators.flux_points`.
+    ax : matplotlib.axes.Axes, optional
+        The axis to draw on (default: a new figure).
+    sed_type : {'dnde', 'e2dnde'}
+        What to plot.
+    label : str, optional
+        Legend label.
+    color : str, optional
+        Colour.
+    ul_arrow : float
+        Arrow length of upper limits (fraction of a decade).
+    **kwargs
+        Passed on to matplotlib.
     """
     where = "plot_flux_points"
     _check_sed(sed_type, where)
@@ -752,6 +982,21 @@ def interactive_cube(da: xr.DataArray, dim: str | None = None, cmap: str = "viri
     (plain images otherwise, with one warning) and a live kernel.  For a
     standalone HTML file use ``dynamic=False, rasterize=False`` (every plane is
     embedded) and :func:`save_html`.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A cube on (dim, lat, lon).
+    dim : str, optional
+        The slider's dim.
+    cmap : str
+        Colour map.
+    rasterize : bool
+        Rasterise with datashader.
+    dynamic : bool
+        A DynamicMap (False: all planes rendered, e.g. for :func:`save_html`).
+    **kwargs
+        Passed on to hvplot.
     """
     where = "interactive_cube"
     da = _as_dataarray(da, where)
@@ -774,7 +1019,19 @@ def interactive_cube(da: xr.DataArray, dim: str | None = None, cmap: str = "viri
 
 
 def interactive_map(da: xr.DataArray, rasterize: bool = True, cmap: str = "viridis", **kwargs):
-    """A (lat, lon) map (energy-like dims summed) for zooming around large maps; returns the hvplot object."""
+    """A (lat, lon) map (energy-like dims summed) for zooming around large maps; returns the hvplot object.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A map (energy-like dims are summed).
+    rasterize : bool
+        Rasterise with datashader.
+    cmap : str
+        Colour map.
+    **kwargs
+        Passed on to hvplot.
+    """
     img = _hv_ready(_image2d(da, "interactive_map"))
     opts = dict(x="lon", y="lat", rasterize=_rasterize(rasterize), cmap=cmap, data_aspect=1, flip_xaxis=True,
                 clabel=_label(da, "value"))
@@ -787,6 +1044,22 @@ def save_html(obj, path: str | Path, resources: Literal["inline", "cdn"] = "inli
 
     ``resources="inline"`` embeds BokehJS (the page works offline, ~3 MB);
     ``"cdn"`` links it.  A DynamicMap cannot be written (build it with ``dynamic=False``).
+
+    Parameters
+    ----------
+    obj : holoviews object
+        What to save.
+    path : str or Path
+        The HTML file.
+    resources : {'inline', 'cdn'}
+        How BokehJS is included.
+    title : str, optional
+        The page title.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
     """
     import io
     import holoviews as hv
@@ -881,6 +1154,23 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     the models) is there; the PSF containment and the energy dispersion at the
     first source (else the map centre).  Each file is written to a temporary
     name and renamed.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output folder of ``gcxr run``/``gcxr demo``.
+    ds : xarray.Dataset, optional
+        The dataset (default: ``out/datasets.nc``).
+    models : Models, optional
+        The models (default: ``out/models_bestfit.yaml``).
+    fit_result : FitResult, optional
+        For the spectrum's error band.
+    dpi : int
+        Resolution of the PNGs.
+    smooth : float
+        Smoothing of the images (deg).
+    correlation_radius : float
+        Of the significance map (deg).
     """
     from .io import read_datasets
     out = Path(out)

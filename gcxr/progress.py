@@ -43,19 +43,42 @@ def interactive() -> bool:
 
 
 def set_quiet(flag: bool = True) -> None:
-    """Turn all gcxr progress output off (``True``) or back on."""
+    """Turn all gcxr progress output off (``True``) or back on.
+
+    Parameters
+    ----------
+    flag : bool
+        True: no progress output.
+    """
     global _QUIET
     _QUIET = bool(flag)
 
 
 def is_quiet(quiet: bool | None = None) -> bool:
-    """The effective quiet setting: an explicit ``quiet`` wins over the global flag."""
+    """The effective quiet setting: an explicit ``quiet`` wins over the global flag.
+
+    Parameters
+    ----------
+    quiet : bool, optional
+        An explicit setting (None: the global flag).
+
+    Returns
+    -------
+    bool
+        Whether to be quiet.
+    """
     return _QUIET if quiet is None else bool(quiet) or _QUIET
 
 
 @contextlib.contextmanager
 def quiet_mode(flag: bool = True):
-    """Temporarily set the global quiet flag."""
+    """Temporarily set the global quiet flag.
+
+    Parameters
+    ----------
+    flag : bool
+        The flag inside the ``with`` block.
+    """
     old = _QUIET
     set_quiet(flag)
     try:
@@ -66,7 +89,28 @@ def quiet_mode(flag: bool = True):
 
 def progress_bar(iterable: Iterable | None = None, total: int | None = None, desc: str = "gcxr",
                  unit: str = "it", quiet: bool | None = None, **kwargs):
-    """A throttled ``tqdm.auto`` bar (disabled when quiet)."""
+    """A throttled ``tqdm.auto`` bar (disabled when quiet).
+
+    Parameters
+    ----------
+    iterable : iterable, optional
+        What to iterate over.
+    total : int, optional
+        The number of steps.
+    desc : str
+        Label.
+    unit : str
+        Unit of a step.
+    quiet : bool, optional
+        Disable the bar.
+    **kwargs
+        Passed on to tqdm.
+
+    Returns
+    -------
+    tqdm.tqdm
+        The bar.
+    """
     if "ipykernel" in sys.modules:          # Jupyter: a widget
         from tqdm.auto import tqdm
     else:                                   # what tqdm.auto resolves to outside Jupyter, without importing its
@@ -139,6 +183,19 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     ``distributed.progress`` shows it (a widget in Jupyter, a text bar in a
     terminal); otherwise the local ``scheduler`` runs it under a
     :class:`DaskProgressCallback`.
+
+    Parameters
+    ----------
+    objs : sequence
+        dask collections (or plain objects).
+    client : distributed.Client, optional
+        Run on this cluster.
+    quiet : bool, optional
+        Hide the progress.
+    desc : str
+        Label of the bar.
+    scheduler : str, optional
+        The local dask scheduler (default: threads).
     """
     import dask
     import dask.threaded

@@ -218,7 +218,20 @@ def _write_fits(hdus: Sequence[fits.hdu.base.ExtensionHDU], path: Path, compress
 
 
 def write_parametric_irfs(path: str | Path, irf: ParametricIRF | None = None) -> Path:
-    """Write the HDUs of ``irf`` (default :class:`ParametricIRF`) to one FITS file."""
+    """Write the HDUs of ``irf`` (default :class:`ParametricIRF`) to one FITS file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The FITS file.
+    irf : ParametricIRF, optional
+        The IRFs.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     return _write_fits((irf or ParametricIRF()).hdus(), Path(path))
 
 
@@ -243,7 +256,18 @@ def _hdu_class(kind: str, hdu) -> str:
 
 
 def irf_hdus(path: str | Path) -> dict[str, HDURef]:
-    """The aeff/edisp/psf/bkg HDUs of an IRF file, found by HDUCLAS2/HDUCLAS4 (else EXTNAME)."""
+    """The aeff/edisp/psf/bkg HDUs of an IRF file, found by HDUCLAS2/HDUCLAS4 (else EXTNAME).
+
+    Parameters
+    ----------
+    path : str or Path
+        An IRF FITS file.
+
+    Returns
+    -------
+    dict
+        HDURef by IRF kind (``aeff``, ``edisp``, ``psf``, ``bkg``).
+    """
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise DataStoreError(f"IRF file not found: {path}")
@@ -329,7 +353,30 @@ class RunSpec:
 def make_runs(pointings: Iterable[tuple[float, float]], livetime: float | Sequence[float] = 1800.0,
               frame: str = "galactic", deadc: float = 0.98, first_obs_id: int = 1,
               tstart: float = T0_DEFAULT, gap: float = 600.0) -> list[RunSpec]:
-    """Consecutive runs at ``pointings`` ((lon, lat) deg in ``frame``), ``gap`` s apart."""
+    """Consecutive runs at ``pointings`` ((lon, lat) deg in ``frame``), ``gap`` s apart.
+
+    Parameters
+    ----------
+    pointings : iterable of (float, float)
+        Pointing positions (deg).
+    livetime : float or sequence of float
+        Livetime per run (s).
+    frame : {'galactic', 'icrs'}
+        Frame of ``pointings``.
+    deadc : float
+        Dead-time fraction (livetime / ontime).
+    first_obs_id : int
+        The first run's OBS_ID.
+    tstart : float
+        Start of the first run (s, mission time).
+    gap : float
+        Time between runs (s).
+
+    Returns
+    -------
+    list of RunSpec
+        The runs.
+    """
     pointings = [tuple(map(float, p)) for p in pointings]
     if not pointings:
         raise ValueError("make_runs: no pointings given")
@@ -705,6 +752,24 @@ def simulate_events(run: RunSpec, irfs: IRFSet, models=None, rng: np.random.Gene
 
     ``mc_id`` is 0 for background and ``k`` for the k-th sky model (1-based).
     FoV background models in ``models`` are ignored (the background comes from the IRF).
+
+    Parameters
+    ----------
+    run : RunSpec
+        The run.
+    irfs : IRFSet
+        The IRFs.
+    models : Models or list of SkyModel, optional
+        The sources.
+    rng : numpy.random.Generator or int, optional
+        Random generator or seed.
+    background : bool
+        Include the IRF background.
+
+    Returns
+    -------
+    EventList
+        The events.
     """
     rng = _rng(rng)
     parts, names, dropped = [], [], 0
@@ -814,6 +879,20 @@ def write_datastore(out_dir: str | Path, runs: Sequence[SimulatedRun], irf_file:
 
     Every file goes to a temporary name first; the index files come last, so an
     interrupted write never leaves a store that indexes missing or partial files.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The store's folder.
+    runs : sequence of SimulatedRun
+        Runs with their events.
+    irf_file : str or Path
+        The IRF file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
     """
     ids = [r.spec.obs_id for r in runs]
     if len(set(ids)) != len(ids):
@@ -896,6 +975,37 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
 
     ``models`` is a :class:`~gcxr.models.Models`, a list of sky models or a models YAML path
     (default :func:`default_models`); ``irf`` an IRF file to use instead of the parametric IRFs.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The store's folder.
+    pointings : sequence of (float, float)
+        Pointings (deg, in ``frame``).
+    livetime : float or sequence of float
+        Livetime per run (s).
+    models : Models, list or path, optional
+        The sources.
+    irf : str or Path, optional
+        An IRF file (default: parametric IRFs).
+    seed : int, optional
+        Random seed (files are byte-identical for one seed).
+    frame : {'galactic', 'icrs'}
+        Frame of ``pointings``.
+    deadc : float
+        Dead-time fraction.
+    parametric : ParametricIRF, optional
+        Parameters of the parametric IRFs.
+    first_obs_id : int
+        The first OBS_ID.
+    quiet : bool, optional
+        Hide progress.
+
+    Examples
+    --------
+    >>> summary = simulate_datastore('store', pointings=[(0.0, 0.0)], livetime=120.0, seed=1)  # doctest: +SKIP
+    >>> DataStore.from_dir('store').obs_ids     # doctest: +SKIP
+    [1]
     """
     from .progress import progress_bar
     out = Path(out_dir).expanduser().resolve()
@@ -939,6 +1049,15 @@ def simulate_counts(dataset: xr.Dataset, npred, seed: int | np.random.Generator 
 
     ``npred`` (DataArray or array) must have the shape of ``dataset["counts"]``;
     with a DataArray, its dims must be those of counts.  Reproducible from ``seed``.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+        A reduced dataset.
+    npred : xarray.DataArray or numpy.ndarray
+        Predicted counts.
+    seed : int or numpy.random.Generator, optional
+        Random seed.
     """
     counts = dataset["counts"]
     if isinstance(npred, xr.DataArray):

@@ -14,7 +14,18 @@ class DaskComputeError(AssertionError):
 
 @contextlib.contextmanager
 def raise_if_dask_computes(max_computes: int = 0):
-    """Fail if dask computes more than ``max_computes`` times inside the block."""
+    """Fail if dask computes more than ``max_computes`` times inside the block.
+
+    Parameters
+    ----------
+    max_computes : int
+        The number of computes allowed.
+
+    Examples
+    --------
+    >>> with raise_if_dask_computes():     # doctest: +SKIP
+    ...     ds = stack_runs(runs, spec)   # builds the graph only
+    """
     count = 0
 
     def scheduler(dsk, keys, **kwargs):

@@ -113,6 +113,15 @@ def spectral_residuals(ds: xr.Dataset, npred, region) -> xr.Dataset:
     SkyRegion, any frame) and inside ``mask_safe & mask_fit`` (as the
     reference's spectral residuals).
 
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A reduced dataset.
+    npred : xarray.DataArray or xarray.Dataset
+        Predicted counts on (energy, lat, lon) (or :func:`gcxr.npred_cubes`' output).
+    region : regions.SkyRegion
+        The region, in any frame.
+
     Returns
     -------
     xarray.Dataset on ``energy`` with ``counts``, ``npred``, ``diff`` (counts -

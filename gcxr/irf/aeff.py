@@ -18,7 +18,18 @@ def _axis_coords(name, e, log):
 
 @file_cache(maxsize=64)
 def read_aeff(ref: HDURef) -> xr.DataArray:
-    """Read an ``aeff_2d`` HDU; safe-energy thresholds (LO_THRES/HI_THRES, TeV) go to attrs."""
+    """Read an ``aeff_2d`` HDU; safe-energy thresholds (LO_THRES/HI_THRES, TeV) go to attrs.
+
+    Parameters
+    ----------
+    ref : HDURef
+        The file and HDU (from :meth:`gcxr.DataStore.runs` or :func:`gcxr.simulate.irf_hdus`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Effective area (m2) on (energy_true, offset).
+    """
     if ref.hdu_class not in ("aeff_2d",):
         raise DataStoreError(f"{ref}: unsupported effective-area class '{ref.hdu_class}' (supported: aeff_2d)")
     t = read_irf_table(ref)
@@ -79,5 +90,19 @@ def eval_aeff(aeff: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray) -
 
     Bilinear in (ln E, offset) on the node centres, extrapolating linearly, clipped
     at 0 and set to 0 outside the axis edges.
+
+    Parameters
+    ----------
+    aeff : xarray.DataArray
+        The table from :func:`read_aeff`.
+    energy_true : numpy.ndarray
+        True energies (1-D, TeV).
+    offset : numpy.ndarray
+        Field-of-view offsets (deg), any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Effective area (m2), shape ``(nE, *offset.shape)``.
     """
     return AeffEvaluator(aeff, energy_true)(offset)

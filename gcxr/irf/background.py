@@ -55,6 +55,16 @@ def read_bkg(ref: HDURef) -> xr.DataArray:
 
     The array keeps the on-disk (numpy) order with axis 1 labelled fov_lon
     (DETX edges) and axis 2 fov_lat (DETY edges), as the reference does.
+
+    Parameters
+    ----------
+    ref : HDURef
+        The file and HDU (from :meth:`gcxr.DataStore.runs` or :func:`gcxr.simulate.irf_hdus`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Background rate on (energy, fov_lon, fov_lat).
     """
     if ref.hdu_class != "bkg_3d":
         raise DataStoreError(f"{ref}: unsupported background class '{ref.hdu_class}' (supported: bkg_3d)")
@@ -130,12 +140,43 @@ def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fo
     """Rate (s^-1 TeV^-1 sr^-1) at energies (1-D) x FoV positions (shape S) -> ``(nE, *S)``.
 
     With ``log=True`` the natural log of the rate is returned (-inf where the rate is 0).
+
+    Parameters
+    ----------
+    bkg : xarray.DataArray
+        The table from :func:`read_bkg`.
+    energy : numpy.ndarray
+        Energies (1-D, TeV).
+    fov_lon, fov_lat : numpy.ndarray
+        Field-of-view positions (deg), same shape S.
+    log : bool
+        Return the natural log of the rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        Rate (or its log), shape ``(nE, *S)``.
     """
     return BkgEvaluator(bkg, energy)(fov_lon, fov_lat, log=log)
 
 
 def trapz_loglog(y: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Integral of a power-law segment between consecutive samples along ``axis``."""
+    """Integral of a power-law segment between consecutive samples along ``axis``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Positive samples.
+    x : numpy.ndarray
+        Positive, increasing abscissae along ``axis``.
+    axis : int
+        The axis to integrate along.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per-segment integrals (one fewer along ``axis``).
+    """
     y = np.moveaxis(np.asarray(y, float), axis, 0)
     x = np.moveaxis(np.asarray(x, float), axis, 0) if np.ndim(x) == np.ndim(y) else \
         np.asarray(x, float).reshape((-1,) + (1,) * (y.ndim - 1))
@@ -157,6 +198,18 @@ def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.nda
 
     Same result as :func:`trapz_loglog` on ``exp(log_rate)``, without the log of
     the ratio: the index of each segment is (ln R0 - ln R1) / ln(e1 / e0).
+
+    Parameters
+    ----------
+    log_rate : numpy.ndarray
+        ln of the rate at the bin edges (axis 0).
+    energy_edges : numpy.ndarray
+        The bin edges (TeV).
+
+    Returns
+    -------
+    numpy.ndarray
+        Per-bin integrals (one fewer along axis 0).
     """
     e = np.asarray(energy_edges, float).reshape((-1,) + (1,) * (log_rate.ndim - 1))
     l0, l1 = log_rate[:-1], log_rate[1:]

@@ -18,7 +18,18 @@ def _coords(name, e, log):
 
 @file_cache(maxsize=64)
 def read_edisp(ref: HDURef) -> xr.DataArray:
-    """Read an ``edisp_2d`` HDU -> DataArray (energy_true, migra, offset)."""
+    """Read an ``edisp_2d`` HDU -> DataArray (energy_true, migra, offset).
+
+    Parameters
+    ----------
+    ref : HDURef
+        The file and HDU (from :meth:`gcxr.DataStore.runs` or :func:`gcxr.simulate.irf_hdus`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Migration density on (energy_true, migra, offset).
+    """
     if ref.hdu_class != "edisp_2d":
         raise DataStoreError(f"{ref}: unsupported energy-dispersion class '{ref.hdu_class}' (supported: edisp_2d)")
     t = read_irf_table(ref)
@@ -48,6 +59,22 @@ def eval_edisp_kernel(edisp: xr.DataArray, energy_true: np.ndarray, energy_edges
     offsets between two IRF nodes (interpolation weights in [0, 1], no clipping
     needed) the cumulative is interpolated directly from the cumulative of the
     table: a gather of a few columns instead of a pass over every migra bin.
+
+    Parameters
+    ----------
+    edisp : xarray.DataArray
+        The table from :func:`read_edisp`.
+    energy_true : numpy.ndarray
+        True-energy bin centres (TeV).
+    energy_edges : numpy.ndarray
+        Reco-energy bin edges (TeV).
+    offset : numpy.ndarray
+        Offsets (deg), any shape S.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities ``K[t, r, *S]``.
     """
     energy_true = np.atleast_1d(np.asarray(energy_true, float))
     energy_edges = np.asarray(energy_edges, float)

@@ -31,6 +31,16 @@ def read_psf(ref: HDURef) -> xr.DataArray:
     ``psf_3gauss`` -> DataArray (param, energy_true, offset) with params SCALE, SIGMA_1..3 (deg),
     AMPL_2/3; zero widths are replaced by 1 deg as in the reference.
     ``psf_table``  -> DataArray (energy_true, offset, rad) in sr^-1.
+
+    Parameters
+    ----------
+    ref : HDURef
+        The file and HDU (from :meth:`gcxr.DataStore.runs` or :func:`gcxr.simulate.irf_hdus`).
+
+    Returns
+    -------
+    xarray.DataArray
+        The PSF parameters or table (see above).
     """
     t = read_irf_table(ref)
     e = edges(t, "ENERG_LO", "ENERG_HI", "TeV")
@@ -65,7 +75,24 @@ def _edges(da, dim):
 
 def eval_psf_map(psf: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray,
                  rad_edges: np.ndarray = RAD_EDGES) -> np.ndarray:
-    """Normalised PSF (sr^-1), shape ``(nE, n_rad, *offset.shape)``, at rad-bin centres."""
+    """Normalised PSF (sr^-1), shape ``(nE, n_rad, *offset.shape)``, at rad-bin centres.
+
+    Parameters
+    ----------
+    psf : xarray.DataArray
+        The table from :func:`read_psf`.
+    energy_true : numpy.ndarray
+        True energies (TeV).
+    offset : numpy.ndarray
+        Offsets (deg), any shape.
+    rad_edges : numpy.ndarray
+        Edges of the radial bins (deg).
+
+    Returns
+    -------
+    numpy.ndarray
+        PSF density (sr-1), shape ``(nE, n_rad, *offset.shape)``.
+    """
     energy_true = np.atleast_1d(np.asarray(energy_true, float))
     off = np.asarray(offset, float)
     rc = 0.5 * (rad_edges[:-1] + rad_edges[1:])

@@ -101,7 +101,18 @@ MAX_OVERSAMPLING = 200  # gammapy 2.1's cap on the sub-pixels per axis (modeling
 # spherical helpers (radians in, radians out)
 # --------------------------------------------------------------------------
 def angular_separation(lon1, lat1, lon2, lat2):
-    """Great-circle distance (Vincenty's formula, stable at all separations), radians."""
+    """Great-circle distance (Vincenty's formula, stable at all separations), radians.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (radians), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (radians).
+    """
     dlon = lon2 - lon1
     s1, c1 = np.sin(lat1), np.cos(lat1)
     s2, c2 = np.sin(lat2), np.cos(lat2)
@@ -113,7 +124,18 @@ def angular_separation(lon1, lat1, lon2, lat2):
 
 
 def position_angle(lon1, lat1, lon2, lat2):
-    """Position angle of point 2 seen from point 1, east of north, radians."""
+    """Position angle of point 2 seen from point 1, east of north, radians.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (radians), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Position angle (radians).
+    """
     dlon = lon2 - lon1
     c2 = np.cos(lat2)
     y = np.sin(dlon) * c2
@@ -1120,7 +1142,22 @@ del _cls
 
 
 def spatial_model_from_dict(data: Any, component: str | None = None, base_dir: str | os.PathLike | None = None) -> SpatialModel:
-    """Spatial model from its YAML mapping; the type may be the long or short name."""
+    """Spatial model from its YAML mapping; the type may be the long or short name.
+
+    Parameters
+    ----------
+    data : dict
+        The ``spatial:`` mapping of a models YAML component.
+    component : str, optional
+        The component's name, for error messages.
+    base_dir : str or Path, optional
+        Resolves relative template file names.
+
+    Returns
+    -------
+    SpatialModel
+        The model; :class:`ModelError` names what is wrong otherwise.
+    """
     if not isinstance(data, dict):
         where = f"component {component!r}: " if component else ""
         raise ModelError(f"{where}spatial model must be a mapping, got {data!r}")

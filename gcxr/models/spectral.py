@@ -61,6 +61,18 @@ def powerlaw_integral(energy_min, energy_max, index, amplitude, reference):
 
     Uses :math:`A E_0 \ln(E_2/E_1)` where ``numpy.isclose(1 - Gamma, 0)``
     (i.e. :math:`|1-\Gamma| \le 10^{-8}`), and gives 0 for an infinite index.
+
+    Parameters
+    ----------
+    energy_min, energy_max : array_like
+        Integration bounds (TeV).
+    index, amplitude, reference : array_like
+        Power-law parameters (amplitude in cm-2 s-1 TeV-1, reference in TeV).
+
+    Returns
+    -------
+    numpy.ndarray
+        The integrals (cm-2 s-1).
     """
     energy_min = np.asarray(energy_min, dtype=float)
     energy_max = np.asarray(energy_max, dtype=float)
@@ -93,6 +105,13 @@ def trapz_loglog(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     integral) and is integrated with :func:`powerlaw_integral`.  Returns the
     per-segment integrals (shape ``x.shape[:-1] + (n - 1,)``); sum the last
     axis for the total.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Function values (last axis).
+    x : numpy.ndarray
+        Abscissae (last axis), positive.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -123,6 +142,24 @@ def integrate_spectrum(
     points (see :func:`_n_points`); the ``num - 1`` power-law segments are
     summed.  ``values`` may hold arrays that broadcast against ``energy_min``;
     ``energy_flux=True`` integrates :math:`E\,f(E)` instead.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(energy, **values)`` -> dN/dE.
+    energy_min, energy_max : array_like
+        Bin bounds (TeV).
+    values : dict, optional
+        Parameter values passed to ``func``.
+    energy_flux : bool
+        Integrate E f(E) instead of f(E).
+    ndecade : float
+        Integration points per decade of energy.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bin integrals.
     """
     emin = np.asarray(energy_min, dtype=float)
     emax = np.asarray(energy_max, dtype=float)
@@ -374,7 +411,20 @@ del _cls
 
 
 def spectral_model_from_dict(data: Any, component: str | None = None) -> SpectralModel:
-    """Spectral model from its YAML mapping; the type may be the long or short name."""
+    """Spectral model from its YAML mapping; the type may be the long or short name.
+
+    Parameters
+    ----------
+    data : dict
+        The ``spectral:`` mapping of a models YAML component.
+    component : str, optional
+        The component's name, for error messages.
+
+    Returns
+    -------
+    SpectralModel
+        The model; :class:`ModelError` names what is wrong otherwise.
+    """
     if not isinstance(data, dict):
         where = f"component {component!r}: " if component else ""
         raise ModelError(f"{where}spectral model must be a mapping, got {data!r}")

@@ -241,5 +241,21 @@ def sky_model_flux(model, lon, lat, omega, energy_true_edges) -> np.ndarray:
     """Flux (cm-2 s-1) of ``model`` per true-energy bin and pixel at its current parameters.
 
     ``flux_parts(model, lon, lat, omega, energy_true_edges).flux()``; see :func:`flux_parts`.
+
+    Parameters
+    ----------
+    model : SkyModel
+        A sky model with a surface brightness.
+    lon, lat : array_like
+        Pixel centres in the model's frame (deg).
+    omega : array_like
+        Pixel solid angles (sr).
+    energy_true_edges : array_like or EnergyAxis
+        True-energy bin edges (TeV).
+
+    Returns
+    -------
+    numpy.ndarray
+        Flux (cm-2 s-1), shape ``(n_true, *grid)``.
     """
     return flux_parts(model, lon, lat, omega, energy_true_edges).flux()
