@@ -42,10 +42,25 @@ class FitResult:
     timings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """A JSON-ready dict: success, nfev, total_stat, parameters, message, edm."""
         return {"success": bool(self.success), "nfev": int(self.nfev), "total_stat": float(self.total_stat),
                 "parameters": self.parameters, "message": self.message, "edm": float(self.edm)}
 
     def parameter(self, model: str, name: str) -> dict:
+        """One parameter's entry (value, error, unit, frozen ...).
+
+        Parameters
+        ----------
+        model : str
+            The component's name.
+        name : str
+            The parameter's name.
+
+        Returns
+        -------
+        dict
+            The entry; KeyError if there is none.
+        """
         for p in self.parameters:
             if p["model"] == model and p["name"] == name:
                 return p

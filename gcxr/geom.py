@@ -56,35 +56,73 @@ class EnergyAxis:
 
     @classmethod
     def from_bounds(cls, emin: float, emax: float, nbin: int, name: str = "energy") -> "EnergyAxis":
-        """Log-spaced bins between ``emin`` and ``emax`` (TeV)."""
+        """Log-spaced bins between ``emin`` and ``emax`` (TeV).
+
+        Parameters
+        ----------
+        emin, emax : float
+            The axis range (TeV).
+        nbin : int
+            The number of bins.
+        name : {'energy', 'energy_true'}
+            The axis name.
+
+        Returns
+        -------
+        EnergyAxis
+            The axis.
+
+        Examples
+        --------
+        >>> EnergyAxis.from_bounds(0.1, 10, 2).edges
+        (0.1, 1.0, 10.0)
+        """
         if int(nbin) < 1:
             raise ValueError(f"{name}: nbins must be >= 1, got {nbin}")
         return cls(tuple(np.geomspace(float(emin), float(emax), int(nbin) + 1)), name)
 
     @classmethod
     def from_coord(cls, da: xr.DataArray | xr.Dataset, name: str = "energy") -> "EnergyAxis":
-        """Rebuild the axis from a dataset holding ``name`` and ``name_bounds``."""
+        """Rebuild the axis from a dataset holding ``name`` and ``name_bounds``.
+
+        Parameters
+        ----------
+        da : xarray.Dataset or xarray.DataArray
+            Holds ``name`` and ``<name>_bounds``.
+        name : str
+            The axis name.
+
+        Returns
+        -------
+        EnergyAxis
+            The axis.
+        """
         b = np.asarray(da[f"{name}_bounds"].values, dtype=float)
         return cls(tuple(np.append(b[:, 0], b[-1, 1])), name)
 
     @property
     def edges_array(self) -> np.ndarray:
+        """The bin edges (TeV) as an array."""
         return np.asarray(self.edges)
 
     @property
     def lo(self) -> np.ndarray:
+        """Lower bin edges (TeV)."""
         return self.edges_array[:-1]
 
     @property
     def hi(self) -> np.ndarray:
+        """Upper bin edges (TeV)."""
         return self.edges_array[1:]
 
     @property
     def centers(self) -> np.ndarray:
+        """Log (geometric) bin centres (TeV)."""
         return np.sqrt(self.lo * self.hi)
 
     @property
     def nbin(self) -> int:
+        """The number of bins."""
         return len(self.edges) - 1
 
     def coords(self) -> dict:
@@ -96,11 +134,23 @@ class EnergyAxis:
         }
 
     def bounds(self) -> xr.DataArray:
+        """The CF bounds variable: (lo, hi) per bin, dims (name, bnds), TeV."""
         return xr.DataArray(np.stack([self.lo, self.hi], axis=-1), dims=(self.name, "bnds"),
                             attrs={"units": "TeV"})
 
     def mask_range(self, emin: float | None = None, emax: float | None = None) -> np.ndarray:
-        """Bins lying *fully* inside ``[emin, emax]`` (TeV); ``None`` means open."""
+        """Bins lying *fully* inside ``[emin, emax]`` (TeV); ``None`` means open.
+
+        Parameters
+        ----------
+        emin, emax : float, optional
+            The range (TeV).
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask per bin.
+        """
         keep = np.ones(self.nbin, bool)
         rtol = 1e-9
         if emin is not None:
@@ -209,7 +259,29 @@ class SkyGeom:
     @classmethod
     def create(cls, skydir: tuple[float, float], binsz: float, width: tuple[float, float] | float,
                frame: str = "galactic") -> "SkyGeom":
-        """Grid of ``width`` (deg, or (width, height)) centred on ``skydir`` (deg)."""
+        """Grid of ``width`` (deg, or (width, height)) centred on ``skydir`` (deg).
+
+        Parameters
+        ----------
+        skydir : tuple of float
+            Centre (lon, lat) in ``frame`` (deg); |lat| <= 75 deg.
+        binsz : float
+            Pixel size (deg).
+        width : float or tuple of float
+            Width (and height) of the map (deg).
+        frame : {'galactic', 'icrs'}
+            The sky frame.
+
+        Returns
+        -------
+        SkyGeom
+            The grid.
+
+        Examples
+        --------
+        >>> SkyGeom.create((0.0, 0.0), 0.02, (10.0, 8.0), 'galactic').shape
+        (400, 500)
+        """
         w, h = (width, width) if np.isscalar(width) else width
         if binsz <= 0:
             raise ValueError(f"binsize must be positive, got {binsz}")
@@ -230,7 +302,20 @@ class SkyGeom:
 
     @classmethod
     def from_wcs(cls, wcs: WCS, shape: tuple[int, int]) -> "SkyGeom":
-        """From a CAR WCS whose CRVAL2 is 0 (the grids gcxr writes)."""
+        """From a CAR WCS whose CRVAL2 is 0 (the grids gcxr writes).
+
+        Parameters
+        ----------
+        wcs : astropy.wcs.WCS
+            A CAR WCS with CRVAL2 = 0.
+        shape : tuple of int
+            (ny, nx).
+
+        Returns
+        -------
+        SkyGeom
+            The grid.
+        """
         w = wcs.celestial
         ctype = [c.upper() for c in w.wcs.ctype]
         if not ctype[0].endswith("-CAR"):
@@ -246,14 +331,17 @@ class SkyGeom:
     # ---- basic properties
     @property
     def shape(self) -> tuple[int, int]:
+        """(ny, nx)."""
         return (self.ny, self.nx)
 
     @property
     def binsz(self) -> float:
+        """Pixel size in latitude (deg)."""
         return abs(self.dlat)
 
     @property
     def wcs(self) -> WCS:
+        """The grid as an astropy WCS (CAR, CRVAL2 = 0)."""
         w = WCS(naxis=2)
         a, b = FRAMES[self.frame]
         w.wcs.ctype = [f"{a}-CAR", f"{b}-CAR"]
@@ -267,10 +355,12 @@ class SkyGeom:
 
     @property
     def lon(self) -> np.ndarray:
+        """Pixel-centre longitudes (deg), length nx."""
         return self.lon0 + self.dlon * (np.arange(self.nx) - self.x_ref)
 
     @property
     def lat(self) -> np.ndarray:
+        """Pixel-centre latitudes (deg), length ny."""
         return self.dlat * (np.arange(self.ny) - self.y_ref)
 
     @property
@@ -279,22 +369,59 @@ class SkyGeom:
         return self.pix_to_world((self.nx - 1) / 2.0, (self.ny - 1) / 2.0)
 
     def pix_to_world(self, x, y):
+        """World coordinates (deg) of 0-based pixel coordinates.
+
+        Parameters
+        ----------
+        x, y : array_like
+            Pixel coordinates (column, row).
+
+        Returns
+        -------
+        lon, lat : numpy.ndarray
+            (deg).
+        """
         return (self.lon0 + self.dlon * (np.asarray(x, float) - self.x_ref),
                 self.dlat * (np.asarray(y, float) - self.y_ref))
 
     def world_to_pix(self, lon, lat):
-        """0-based pixel coordinates; longitudes are wrapped to the grid's reference."""
+        """0-based pixel coordinates; longitudes are wrapped to the grid's reference.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Positions in the grid's frame (deg).
+
+        Returns
+        -------
+        x, y : numpy.ndarray
+            Pixel coordinates.
+        """
         dl = _wrap180(np.asarray(lon, float) - self.lon0)
         return dl / self.dlon + self.x_ref, np.asarray(lat, float) / self.dlat + self.y_ref
 
     def world_to_index(self, lon, lat):
-        """Integer pixel indices (nearest centre) and a validity mask."""
+        """Integer pixel indices (nearest centre) and a validity mask.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Positions in the grid's frame (deg).
+
+        Returns
+        -------
+        ix, iy : numpy.ndarray of int
+            Column and row.
+        ok : numpy.ndarray of bool
+            Inside the grid.
+        """
         x, y = self.world_to_pix(lon, lat)
         ix, iy = np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64)
         ok = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
         return ix, iy, ok
 
     def coords(self) -> dict:
+        """xarray ``lon`` and ``lat`` coordinates with units, long names and CF axes."""
         ln, lt = _LONG_NAMES[self.frame]
         return {
             "lon": xr.Variable("lon", self.lon, {"units": "degree", "long_name": ln, "axis": "X"}),
@@ -322,6 +449,18 @@ class SkyGeom:
 
     # ---- sub grids
     def slice(self, ys: slice, xs: slice) -> "SkyGeom":
+        """The sub-grid of rows ``ys`` and columns ``xs``.
+
+        Parameters
+        ----------
+        ys, xs : slice
+            Row and column slices.
+
+        Returns
+        -------
+        SkyGeom
+            The sub-grid.
+        """
         y0, y1, _ = ys.indices(self.ny)
         x0, x1, _ = xs.indices(self.nx)
         return SkyGeom(self.frame, self.lon0, self.dlon, self.dlat, self.x_ref - x0, self.y_ref - y0,
@@ -331,6 +470,18 @@ class SkyGeom:
         """Slices of a square ``npix`` cutout centred on (lon, lat), trimmed at the edges.
 
         Raises ``ValueError`` if the cutout does not overlap the grid.
+
+        Parameters
+        ----------
+        lon, lat : float
+            Centre (deg).
+        npix : int
+            Cutout size (pixels).
+
+        Returns
+        -------
+        tuple of slice
+            (ys, xs).
         """
         x, y = self.world_to_pix(lon, lat)
         out = []
@@ -343,33 +494,86 @@ class SkyGeom:
         return out[0], out[1]
 
     def cutout(self, lon: float, lat: float, width_deg: float, min_npix: int = 1):
-        """(sub geometry, (ys, xs)) of a trimmed square cutout of ``width_deg``."""
+        """(sub geometry, (ys, xs)) of a trimmed square cutout of ``width_deg``.
+
+        Parameters
+        ----------
+        lon, lat : float
+            Centre (deg).
+        width_deg : float
+            Cutout width (deg).
+        min_npix : int
+            Smallest size (pixels).
+
+        Returns
+        -------
+        tuple
+            ``(SkyGeom, (ys, xs))``.
+        """
         npix = int(np.rint(max(width_deg / self.binsz, min_npix)))
         ys, xs = self.cutout_slices(lon, lat, npix)
         return self.slice(ys, xs), (ys, xs)
 
     def subdivide(self, f: int) -> "SkyGeom":
-        """The same area with every pixel split into ``f x f`` sub-pixels (same frame and projection)."""
+        """The same area with every pixel split into ``f x f`` sub-pixels (same frame and projection).
+
+        Parameters
+        ----------
+        f : int
+            Sub-pixels per pixel along each axis.
+
+        Returns
+        -------
+        SkyGeom
+            The finer grid.
+        """
         return SkyGeom(self.frame, self.lon0, self.dlon / f, self.dlat / f, f * self.x_ref + (f - 1) / 2.0,
                        f * self.y_ref + (f - 1) / 2.0, self.nx * f, self.ny * f)
 
     # ---- (de)serialisation
     def to_header_string(self) -> str:
+        """The FITS WCS header as a string."""
         return self.wcs.to_header_string(relax=True)
 
     def to_attrs(self) -> dict:
+        """The grid's parameters as a dict of plain numbers (netCDF attributes)."""
         return {"frame": self.frame, "lon0": self.lon0, "dlon": self.dlon, "dlat": self.dlat,
                 "x_ref": self.x_ref, "y_ref": self.y_ref, "nx": self.nx, "ny": self.ny}
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "SkyGeom":
+        """Inverse of :meth:`to_attrs`.
+
+        Parameters
+        ----------
+        attrs : dict
+            The attributes.
+
+        Returns
+        -------
+        SkyGeom
+            The grid.
+        """
         return cls(frame=str(attrs["frame"]), lon0=float(attrs["lon0"]), dlon=float(attrs["dlon"]),
                    dlat=float(attrs["dlat"]), x_ref=float(attrs["x_ref"]), y_ref=float(attrs["y_ref"]),
                    nx=int(attrs["nx"]), ny=int(attrs["ny"]))
 
     @classmethod
     def from_coords(cls, ds: xr.Dataset | xr.DataArray, frame: str) -> "SkyGeom":
-        """Rebuild a grid from 1-D regular ``lon``/``lat`` coordinates."""
+        """Rebuild a grid from 1-D regular ``lon``/``lat`` coordinates.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset or xarray.DataArray
+            Holds ``lon`` and ``lat``.
+        frame : {'galactic', 'icrs'}
+            The frame.
+
+        Returns
+        -------
+        SkyGeom
+            The grid.
+        """
         lon = np.asarray(ds["lon"].values, float)
         lat = np.asarray(ds["lat"].values, float)
         dlon = float(lon[1] - lon[0]) if lon.size > 1 else -float(lat[1] - lat[0])

@@ -61,6 +61,18 @@ class ParameterSpace:
 
     @classmethod
     def from_models(cls, models) -> "ParameterSpace":
+        """The free parameters of ``models`` with their start values, scales (design record 5) and limits.
+
+        Parameters
+        ----------
+        models : Models
+            The models.
+
+        Returns
+        -------
+        ParameterSpace
+            The space.
+        """
         keys, start, scale, offset, units, limits = [], [], [], [], [], []
         frozen: dict = {}
         for m in models:
@@ -88,15 +100,41 @@ class ParameterSpace:
 
     @property
     def names(self) -> list[str]:
+        """``<model>.<name>`` of each free parameter."""
         return [f"{m}.{n}" for m, _, n in self.keys]
 
     def to_factors(self, values: np.ndarray) -> np.ndarray:
+        """Values to the factors MIGRAD sees, ``(value - offset) / scale``.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the free parameters, in order.
+
+        Returns
+        -------
+        numpy.ndarray
+            The factors.
+        """
         return (np.asarray(values, float) - self.offset) / self.scale
 
     def to_values(self, factors: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_factors`.
+
+        Parameters
+        ----------
+        factors : numpy.ndarray
+            Factors.
+
+        Returns
+        -------
+        numpy.ndarray
+            The values.
+        """
         return np.asarray(factors, float) * self.scale + self.offset
 
     def factor_limits(self) -> list[tuple[float | None, float | None]]:
+        """The parameters' limits in factor units, None where unbounded."""
         out = []
         for (lo, hi), s, o in zip(self.limits, self.scale, self.offset):
             a = None if not np.isfinite(lo) else (lo - o) / s
@@ -105,6 +143,18 @@ class ParameterSpace:
         return out
 
     def values_by_model(self, values: np.ndarray) -> dict:
+        """All parameter values (frozen ones included) by model and component.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the free parameters, in order.
+
+        Returns
+        -------
+        dict
+            ``{model: {component: {name: value}}}``.
+        """
         out = {m: {c: dict(v) for c, v in comps.items()} for m, comps in self.frozen.items()}
         for (m, c, n), v in zip(self.keys, values):
             out[m][c][n] = float(v)
@@ -211,6 +261,24 @@ class DatasetTerm:
 
     @classmethod
     def build(cls, ds: xr.Dataset, models, name: str | None = None, point_weights: str = "tent") -> "DatasetTerm":
+        """The term of one dataset: its sources' evaluators on cutout regions and per-energy sums elsewhere.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            A reduced dataset.
+        models : Models
+            The models.
+        name : str, optional
+            The dataset's name (default: its ``name`` attribute).
+        point_weights : {'tent', 'cubic'}
+            Rendering of point sources.
+
+        Returns
+        -------
+        DatasetTerm
+            The term.
+        """
         name = name or ds.attrs.get("name", "dataset")
         geom, irf = dataset_geoms(ds)
         mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
@@ -380,7 +448,18 @@ class DatasetTerm:
         return float(far.sum()) + self.far_const
 
     def stat(self, values: dict) -> float:
-        """Cash statistic of this dataset for per-model parameter values."""
+        """Cash statistic of this dataset for per-model parameter values.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by model and component (:meth:`ParameterSpace.values_by_model`).
+
+        Returns
+        -------
+        float
+            The statistic.
+        """
         a = self._bkg_factor(values)
         total = self._far(a)
         state = self._sparse_state(a, values)
@@ -395,6 +474,20 @@ class DatasetTerm:
         over the fit bins (exact for the far bins), for ``keys`` this term depends on: the
         curvature with which MIGRAD starts and rescales its steps (``Minuit(g2=...)``), in place
         of numerical second derivatives that cost two evaluations of every dataset per parameter.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by model and component (:meth:`ParameterSpace.values_by_model`).
+        keys : sequence of tuple
+            ``(model, component, name)`` of the parameters to differentiate.
+        steps : dict, optional
+            Inner difference steps (:func:`derivative_steps`).
+
+        Returns
+        -------
+        dict
+            ``{key: g2}``.
         """
         steps = steps or {}
         a = self._bkg_factor(values)
@@ -500,6 +593,20 @@ class DatasetTerm:
         fit bins (0 where mu is floored), then the background factor and each source's
         :meth:`~gcxr.npred.SourceEvaluator.backprop`; the far bins are differentiated through
         their per-energy sums.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by model and component (:meth:`ParameterSpace.values_by_model`).
+        keys : sequence of tuple
+            ``(model, component, name)`` of the parameters to differentiate.
+        steps : dict, optional
+            Inner difference steps (:func:`derivative_steps`).
+
+        Returns
+        -------
+        tuple
+            ``(stat, {key: dstat/dvalue})``.
         """
         steps = steps or {}
         a = self._bkg_factor(values)
@@ -840,6 +947,18 @@ class JointLikelihood(_TermwiseDerivatives):
         return [fn(t, *args) for t in self.terms]
 
     def stat_values(self, values: np.ndarray) -> float:
+        """The joint statistic at ``values``.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the free parameters, in order.
+
+        Returns
+        -------
+        float
+            The statistic.
+        """
         self.n_calls += 1
         v = self.space.values_by_model(values)
         return float(sum(t.stat(v) for t in self.terms))
@@ -848,6 +967,7 @@ class JointLikelihood(_TermwiseDerivatives):
         return self.stat_values(self.space.to_values(factors))
 
     def close(self):
+        """Release resources (nothing to release in process; the distributed likelihood frees its workers)."""
         pass
 
 

@@ -191,6 +191,26 @@ class SourceEvaluator:
     @classmethod
     def build(cls, model, ds: xr.Dataset, geom: SkyGeom | None = None, irf_geom: SkyGeom | None = None,
               position: tuple[float, float] | None = None, point_weights: str = "tent") -> "SourceEvaluator":
+        """The evaluator of one source on a dataset: cutout, PSF kernels and EDISP matrix at its position (design record 9).
+
+        Parameters
+        ----------
+        model : SkyModel
+            The source.
+        ds : xarray.Dataset
+            The dataset.
+        geom, irf_geom : SkyGeom, optional
+            The dataset's grids (default: rebuilt from it).
+        position : tuple of float, optional
+            Where to take the IRFs (default: the model's position).
+        point_weights : {'tent', 'cubic'}
+            Rendering of a point source.
+
+        Returns
+        -------
+        SourceEvaluator
+            The evaluator.
+        """
         from .coords import transform_lonlat
         if geom is None or irf_geom is None:
             geom, irf_geom = dataset_geoms(ds)
@@ -236,6 +256,7 @@ class SourceEvaluator:
 
     @property
     def is_point(self) -> bool:
+        """Whether the source is a point source (rendered by tap weights)."""
         return self.spatial_cls is not None and self.spatial_cls.tag == "PointSpatialModel"
 
     def _prepare(self):
@@ -258,12 +279,24 @@ class SourceEvaluator:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(ny, nx) of the cutout."""
         ys, xs = self.cut
         return (ys.stop - ys.start, xs.stop - xs.start)
 
     # ---- the parts
     def flux(self, spectral_values: dict) -> np.ndarray:
-        """``F_t``: the spectral integral over each true-energy bin (cm-2 s-1)."""
+        """``F_t``: the spectral integral over each true-energy bin (cm-2 s-1).
+
+        Parameters
+        ----------
+        spectral_values : dict
+            Spectral parameter values by name.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``F_t``.
+        """
         et = self.energy_true
         return np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
 
@@ -274,6 +307,16 @@ class SourceEvaluator:
         ``f x f`` sub-pixels where ``f`` is gammapy 2.1's oversampling factor for the model at
         these values (:func:`gcxr.models.spatial.oversampling_factor`: small extents are
         oversampled, templates never).
+
+        Parameters
+        ----------
+        spatial_values : dict
+            Spatial parameter values by name.
+
+        Returns
+        -------
+        numpy.ndarray
+            The image.
         """
         f = 1 if self.spatial_template is not None else oversampling_factor(self.spatial_cls, spatial_values,
                                                                              self.geom.binsz)
@@ -446,7 +489,18 @@ class SourceEvaluator:
         return (self.flux(up) - self.flux(down)) / (2.0 * h)
 
     def folded(self, spatial_values: dict) -> np.ndarray:
-        """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values."""
+        """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values.
+
+        Parameters
+        ----------
+        spatial_values : dict
+            Spatial parameter values by name.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``C_t``.
+        """
         return self._folded(spatial_values)[0]
 
     def _folded(self, spatial_values: dict) -> tuple[np.ndarray, np.ndarray | None]:
@@ -509,7 +563,20 @@ class SourceEvaluator:
         return out
 
     def npred(self, spectral_values: dict, spatial_values: dict, reco: np.ndarray | None = None) -> np.ndarray:
-        """Source npred on the cutout, (n_reco, ny, nx), or on the reco-energy planes ``reco`` only."""
+        """Source npred on the cutout, (n_reco, ny, nx), or on the reco-energy planes ``reco`` only.
+
+        Parameters
+        ----------
+        spectral_values, spatial_values : dict
+            Parameter values by name.
+        reco : numpy.ndarray, optional
+            Indices of the reco-energy planes.
+
+        Returns
+        -------
+        numpy.ndarray
+            Predicted counts.
+        """
         F = self.flux(spectral_values)
         C, planes = self._folded(spatial_values)
         nt, ny, nx = C.shape
@@ -571,6 +638,19 @@ class SourceEvaluator:
         Returns ``{("spectral" | "spatial", name): dstat/dvalue}``.  ``steps`` (by name) are the
         central-difference steps of the flux integrals and the image (defaults: 1e-5 deg for
         angles, ``1e-6 * max(abs(v), 1e-3)`` otherwise).
+
+        Parameters
+        ----------
+        w : numpy.ndarray
+            dstat/dnpred on the cutout.
+        spectral_values, spatial_values : dict
+            Parameter values by name.
+        spectral_free, spatial_free : sequence of str
+            The parameters to differentiate.
+        steps : dict, optional
+            Inner difference steps by name.
+        reco : numpy.ndarray, optional
+            Indices of the reco-energy planes to evaluate.
         """
         steps = steps or {}
         out = {}
@@ -629,6 +709,17 @@ class SourceEvaluator:
 
         Used for the Gauss-Newton curvature that seeds MIGRAD (one cube per parameter, so kept
         for a few parameters at a time); same inner steps as :meth:`backprop`.
+
+        Parameters
+        ----------
+        spectral_values, spatial_values : dict
+            Parameter values by name.
+        spectral_free, spatial_free : sequence of str
+            The parameters to differentiate.
+        steps : dict, optional
+            Inner difference steps by name.
+        reco : numpy.ndarray, optional
+            Indices of the reco-energy planes to evaluate.
         """
         steps = steps or {}
         out = {}

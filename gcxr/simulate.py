@@ -127,17 +127,43 @@ class ParametricIRF:
         return 1.0 / (1.0 + (self.energy_threshold / energy) ** 2)
 
     def aeff(self, energy, offset):
-        """(nE, nθ) m²."""
+        """(nE, nθ) m².
+
+        Parameters
+        ----------
+        energy : numpy.ndarray
+            True energies (TeV).
+        offset : numpy.ndarray
+            Offsets (deg).
+        """
         e, th = np.asarray(energy)[:, None], np.asarray(offset)[None, :]
         return self.area_max * self._threshold(e) * np.exp(-0.5 * (th / self.area_offset_sigma) ** 2)
 
     def psf_sigma(self, energy, offset):
-        """(nE, nθ) deg."""
+        """(nE, nθ) deg.
+
+        Parameters
+        ----------
+        energy : numpy.ndarray
+            True energies (TeV).
+        offset : numpy.ndarray
+            Offsets (deg).
+        """
         e, th = np.asarray(energy)[:, None], np.asarray(offset)[None, :]
         return np.clip(self.psf_sigma_1tev * e ** -self.psf_index, 0.02, 0.5) * (1 + (th / self.psf_offset_scale) ** 2)
 
     def edisp(self, energy, migra, offset):
-        """(nE, n_migra, nθ) probability density in migra (normalised on the migra edges)."""
+        """(nE, n_migra, nθ) probability density in migra (normalised on the migra edges).
+
+        Parameters
+        ----------
+        energy : numpy.ndarray
+            True energies (TeV).
+        migra : numpy.ndarray
+            Migration values.
+        offset : numpy.ndarray
+            Offsets (deg).
+        """
         e = np.asarray(energy)[:, None, None]
         m = np.asarray(migra)[None, :, None]
         s = np.clip(self.edisp_resolution_1tev * e ** -0.2, 0.05, 0.4)
@@ -147,7 +173,15 @@ class ParametricIRF:
         return dens / norm
 
     def bkg(self, energy, fov_lon, fov_lat):
-        """(nE, n_lon, n_lat) s⁻¹ TeV⁻¹ sr⁻¹."""
+        """(nE, n_lon, n_lat) s⁻¹ TeV⁻¹ sr⁻¹.
+
+        Parameters
+        ----------
+        energy : numpy.ndarray
+            Energies (TeV).
+        fov_lon, fov_lat : numpy.ndarray
+            Field-of-view coordinates (deg).
+        """
         e = np.asarray(energy)[:, None, None]
         r2 = np.asarray(fov_lon)[None, :, None] ** 2 + np.asarray(fov_lat)[None, None, :] ** 2
         return (self.bkg_rate_1tev * e ** -self.bkg_index * self._threshold(e)
@@ -297,29 +331,58 @@ class IRFSet:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "IRFSet":
+        """The IRFs of a FITS file (HDUs found by :func:`irf_hdus`).
+
+        Parameters
+        ----------
+        path : str or Path
+            The IRF file.
+
+        Returns
+        -------
+        IRFSet
+            The IRFs.
+        """
         return cls(tuple(irf_hdus(path).items()))
 
     def ref(self, kind: str) -> HDURef:
+        """The HDU of one IRF kind.
+
+        Parameters
+        ----------
+        kind : {'aeff', 'edisp', 'psf', 'bkg'}
+            The IRF.
+
+        Returns
+        -------
+        HDURef
+            
+        """
         return dict(self.refs)[kind]
 
     @property
     def path(self) -> Path:
+        """The IRF file."""
         return Path(self.ref("aeff").path)
 
     @property
     def aeff(self) -> xr.DataArray:
+        """The effective area (:func:`gcxr.irf.aeff.read_aeff`)."""
         return read_aeff(self.ref("aeff"))
 
     @property
     def psf(self) -> xr.DataArray:
+        """The PSF (:func:`gcxr.irf.psf.read_psf`)."""
         return read_psf(self.ref("psf"))
 
     @property
     def edisp(self) -> xr.DataArray:
+        """The energy dispersion (:func:`gcxr.irf.edisp.read_edisp`)."""
         return read_edisp(self.ref("edisp"))
 
     @property
     def bkg(self) -> xr.DataArray:
+        """The background rate (:func:`gcxr.irf.background.read_bkg`)."""
         return read_bkg(self.ref("bkg"))
 
 
@@ -343,10 +406,12 @@ class RunSpec:
 
     @property
     def ontime(self) -> float:
+        """Ontime (s): livetime / deadc."""
         return self.livetime / self.deadc
 
     @property
     def tstop(self) -> float:
+        """End of the run (s, mission time)."""
         return self.tstart + self.ontime
 
 
@@ -406,6 +471,7 @@ class EventList:
         return int(self.time.size)
 
     def counts_by_component(self) -> dict[str, int]:
+        """Number of events per component: ``background`` and the sky models' names."""
         out = {"background": int(np.count_nonzero(self.mc_id == 0))}
         for i, name in enumerate(self.sources, start=1):
             out[name] = int(np.count_nonzero(self.mc_id == i))

@@ -128,7 +128,20 @@ class BkgEvaluator:
 
     def integrate(self, fov_lon: np.ndarray, fov_lat: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """Rate integrated over each bin between consecutive energies (power-law segments), times
-        ``scale`` (broadcast to S) -> ``(nE - 1, *S)``."""
+        ``scale`` (broadcast to S) -> ``(nE - 1, *S)``.
+
+        Parameters
+        ----------
+        fov_lon, fov_lat : numpy.ndarray
+            Field-of-view positions (deg).
+        scale : numpy.ndarray, optional
+            Factor applied to the integrals.
+
+        Returns
+        -------
+        numpy.ndarray
+            Integrated rate per energy bin and position.
+        """
         res = integrate_log_rate(self(fov_lon, fov_lat, log=True), self.energy)
         if scale is not None:
             res *= scale

@@ -134,6 +134,17 @@ class Parameter:
 
         No unit conversion happens here: the model that owns the parameter
         converts to its canonical unit (see :mod:`gcxr.models.spectral`).
+
+        Parameters
+        ----------
+        data : dict
+            The YAML entry: ``name``, ``value`` and optionally ``unit``, ``error``, ``min``,
+            ``max``, ``frozen``.
+
+        Returns
+        -------
+        Parameter
+            The parameter; :class:`ModelError` for a bad entry.
         """
         known = {"name", "value", "unit", "error", "min", "max", "frozen"}
         ignored = {"interp", "scale_method", "scale_transform", "is_norm"}
@@ -166,6 +177,7 @@ class Parameter:
         return cls(**kwargs)
 
     def copy(self) -> "Parameter":
+        """An independent copy."""
         return Parameter(**self.__dict__)
 
 
@@ -239,7 +251,18 @@ class Parameters(Sequence[Parameter]):
         return True
 
     def index(self, key: int | str | Parameter, *args: Any) -> int:  # type: ignore[override]
-        """Position of an entry given by index, unique name, plain name or object."""
+        """Position of an entry given by index, unique name, plain name or object.
+
+        Parameters
+        ----------
+        key : int, str or Parameter
+            Index, unique name (``model.component.name``), plain name (if unique) or the object.
+
+        Returns
+        -------
+        int
+            The position.
+        """
         if isinstance(key, Parameter):
             for i, p in enumerate(self._parameters):
                 if p is key:
@@ -290,22 +313,27 @@ class Parameters(Sequence[Parameter]):
 
     @property
     def values(self) -> np.ndarray:
+        """Values, in order."""
         return np.array([p.value for p in self._parameters], dtype=float)
 
     @property
     def errors(self) -> np.ndarray:
+        """1-sigma errors, in order."""
         return np.array([p.error for p in self._parameters], dtype=float)
 
     @property
     def units(self) -> list[str]:
+        """Unit strings, in order."""
         return [p.unit for p in self._parameters]
 
     @property
     def mins(self) -> np.ndarray:
+        """Lower limits (NaN: none)."""
         return np.array([p.min for p in self._parameters], dtype=float)
 
     @property
     def maxs(self) -> np.ndarray:
+        """Upper limits (NaN: none)."""
         return np.array([p.max for p in self._parameters], dtype=float)
 
     @property
@@ -315,14 +343,22 @@ class Parameters(Sequence[Parameter]):
 
     @property
     def scales(self) -> np.ndarray:
+        """Scales (``value = factor * scale``)."""
         return np.array([p.scale for p in self._parameters], dtype=float)
 
     @property
     def factors(self) -> np.ndarray:
+        """``value / scale`` of each entry."""
         return np.array([p.factor for p in self._parameters], dtype=float)
 
     def set_values(self, values: Sequence[float] | np.ndarray) -> None:
-        """Set all values, in order (length must match)."""
+        """Set all values, in order (length must match).
+
+        Parameters
+        ----------
+        values : sequence of float
+            One value per entry.
+        """
         values = np.asarray(values, dtype=float).ravel()
         if values.size != len(self):
             raise ValueError(f"got {values.size} values for {len(self)} parameters {self._unique_names}")
@@ -330,7 +366,13 @@ class Parameters(Sequence[Parameter]):
             p.value = float(v)
 
     def set_factors(self, factors: Sequence[float] | np.ndarray) -> None:
-        """Set all values from factors (``value = factor * scale``)."""
+        """Set all values from factors (``value = factor * scale``).
+
+        Parameters
+        ----------
+        factors : sequence of float
+            One factor per entry.
+        """
         factors = np.asarray(factors, dtype=float).ravel()
         if factors.size != len(self):
             raise ValueError(f"got {factors.size} factors for {len(self)} parameters {self._unique_names}")
@@ -359,7 +401,18 @@ class Parameters(Sequence[Parameter]):
         return self._subset([i for i, p in enumerate(self._parameters) if not p.frozen])
 
     def select(self, keys: Iterable[int | str | Parameter]) -> "Parameters":
-        """Subset by keys (see :meth:`index`), in the given order."""
+        """Subset by keys (see :meth:`index`), in the given order.
+
+        Parameters
+        ----------
+        keys : iterable
+            Keys as for :meth:`index`.
+
+        Returns
+        -------
+        Parameters
+            A view on the selected entries.
+        """
         return self._subset([self.index(k) for k in keys])
 
     # -- covariance ---------------------------------------------------------
@@ -385,6 +438,13 @@ class Parameters(Sequence[Parameter]):
         Entries not named keep their rows and columns; the cross terms between
         named and other entries are reset to zero.  The errors of the named
         entries become ``sqrt(diag(matrix))``.
+
+        Parameters
+        ----------
+        names : sequence
+            Keys of the entries (as for :meth:`index`).
+        matrix : numpy.ndarray
+            Their covariance, ``(n, n)``.
         """
         idx = [self.index(k) for k in names]
         m = np.asarray(matrix, dtype=float)
@@ -412,10 +472,23 @@ class Parameters(Sequence[Parameter]):
 
     # -- misc ---------------------------------------------------------------
     def to_dict(self) -> list[dict[str, Any]]:
+        """gammapy's YAML form: one dict per parameter (:meth:`Parameter.to_dict`)."""
         return [p.to_dict() for p in self._parameters]
 
     @classmethod
     def from_dict(cls, data: Sequence[dict[str, Any]]) -> "Parameters":
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : sequence of dict
+            The YAML entries.
+
+        Returns
+        -------
+        Parameters
+            The collection.
+        """
         return cls([Parameter.from_dict(d) for d in data])
 
     def copy(self) -> "Parameters":

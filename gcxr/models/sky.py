@@ -108,10 +108,35 @@ class SkyModel:
         return Parameters(pars, unique_names=names)
 
     def applies_to(self, dataset_name: str) -> bool:
+        """Whether the model contributes to a dataset (``datasets_names`` empty or naming it).
+
+        Parameters
+        ----------
+        dataset_name : str
+            The dataset's name.
+
+        Returns
+        -------
+        bool
+            
+        """
         return self.datasets_names is None or dataset_name in self.datasets_names
 
     def evaluate(self, energy, lon=None, lat=None) -> np.ndarray:
-        """dN/dE/dOmega (cm-2 s-1 TeV-1 sr-1) for extended models, dN/dE otherwise."""
+        """dN/dE/dOmega (cm-2 s-1 TeV-1 sr-1) for extended models, dN/dE otherwise.
+
+        Parameters
+        ----------
+        energy : array_like
+            Energies (TeV).
+        lon, lat : array_like, optional
+            Positions in the spatial model's frame (deg).
+
+        Returns
+        -------
+        numpy.ndarray
+            The flux density.
+        """
         value = self.spectral_model.evaluate(energy)
         if self.spatial_model is None:
             return value
@@ -122,6 +147,18 @@ class SkyModel:
         return self.spatial_model.evaluate(lon, lat) * value
 
     def copy(self, name: str | None = None) -> "SkyModel":
+        """A deep copy, optionally renamed.
+
+        Parameters
+        ----------
+        name : str, optional
+            The new name.
+
+        Returns
+        -------
+        SkyModel
+            The copy.
+        """
         new = copy.deepcopy(self)
         if name is not None:
             new.name = name
@@ -134,6 +171,18 @@ class SkyModel:
         )
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        """gammapy's YAML form of the component.
+
+        Parameters
+        ----------
+        relative_to : str or Path, optional
+            Folder that template file names are written relative to.
+
+        Returns
+        -------
+        dict
+            The mapping.
+        """
         data: dict[str, Any] = {"name": self.name, "type": self.tag}
         if self.datasets_names is not None:
             data["datasets_names"] = list(self.datasets_names)
@@ -147,6 +196,20 @@ class SkyModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str | os.PathLike | None = None) -> "SkyModel":
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : dict
+            The component's YAML mapping.
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        SkyModel
+            The model; :class:`ModelError` names what is wrong otherwise.
+        """
         name = data.get("name")
         where = f"component {name!r}" if name is not None else "SkyModel component"
         _check_keys(data, {"name", "type", "spectral", "spatial", "datasets_names"}, where)
@@ -202,25 +265,63 @@ class FoVBackgroundModel:
 
     @property
     def datasets_names(self) -> list[str]:
+        """``[dataset_name]``, as in gammapy's YAML."""
         return [self.dataset_name]
 
     @property
     def spatial_model(self) -> None:
+        """None: the background template's shape is not a parameter."""
         return None
 
     @property
     def parameters(self) -> Parameters:
+        """The spectral model's parameters (norm, tilt, reference)."""
         pars = list(self.spectral_model.parameters)
         return Parameters(pars, unique_names=[f"spectral.{p.name}" for p in pars])
 
     def applies_to(self, dataset_name: str) -> bool:
+        """Whether this is the background model of ``dataset_name``.
+
+        Parameters
+        ----------
+        dataset_name : str
+            The dataset's name.
+
+        Returns
+        -------
+        bool
+            
+        """
         return dataset_name == self.dataset_name
 
     def evaluate(self, energy) -> np.ndarray:
-        """The multiplier at ``energy`` (TeV)."""
+        """The multiplier at ``energy`` (TeV).
+
+        Parameters
+        ----------
+        energy : array_like
+            Energies (TeV).
+
+        Returns
+        -------
+        numpy.ndarray
+            The multiplier.
+        """
         return self.spectral_model.evaluate(energy)
 
     def copy(self, name: str | None = None) -> "FoVBackgroundModel":
+        """A deep copy, optionally renamed.
+
+        Parameters
+        ----------
+        name : str, optional
+            The new name.
+
+        Returns
+        -------
+        FoVBackgroundModel
+            The copy.
+        """
         new = copy.deepcopy(self)
         if name is not None:
             new.name = name
@@ -230,6 +331,18 @@ class FoVBackgroundModel:
         return f"FoVBackgroundModel(dataset_name={self.dataset_name!r}, spectral={self.spectral_model!r})"
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        """gammapy's YAML form of the component.
+
+        Parameters
+        ----------
+        relative_to : str or Path, optional
+            Folder that template file names are written relative to.
+
+        Returns
+        -------
+        dict
+            The mapping.
+        """
         data: dict[str, Any] = {"type": self.tag}
         if self.name != f"{self.dataset_name}-bkg":
             data["name"] = self.name
@@ -239,6 +352,20 @@ class FoVBackgroundModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str | os.PathLike | None = None) -> "FoVBackgroundModel":
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        data : dict
+            The component's YAML mapping.
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        FoVBackgroundModel
+            The model.
+        """
         names = data.get("datasets_names")
         label = data.get("name") or (f"{names[0]}-bkg" if isinstance(names, list) and names else None)
         where = f"component {label!r}" if label else "FoVBackgroundModel component"
@@ -335,18 +462,48 @@ class Models(Sequence[Model]):
             raise ModelError(f"dataset {model.dataset_name!r} already has a FoV background model")
 
     def append(self, model: Model) -> None:
+        """Add a model at the end (names must stay unique).
+
+        Parameters
+        ----------
+        model : SkyModel or FoVBackgroundModel
+            The model.
+        """
         self._check_new(model)
         self._models.append(model)
 
     def extend(self, models: Iterable[Model]) -> None:
+        """Add several models at the end.
+
+        Parameters
+        ----------
+        models : iterable
+            The models.
+        """
         for m in models:
             self.append(m)
 
     def insert(self, index: int, model: Model) -> None:
+        """Add a model at ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The position.
+        model : SkyModel or FoVBackgroundModel
+            The model.
+        """
         self._check_new(model)
         self._models.insert(index, model)
 
     def remove(self, key: str | Model) -> None:
+        """Remove a model.
+
+        Parameters
+        ----------
+        key : str or model
+            Its name or the object.
+        """
         m = self[key] if isinstance(key, str) else key
         self._models = [x for x in self._models if x is not m]
 
@@ -362,10 +519,12 @@ class Models(Sequence[Model]):
     # -- views ------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
+        """The models' names, in order."""
         return [m.name for m in self._models]
 
     @property
     def sky_models(self) -> list[SkyModel]:
+        """The :class:`SkyModel` entries, in order."""
         return [m for m in self._models if isinstance(m, SkyModel)]
 
     @property
@@ -374,14 +533,36 @@ class Models(Sequence[Model]):
         return {m.dataset_name: m for m in self._models if isinstance(m, FoVBackgroundModel)}
 
     def background_model(self, dataset_name: str) -> FoVBackgroundModel | None:
-        """The FoV background model of a dataset, or None."""
+        """The FoV background model of a dataset, or None.
+
+        Parameters
+        ----------
+        dataset_name : str
+            The dataset's name.
+
+        Returns
+        -------
+        FoVBackgroundModel or None
+            
+        """
         for m in self._models:
             if isinstance(m, FoVBackgroundModel) and m.dataset_name == dataset_name:
                 return m
         return None
 
     def add_fov_background(self, dataset_names: str | Iterable[str]) -> "Models":
-        """Append a default :class:`FoVBackgroundModel` for every dataset lacking one."""
+        """Append a default :class:`FoVBackgroundModel` for every dataset lacking one.
+
+        Parameters
+        ----------
+        dataset_names : str or iterable of str
+            The datasets.
+
+        Returns
+        -------
+        Models
+            ``self``.
+        """
         if isinstance(dataset_names, str):
             dataset_names = [dataset_names]
         for name in dataset_names:
@@ -390,13 +571,25 @@ class Models(Sequence[Model]):
         return self
 
     def for_dataset(self, dataset_name: str) -> "Models":
-        """The models that apply to one dataset (same objects)."""
+        """The models that apply to one dataset (same objects).
+
+        Parameters
+        ----------
+        dataset_name : str
+            The dataset's name.
+
+        Returns
+        -------
+        Models
+            The models that apply.
+        """
         out = Models()
         out._models = [m for m in self._models if m.applies_to(dataset_name)]
         return out
 
     @property
     def parameters(self) -> Parameters:
+        """Every parameter, in model order, with unique names ``<model>.<component>.<name>``."""
         pars: list[Parameter] = []
         names: list[str] = []
         for m in self._models:
@@ -431,6 +624,11 @@ class Models(Sequence[Model]):
         **values["src"]["spectral"])``.  With ``free_values`` (in the order of
         ``parameters.free``) those replace the current values of the free
         parameters.
+
+        Parameters
+        ----------
+        free_values : sequence of float, optional
+            Values of the free parameters, in order (default: the current values).
         """
         pars = self.parameters
         values = pars.values
@@ -449,6 +647,7 @@ class Models(Sequence[Model]):
 
     @property
     def covariance(self) -> np.ndarray | None:
+        """The covariance over :attr:`parameters` (set by a fit), or None."""
         return self.parameters.covariance
 
     @covariance.setter
@@ -489,7 +688,18 @@ class Models(Sequence[Model]):
 
     # -- YAML -------------------------------------------------------------------
     def to_dict(self, path: str | os.PathLike | None = None) -> dict[str, Any]:
-        """``{"components": [...]}``; templates relative to ``path``'s folder."""
+        """``{"components": [...]}``; templates relative to ``path``'s folder.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The file the YAML will go to.
+
+        Returns
+        -------
+        dict
+            The mapping.
+        """
         rel = None if path is None else Path(path).parent
         return {"components": [m.to_dict(relative_to=rel) for m in self._models]}
 
@@ -505,6 +715,18 @@ class Models(Sequence[Model]):
 
         ``path`` is where the text will live (template filenames are written
         relative to its folder).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The file the YAML will go to.
+        metadata : bool
+            Append the metadata block.
+
+        Returns
+        -------
+        str
+            The YAML text.
         """
         data = self.to_dict(path)
         if metadata:
@@ -516,6 +738,15 @@ class Models(Sequence[Model]):
 
         With a covariance, it goes to ``<stem>_covariance.dat`` beside the YAML
         (gammapy's ``|``-delimited table) and the YAML names it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file.
+        overwrite : bool
+            Replace an existing file.
+        write_covariance : bool
+            Also write ``<stem>_covariance.dat`` when there is a covariance.
         """
         path = Path(os.path.expandvars(str(path)))
         if path.exists() and not overwrite:
@@ -576,7 +807,20 @@ class Models(Sequence[Model]):
 
     @classmethod
     def from_dict(cls, data: Any, base_dir: str | os.PathLike | None = None) -> "Models":
-        """From the YAML mapping; ``base_dir`` resolves template and covariance files."""
+        """From the YAML mapping; ``base_dir`` resolves template and covariance files.
+
+        Parameters
+        ----------
+        data : dict
+            The YAML mapping (``components``, optional ``covariance`` and ``metadata``).
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        Models
+            The models; :class:`ModelError` names the component and parameter otherwise.
+        """
         if not isinstance(data, dict) or "components" not in data:
             raise ModelError("a models YAML needs a top-level 'components' list")
         extra = set(data) - {"components", "covariance", "metadata", "checksum"}
@@ -616,6 +860,20 @@ class Models(Sequence[Model]):
 
     @classmethod
     def from_yaml(cls, text: str, base_dir: str | os.PathLike | None = None) -> "Models":
+        """Parse gammapy's models YAML text.
+
+        Parameters
+        ----------
+        text : str
+            The YAML.
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        Models
+            The models; :class:`ModelError` otherwise.
+        """
         try:
             data = load_yaml(text)
         except yaml.YAMLError as exc:
@@ -624,6 +882,23 @@ class Models(Sequence[Model]):
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Models":
+        """Read gammapy's models YAML file (``$VAR`` in ``path`` is expanded).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+
+        Returns
+        -------
+        Models
+            The models; :class:`ModelError` naming the file otherwise.
+
+        Examples
+        --------
+        >>> models = Models.read('models.yaml')      # doctest: +SKIP
+        >>> models['gc-source'].spectral_model.index.value   # doctest: +SKIP
+        """
         path = Path(os.path.expandvars(str(path)))
         try:
             text = path.read_text(encoding="utf-8")

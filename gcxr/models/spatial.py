@@ -206,13 +206,37 @@ class SpatialModel(ParametricModel):
 
         Evaluated at pixel centres, such a shape makes the statistic a staircase in its angular
         parameters; the likelihood then differentiates its image over half a pixel
-        (:meth:`gcxr.npred.SourceEvaluator`).  Smooth shapes: False."""
+        (:meth:`gcxr.npred.SourceEvaluator`).  Smooth shapes: False.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by name.
+        binsz_deg : float
+            The pixel size (deg).
+
+        Returns
+        -------
+        bool
+            
+        """
         return False
 
     @classmethod
     def evaluation_radius_at(cls, values: dict[str, float]) -> float:
         """:attr:`evaluation_radius` at the given parameter values (a pure form, for the likelihood,
-        which never mutates models)."""
+        which never mutates models).
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        float
+            Radius (deg).
+        """
         model = cls.__new__(cls)
         model.parameters = Parameters([Parameter(k, float(v)) for k, v in values.items()])
         return float(model.evaluation_radius)
@@ -233,7 +257,18 @@ class SpatialModel(ParametricModel):
         return super().__repr__()[:-1] + f", frame={self.frame!r})"
 
     def evaluate(self, lon, lat) -> np.ndarray:
-        """Surface brightness (sr^-1) at ``lon``, ``lat`` (deg, model frame)."""
+        """Surface brightness (sr^-1) at ``lon``, ``lat`` (deg, model frame).
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            Positions in the model's frame (deg).
+
+        Returns
+        -------
+        numpy.ndarray
+            Surface brightness (sr-1).
+        """
         return type(self)._evaluate(
             np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), **self.values
         )
@@ -241,11 +276,27 @@ class SpatialModel(ParametricModel):
     __call__ = evaluate
 
     def to_dict(self) -> dict[str, Any]:
+        """gammapy's YAML form ``{type, frame, parameters}``."""
         return {"type": self.tag, "frame": self.frame, "parameters": self._parameters_to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], component: str | None = None, base_dir: str | os.PathLike | None = None) -> "SpatialModel":
-        """Build from gammapy's YAML form ``{type, frame, parameters}``."""
+        """Build from gammapy's YAML form ``{type, frame, parameters}``.
+
+        Parameters
+        ----------
+        data : dict
+            The YAML mapping.
+        component : str, optional
+            The component's name, for error messages.
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        SpatialModel
+            The model.
+        """
         if cls is SpatialModel:
             return spatial_model_from_dict(data, component, base_dir)
         cls._check_type(data, component)
@@ -279,6 +330,7 @@ class PointSpatialModel(SpatialModel):
 
     @property
     def evaluation_radius(self) -> float:
+        """0: a point source has no extent."""
         return 0.0
 
     @staticmethod
@@ -392,7 +444,20 @@ class DiskSpatialModel(SpatialModel):
 
     @classmethod
     def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
-        """True when the edge (``edge_width x r_0``) is narrower than a pixel."""
+        """True when the edge (``edge_width x r_0``) is narrower than a pixel.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by name.
+        binsz_deg : float
+            The pixel size (deg).
+
+        Returns
+        -------
+        bool
+            
+        """
         return values.get("edge_width", 0.0) * values.get("r_0", 0.0) < binsz_deg
 
     @property
@@ -543,7 +608,20 @@ class ShellSpatialModel(SpatialModel):
 
     @classmethod
     def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
-        """Always: the projected shell's inner and outer edges are sharp."""
+        """Always: the projected shell's inner and outer edges are sharp.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by name.
+        binsz_deg : float
+            The pixel size (deg).
+
+        Returns
+        -------
+        bool
+            
+        """
         return True
 
     @property
@@ -601,7 +679,20 @@ class Shell2SpatialModel(SpatialModel):
 
     @classmethod
     def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
-        """Always: the projected shell's inner and outer edges are sharp."""
+        """Always: the projected shell's inner and outer edges are sharp.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by name.
+        binsz_deg : float
+            The pixel size (deg).
+
+        Returns
+        -------
+        bool
+            
+        """
         return True
 
     @property
@@ -924,6 +1015,7 @@ class TemplateSpatialModel(SpatialModel):
     # -- properties -----------------------------------------------------------
     @property
     def is_energy_dependent(self) -> bool:
+        """Whether the template is a cube with energy planes."""
         return self.energy is not None
 
     @property
@@ -1079,7 +1171,18 @@ class TemplateSpatialModel(SpatialModel):
     # -- YAML -------------------------------------------------------------------
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
         """YAML form; the filename is written relative to ``relative_to`` (the
-        YAML file's folder) when the template sits in that folder."""
+        YAML file's folder) when the template sits in that folder.
+
+        Parameters
+        ----------
+        relative_to : str or Path, optional
+            Folder that template file names are written relative to.
+
+        Returns
+        -------
+        dict
+            The mapping.
+        """
         filename = self.filename
         if relative_to is not None:
             p = Path(os.path.expandvars(filename))
@@ -1096,6 +1199,22 @@ class TemplateSpatialModel(SpatialModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], component: str | None = None, base_dir: str | os.PathLike | None = None) -> "TemplateSpatialModel":
+        """From gammapy's YAML form ``{type, frame, filename, normalize, parameters}``.
+
+        Parameters
+        ----------
+        data : dict
+            The YAML mapping.
+        component : str, optional
+            The component's name.
+        base_dir : str or Path, optional
+            Resolves relative template file names.
+
+        Returns
+        -------
+        TemplateSpatialModel
+            The model; :class:`ModelError` names the file otherwise.
+        """
         cls._check_type(data, component)
         where = f"component {component!r}: {cls.tag}" if component else cls.tag
         extra = set(data) - {"type", "frame", "parameters", "filename", "normalize", "unit"}

@@ -204,17 +204,55 @@ class SpectralModel(ParametricModel):
 
     # -- current values -----------------------------------------------------
     def evaluate(self, energy) -> np.ndarray:
-        """dN/dE at ``energy`` (TeV), in :attr:`unit`."""
+        """dN/dE at ``energy`` (TeV), in :attr:`unit`.
+
+        Parameters
+        ----------
+        energy : array_like
+            Energies (TeV).
+
+        Returns
+        -------
+        numpy.ndarray
+            dN/dE.
+
+        Examples
+        --------
+        >>> float(PowerLawSpectralModel(index=2, amplitude=1e-12).evaluate(1.0))
+        1e-12
+        """
         return type(self)._evaluate(np.asarray(energy, dtype=float), **self.values)
 
     __call__ = evaluate
 
     def integral(self, energy_min, energy_max) -> np.ndarray:
-        """Integrated flux in the bins ``[energy_min, energy_max]`` (TeV), cm-2 s-1."""
+        """Integrated flux in the bins ``[energy_min, energy_max]`` (TeV), cm-2 s-1.
+
+        Parameters
+        ----------
+        energy_min, energy_max : array_like
+            Bin bounds (TeV).
+
+        Returns
+        -------
+        numpy.ndarray
+            Integrated flux (cm-2 s-1).
+        """
         return type(self)._integral(energy_min, energy_max, **self.values)
 
     def energy_flux(self, energy_min, energy_max) -> np.ndarray:
-        """Energy flux in the bins (TeV cm-2 s-1)."""
+        """Energy flux in the bins (TeV cm-2 s-1).
+
+        Parameters
+        ----------
+        energy_min, energy_max : array_like
+            Bin bounds (TeV).
+
+        Returns
+        -------
+        numpy.ndarray
+            Energy flux (TeV cm-2 s-1).
+        """
         return type(self)._energy_flux(energy_min, energy_max, **self.values)
 
     def integral_error(self, energy_min, energy_max, covariance: np.ndarray | None = None) -> np.ndarray:
@@ -225,6 +263,18 @@ class SpectralModel(ParametricModel):
         Derivatives are central differences with steps of 1e-5 of each
         parameter's scale.  (gammapy samples the parameters instead; the two
         agree when the integral is close to linear over the errors.)
+
+        Parameters
+        ----------
+        energy_min, energy_max : array_like
+            Bin bounds (TeV).
+        covariance : numpy.ndarray, optional
+            Over the model's parameters (default: theirs).
+
+        Returns
+        -------
+        numpy.ndarray
+            The errors (cm-2 s-1).
         """
         pars = self.parameters
         if covariance is None:
@@ -253,7 +303,20 @@ class SpectralModel(ParametricModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], component: str | None = None) -> "SpectralModel":
-        """Build from gammapy's YAML form ``{type: ..., parameters: [...]}``."""
+        """Build from gammapy's YAML form ``{type: ..., parameters: [...]}``.
+
+        Parameters
+        ----------
+        data : dict
+            The YAML mapping.
+        component : str, optional
+            The component's name, for error messages.
+
+        Returns
+        -------
+        SpectralModel
+            The model.
+        """
         if cls is SpectralModel:
             return spectral_model_from_dict(data, component)
         cls._check_type(data, component)
@@ -356,7 +419,20 @@ class LogParabolaSpectralModel(SpectralModel):
 
     @classmethod
     def from_log10(cls, amplitude: Any, reference: Any, alpha: Any, beta: Any) -> "LogParabolaSpectralModel":
-        """From the base-10 form :math:`(E/E_0)^{-\\alpha - \\beta \\log_{10}(E/E_0)}`."""
+        """From the base-10 form :math:`(E/E_0)^{-\\alpha - \\beta \\log_{10}(E/E_0)}`.
+
+        Parameters
+        ----------
+        amplitude, reference : float, str or Quantity
+            As in the natural-log form.
+        alpha, beta : float
+            Index and curvature of the base-10 form.
+
+        Returns
+        -------
+        LogParabolaSpectralModel
+            The model (beta converted to the natural-log form).
+        """
         return cls(amplitude=amplitude, reference=reference, alpha=alpha, beta=float(beta) / np.log(10))
 
     @staticmethod

@@ -147,13 +147,35 @@ class FluxParts:
         return np.asarray(self.spectral_cls._integral(e[:-1], e[1:], **values), dtype=float)
 
     def coefficients(self, spectral_values: Mapping[str, float] | None = None) -> np.ndarray:
-        """The weights ``a[t, k]``, shape (n_t, n_k): the bin integral where ``k = k(t)``, else 0."""
+        """The weights ``a[t, k]``, shape (n_t, n_k): the bin integral where ``k = k(t)``, else 0.
+
+        Parameters
+        ----------
+        spectral_values : mapping, optional
+            Spectral parameter values by name (default: the model's).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``a[t, k]``.
+        """
         a = np.zeros((self.n_true, self.planes.shape[0]))
         a[np.arange(self.n_true), self.plane_index] = self.spectral_integral(spectral_values)
         return a
 
     def flux(self, spectral_values: Mapping[str, float] | None = None) -> np.ndarray:
-        """Flux per true-energy bin and pixel (cm-2 s-1), shape (n_t,) + grid shape."""
+        """Flux per true-energy bin and pixel (cm-2 s-1), shape (n_t,) + grid shape.
+
+        Parameters
+        ----------
+        spectral_values : mapping, optional
+            Spectral parameter values by name (default: the model's).
+
+        Returns
+        -------
+        numpy.ndarray
+            The flux.
+        """
         integral = self.spectral_integral(spectral_values)
         grid_ndim = self.planes.ndim - 1
         return integral.reshape((-1,) + (1,) * grid_ndim) * self.planes[self.plane_index]
