@@ -31,10 +31,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from conftest import SMALL_STORE_CONFIG
 from gcxr.analysis import Analysis, spec_from_config
-from gcxr.config import AnalysisConfig, ConfigError, _model_in_annotation
+from gcxr.config import AnalysisConfig, ConfigError
 from gcxr.datastore import DataStoreError
 from gcxr.models import SPATIAL_MODELS, SPECTRAL_MODELS, ModelError, Models
 
@@ -83,7 +84,7 @@ positive_angle = quantity_text(["deg", "arcmin"], 0.01, 5.0)
 energy = quantity_text(["TeV", "GeV", "MeV"], 0.01, 100.0)
 wrong_unit = quantity_text(["TeV", "m", "s", "sr", "deg2", "1/s", "cm-2 s-1 TeV-1", "", "foo"], -10.0, 10.0)
 time_text = st.builds(lambda d: d.isoformat(), st.datetimes(datetime.datetime(2000, 1, 1),
-                                                            datetime.datetime(2030, 1, 1)))
+                                                            datetime.datetime(2025, 1, 1)))
 path_text = st.sampled_from(["$GCXR_DATA/cta-1dc/index/gps", "~/data", ".", "out", "${UNSET_GCXR_FUZZ}/x",
                              "$", "a b/c.yaml"])
 
@@ -121,11 +122,22 @@ def leaf_strategy(name: str, annotation: typing.Any) -> st.SearchStrategy:
     return st.one_of(st.none(), st.text(max_size=8))
 
 
+def _section_class(annotation: typing.Any) -> type[BaseModel] | None:
+    """The pydantic model inside a (possibly Optional) annotation: a config section."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def schema_leaves(model=AnalysisConfig, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], typing.Any]]:
     """Every leaf of the (nested pydantic) config schema with its annotation."""
     out = []
     for name, field in model.model_fields.items():
-        sub = _model_in_annotation(field.annotation)
+        sub = _section_class(field.annotation)
         if sub is not None:
             out += schema_leaves(sub, prefix + (name,))
         else:
