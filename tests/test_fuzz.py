@@ -215,6 +215,28 @@ def test_fuzz_config_validates_or_names_the_key(doc):
 
 
 @FUZZ
+@given(data=st.data())
+def test_fuzz_config_assignment_validates_or_names_the_key(data):
+    """``config.<section>.<key> = value`` is validated as the YAML is: a valid value is stored and
+    survives the YAML round trip, anything else is a ConfigError naming the key, and the old value stays."""
+    config = AnalysisConfig.from_yaml(SMALL_STORE_CONFIG.format(store="."))
+    path, annotation = data.draw(st.sampled_from(LEAVES))
+    value = data.draw(st.one_of(leaf_strategy(path[-1], annotation), garbage, wrong_unit))
+    section = config
+    for key in path[:-1]:
+        section = getattr(section, key)
+    before = config.to_dict()
+    _, err = _own_error_or_nothing(setattr, section, path[-1], value)
+    if err is not None:
+        assert isinstance(err, ConfigError) and ".".join(path[:-1]) in str(err), (path, value, str(err))
+        assert config.to_dict() == before, "a refused assignment changed the config"
+        return
+    again, err = _own_error_or_nothing(AnalysisConfig.from_yaml, config.to_yaml())
+    assert err is None, f"{'.'.join(path)} = {value!r} was accepted but its YAML is refused: {err}"
+    assert again == config
+
+
+@FUZZ
 @given(text=st.one_of(st.text(max_size=60),
                       st.sampled_from(["a: [", "- 1\n- 2", "datasets: 3", "&a [*a]", "!!python/object:os.system {}",
                                        "general: {log: {level: loud}}", "a: 1\na: 2", "datasets:\n  geom:\n   wcs: x"])))
