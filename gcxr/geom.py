@@ -264,7 +264,7 @@ class SkyGeom:
         Parameters
         ----------
         skydir : tuple of float
-            Centre (lon, lat) in ``frame`` (deg); |lat| <= 75 deg.
+            Centre (lon, lat) in ``frame`` (deg), latitude within 75 deg of the equator.
         binsz : float
             Pixel size (deg).
         width : float or tuple of float
