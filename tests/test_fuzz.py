@@ -410,6 +410,10 @@ def test_fuzz_found_cases_stay_fixed():
          "needs 'name' and 'value'"),
         ("components: [{type: SkyModel, name: a, spectral: {type: pl, parameters: [{name: index, value: 2, "
          "frozen: 'false'}]}}]", "frozen must be true or false"),
+        # found after the robustness branch's min > max check: a max below the default min was read,
+        # written, and then refused on reading back
+        ("components: [{type: SkyModel, name: a, spectral: {type: pl}, spatial: {type: gauss, frame: icrs, "
+         "parameters: [{name: e, value: 0, max: -1}]}}]", r"'e': min \(0\) is above max \(-1\)"),
     ]:
         with pytest.raises(ModelError, match=expected):
             Models.from_yaml(text)

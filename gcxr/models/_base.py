@@ -189,6 +189,9 @@ class ParametricModel:
                 target.min, target.max = target.max, target.min
             if "frozen" in entry:
                 target.frozen = given.frozen
+            if target.min > target.max:   # one bound from the YAML, the other the default
+                raise ModelError(f"{where}{cls.tag} parameter {name!r}: min ({target.min:g}) is above "
+                                 f"max ({target.max:g}) (a bound not given in the file is the default)")
         return pars
 
     @classmethod
