@@ -4,7 +4,8 @@
 * Every fenced code block of README.md and docs/*.md runs: the ``python`` blocks of a page in
   order, in one namespace (a page is one session, as a reader would type it), in a scratch folder
   that holds the files the pages name (``analysis_config.yaml``: the reference workflow's config,
-  ``models.yaml``: its stacked models, ``exercise_diffuse_models.yaml``); the lines of a ``bash``
+  ``models.yaml``: its stacked models, ``exercise_diffuse_models.yaml``, gammapy's
+  ``stacked.fits.gz``); the lines of a ``bash``
   block that start with ``gcxr`` as subprocesses (``python -m gcxr ...``) that must exit 0.
   A block that needs a cluster, a download, an installation or a long runtime is preceded by an
   explicit marker with its reason, ``<!-- docs-test: skip (reason) -->``; a ``bash`` block with a
@@ -133,6 +134,7 @@ def docs_workdir(tmp_path, monkeypatch):
     shutil.copy(REF / "analysis_config.yaml", tmp_path / "analysis_config.yaml")
     shutil.copy(REF / "seed_models_stacked.yaml", tmp_path / "models.yaml")
     shutil.copy(REF / "exercise_diffuse_models.yaml", tmp_path / "exercise_diffuse_models.yaml")
+    (tmp_path / "stacked.fits.gz").symlink_to(REF / "stacked.fits.gz")     # gammapy's stacked dataset
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GCXR_DATA", str(DATA))
     monkeypatch.setenv("MPLBACKEND", "Agg")
