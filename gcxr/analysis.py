@@ -56,6 +56,16 @@ def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
 
     Raises :class:`~gcxr.config.ConfigError` naming every key gcxr cannot honour
     (:func:`gcxr.config.support.check_supported`).
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+        The configuration.
+
+    Returns
+    -------
+    ReductionSpec
+        The sky grid, energy axes, safe-mask and background settings.
     """
     check_supported(config)
     d = config.datasets
@@ -101,6 +111,18 @@ def read_obs_file(path: Path, key: str = "observations.obs_file") -> list[int]:
     gammapy reads it with ``Table.read(path, format="ascii", data_start=0)``: every
     line is data (no header), columns separated by blanks or commas; ``#`` starts a
     comment.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The text file.
+    key : str
+        The config key, for error messages.
+
+    Returns
+    -------
+    list of int
+        The run ids.
     """
     from astropy.table import Table
     if not path.is_file():
@@ -124,6 +146,20 @@ def select_time(datastore: DataStore, ids: list[int], start, stop) -> list[int]:
     gammapy keeps the part of each run inside the windows; gcxr reduces whole runs, so a
     window that cuts a run is refused (:class:`~gcxr.config.ConfigError`) rather than
     giving a different livetime.
+
+    Parameters
+    ----------
+    datastore : DataStore
+        The data store.
+    ids : list of int
+        Candidate runs.
+    start, stop : astropy.time.Time
+        The window(s): scalars or equal-length arrays.
+
+    Returns
+    -------
+    list of int
+        The runs inside a window.
     """
     windows = _time_windows(start, stop)
     times = datastore.run_times()
@@ -371,6 +407,16 @@ class Analysis:
 
         The graph is built without reading any file; it is computed here (on the client if
         one was given) unless ``lazy=True``, in which case the datasets hold dask arrays.
+
+        Parameters
+        ----------
+        lazy : bool
+            Return dask-backed datasets without computing them.
+
+        Returns
+        -------
+        list of xarray.Dataset
+            The datasets (also in :attr:`datasets`).
         """
         if not self.runs:
             self.get_observations()
@@ -537,6 +583,7 @@ class Analysis:
         return value
 
     def dataset_summaries(self) -> list[dict]:
+        """Per dataset: name, counts, background, bins, fit bins and livetime (as in ``result.json``)."""
         out = []
         for i in infos(self.datasets):
             out.append({"name": i["name"], "counts": i["counts"], "background": i["background"],
@@ -545,6 +592,18 @@ class Analysis:
 
     # ---- compute bookkeeping
     def compute_info(self, sched: dict | None = None) -> dict:
+        """Where the run went: scheduler, workers and the likelihood's calls and tasks (``result.json``'s ``compute``).
+
+        Parameters
+        ----------
+        sched : dict, optional
+            Scheduler description (:func:`gcxr.cluster.describe`); default: threads in process.
+
+        Returns
+        -------
+        dict
+            The description.
+        """
         sched = dict(sched or {"scheduler": "threads", "n_workers": 1})
         like = getattr(self, "likelihood_info", {}) or {}
         sched["likelihood_tasks"] = int(like.get("likelihood_tasks", 0))
@@ -565,6 +624,11 @@ class Analysis:
         Models that apply to none of the datasets (a ``FoVBackgroundModel`` or ``datasets_names``
         naming a dataset that does not exist) are left out of the fit with a warning, as gammapy does.
         Raises :class:`ConfigError` when ``datasets.map_selection`` lacks a map the fit needs.
+
+        Parameters
+        ----------
+        models : Models or iterable of models
+            The models to fit.
         """
         from .models import Models
         check_fit_selection(self.config)
@@ -577,12 +641,31 @@ class Analysis:
         self.models = models
 
     def read_models(self, path=None) -> None:
-        """Read a models YAML file (default ``general.models_file``) and use it."""
+        """Read a models YAML file (default ``general.models_file``) and use it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The models file.
+        """
         from .models import Models
         self.set_models(Models.read(self._config_file(path, "models_file")))
 
     def write_models(self, path=None, overwrite: bool = True) -> Path:
-        """Write the current models as YAML to ``path`` (default ``general.models_file``)."""
+        """Write the current models as YAML to ``path`` (default ``general.models_file``).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The YAML file (default: ``general.models_file``).
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         if self.models is None:
             raise ValueError("write_models: no models; call read_models() or set_models() first")
         path = self._config_file(path, "models_file")

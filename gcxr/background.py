@@ -88,7 +88,20 @@ class ExclusionMask:
 
     @classmethod
     def from_array(cls, mask: np.ndarray, source: str = "") -> "ExclusionMask":
-        """Pack a 2-D boolean array."""
+        """Pack a 2-D boolean array.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray
+            2-D boolean image (True: usable).
+        source : str
+            Where it came from, for messages.
+
+        Returns
+        -------
+        ExclusionMask
+            The packed mask.
+        """
         mask = np.asarray(mask, bool)
         if mask.ndim != 2:
             raise ValueError(f"an exclusion mask is a 2-D image, got shape {mask.shape}")
@@ -131,6 +144,20 @@ def read_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom,
     Every pixel centre of ``geom`` takes the value of the nearest mask pixel (non-zero =
     usable); centres outside the mask image are excluded (gammapy's ``interp_to_geom``
     with ``fill_value=0``).  Errors are :class:`~gcxr.config.ConfigError` naming ``key``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file.
+    geom : SkyGeom
+        The analysis grid.
+    key : str
+        The config key, for error messages.
+
+    Returns
+    -------
+    ExclusionMask
+        The mask on ``geom``.
     """
     from astropy.coordinates import SkyCoord
     from astropy.wcs import WCS
@@ -160,6 +187,18 @@ def read_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom,
 def exclusion_mask_from_circles(geom: SkyGeom, circles) -> np.ndarray:
     """True outside every circle ``(lon, lat, radius)`` (deg, in ``geom``'s frame).
 
+    Parameters
+    ----------
+    geom : SkyGeom
+        The grid.
+    circles : iterable of tuple
+        ``(lon, lat, radius)`` in deg.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image, shape ``geom.shape``.
+
     Examples
     --------
     >>> g = SkyGeom.create((0, 0), 0.1, (1, 1), "galactic")
@@ -176,7 +215,24 @@ def exclusion_mask_from_circles(geom: SkyGeom, circles) -> np.ndarray:
 
 def write_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom, mask: np.ndarray,
                          overwrite: bool = False) -> Path:
-    """Write ``mask`` (on ``geom``) as a FITS image that gammapy's ``Map.read`` and gcxr read."""
+    """Write ``mask`` (on ``geom``) as a FITS image that gammapy's ``Map.read`` and gcxr read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file.
+    geom : SkyGeom
+        The grid of ``mask``.
+    mask : numpy.ndarray
+        Boolean image (True: usable).
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     from astropy.io import fits
     hdu = fits.PrimaryHDU(np.asarray(mask, np.uint8), header=geom.wcs.to_header())
     path = Path(path)

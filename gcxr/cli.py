@@ -456,7 +456,23 @@ def _imports_done() -> None:
 
 
 def main(argv=None) -> int:
-    """The ``gcxr`` command; ``argv`` None means this process is the command (see above)."""
+    """The ``gcxr`` command; ``argv`` None means this process is the command (see above).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (without the program name); None: ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit status.
+
+    Examples
+    --------
+    >>> main(['--version'])      # doctest: +SKIP
+    gcxr 0.1.0
+    """
     global _PROGRAM
     if argv is not None:
         return _main(argv)

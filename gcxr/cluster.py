@@ -156,7 +156,18 @@ def worker_environ() -> dict:
 
 
 def describe(client) -> dict:
-    """Where a client's work runs: ``{"scheduler": address, "n_workers": n}`` (threads for None)."""
+    """Where a client's work runs: ``{"scheduler": address, "n_workers": n}`` (threads for None).
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        The client.
+
+    Returns
+    -------
+    dict
+        ``{'scheduler': ..., 'n_workers': ...}``.
+    """
     if client is None:
         return {"scheduler": "threads", "n_workers": 1}
     return {"scheduler": client.scheduler.address, "n_workers": len(client.scheduler_info()["workers"])}

@@ -468,6 +468,11 @@ def check_counts(datasets: list[xr.Dataset]) -> None:
 
     An analysis whose event lists are empty, or whose events all fall outside the geometry or the
     safe energy range, has nothing to fit: the fit would end with every error NaN.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The datasets of an analysis.
     """
     from .datastore import DataStoreError
     total = sum(summ["counts_fit"] for summ in _summaries(datasets))

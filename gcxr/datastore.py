@@ -55,6 +55,16 @@ def file_cache(maxsize: int = 64):
     For readers whose first argument is an :class:`HDURef` or a path: a file
     rewritten in place (a store simulated again, an IRF replaced) is read anew
     instead of being served from the cache.
+
+    Parameters
+    ----------
+    maxsize : int
+        Entries kept.
+
+    Returns
+    -------
+    callable
+        The decorator.
     """
     def deco(fn):
         @functools.lru_cache(maxsize=maxsize)
@@ -83,6 +93,18 @@ class RunRef:
     tstop: float = float("nan")
 
     def hdu(self, hdu_type: str) -> HDURef:
+        """The HDU of one type (``events``, ``gti``, ``aeff``, ``edisp``, ``psf``, ``bkg``).
+
+        Parameters
+        ----------
+        hdu_type : str
+            The HDU type of the hdu-index.
+
+        Returns
+        -------
+        HDURef
+            The file and HDU; :class:`DataStoreError` if missing.
+        """
         for t, ref in self.hdus:
             if t == hdu_type:
                 return ref
@@ -91,6 +113,7 @@ class RunRef:
 
     @property
     def hdu_types(self) -> tuple[str, ...]:
+        """The HDU types the hdu-index lists for this run."""
         return tuple(t for t, _ in self.hdus)
 
 
@@ -144,7 +167,22 @@ class DataStore:
     @classmethod
     def from_dir(cls, path: str | Path) -> "DataStore":
         """Open the data store in ``path`` (``$VAR``, ``${VAR}`` and ``~`` are expanded;
-        ``$GCXR_DATA`` and ``$GAMMAPY_DATA`` stand in for each other)."""
+        ``$GCXR_DATA`` and ``$GAMMAPY_DATA`` stand in for each other).
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder holding ``obs-index`` and ``hdu-index``.
+
+        Returns
+        -------
+        DataStore
+            The store; :class:`DataStoreError` naming the file otherwise.
+
+        Examples
+        --------
+        >>> store = DataStore.from_dir('$GCXR_DATA/cta-1dc/index/gps')     # doctest: +SKIP
+        """
         from .config import ConfigError, expand_path
         try:
             base = expand_path(path)
@@ -172,6 +210,7 @@ class DataStore:
     # ---- selection
     @property
     def obs_ids(self) -> list[int]:
+        """Every OBS_ID of the obs-index, in order."""
         return [int(x) for x in self.obs_table["OBS_ID"]]
 
     def select(self, obs_ids=None, cone=None, time=None) -> list[int]:
@@ -179,6 +218,20 @@ class DataStore:
 
         ``cone`` is ``(lon, lat, radius, frame)`` in deg; ``time`` is ``(tstart, tstop)``
         as astropy Times (runs overlapping the interval are kept).
+
+        Parameters
+        ----------
+        obs_ids : sequence of int, optional
+            Runs to keep.
+        cone : tuple, optional
+            ``(lon, lat, radius, frame)`` (deg).
+        time : tuple of astropy.time.Time, optional
+            ``(tstart, tstop)``.
+
+        Returns
+        -------
+        list of int
+            The matching obs ids.
         """
         ids = self.obs_ids
         if obs_ids is not None:
@@ -231,6 +284,18 @@ class DataStore:
 
     # ---- run references
     def run(self, obs_id: int) -> RunRef:
+        """The reference of one run (cached).
+
+        Parameters
+        ----------
+        obs_id : int
+            The run.
+
+        Returns
+        -------
+        RunRef
+            File paths, HDU names, pointing, times; :class:`DataStoreError` if unknown.
+        """
         obs_id = int(obs_id)
         if obs_id in self._runs:
             return self._runs[obs_id]
@@ -254,7 +319,22 @@ class DataStore:
         return ref
 
     def runs(self, obs_ids, required_irf=IRF_TYPES, skip_missing: bool = False) -> list[RunRef]:
-        """Run references; a run lacking a required HDU raises (or is skipped with a warning)."""
+        """Run references; a run lacking a required HDU raises (or is skipped with a warning).
+
+        Parameters
+        ----------
+        obs_ids : iterable of int
+            The runs.
+        required_irf : sequence of str
+            HDU types each run must have.
+        skip_missing : bool
+            Skip runs that lack one (with a warning) instead of raising.
+
+        Returns
+        -------
+        list of RunRef
+            The references.
+        """
         out, skipped = [], []
         for o in obs_ids:
             ref = self.run(o)
@@ -282,6 +362,18 @@ def open_hdu(ref: HDURef, obs_id: int | None = None):
 
     ``data`` is a :class:`gcxr._fitsio.FitsTable` (None for an HDU without rows);
     its columns are views of the file's decompressed bytes, read once per file.
+
+    Parameters
+    ----------
+    ref : HDURef
+        The file and HDU.
+    obs_id : int, optional
+        The run, for messages.
+
+    Returns
+    -------
+    tuple
+        ``(data, header)``.
     """
     who = f"run {obs_id}: " if obs_id is not None else ""
     p = Path(ref.path)
@@ -313,6 +405,18 @@ class Events:
 
 
 def read_events(run: RunRef) -> Events:
+    """The run's events (RA, Dec, energy in TeV) and pointing and dead-time from the EVENTS header.
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+
+    Returns
+    -------
+    Events
+        The events; :class:`DataStoreError` naming the file, HDU or key otherwise.
+    """
     ref = run.hdu("events")
     data, hdr = open_hdu(ref, run.obs_id)
     if data is None:
@@ -399,5 +503,17 @@ def check_gti(start: np.ndarray, stop: np.ndarray, where: str) -> tuple[np.ndarr
 
 
 def read_gti(run: RunRef) -> tuple[np.ndarray, np.ndarray]:
+    """The run's good time intervals.
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(start, stop)`` (s).
+    """
     ref = run.hdu("gti")
     return _gti_cached(ref.path, ref.hdu, run.obs_id)

@@ -37,7 +37,20 @@ _MASKS = ("mask_safe", "mask_fit", "mask_safe_psf", "mask_safe_edisp")
 
 @contextmanager
 def atomic_path(path: str | Path, overwrite: bool = True):
-    """Yield a temporary path next to ``path``; move it into place only on success."""
+    """Yield a temporary path next to ``path``; move it into place only on success.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target file.
+    overwrite : bool
+        Replace an existing file (else FileExistsError).
+
+    Examples
+    --------
+    >>> with atomic_path("result.json") as tmp:     # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
@@ -74,7 +87,20 @@ def json_safe(obj):
 
 
 def write_json(obj, path: str | Path) -> Path:
-    """Write ``obj`` as strict JSON (NaN and infinities as ``null``, see :func:`json_safe`), atomically."""
+    """Write ``obj`` as strict JSON (NaN and infinities as ``null``, see :func:`json_safe`), atomically.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-ready data.
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     def default(o):
         raise TypeError(f"not JSON serialisable: {type(o)}")
     text = json.dumps(json_safe(obj), indent=1, default=default, allow_nan=False)
@@ -142,7 +168,26 @@ def _encoding(ds: xr.Dataset, compress_floats: bool = False) -> dict:
 
 def write_datasets(datasets: xr.Dataset | list[xr.Dataset], path: str | Path, spec=None,
                    overwrite: bool = True, compress_floats: bool = False) -> Path:
-    """Write one stacked dataset, or several run datasets along ``obs``, to a CF netCDF file."""
+    """Write one stacked dataset, or several run datasets along ``obs``, to a CF netCDF file.
+
+    Parameters
+    ----------
+    datasets : xarray.Dataset or list of xarray.Dataset
+        A stacked dataset, or run datasets.
+    path : str or Path
+        The netCDF file.
+    spec : ReductionSpec, optional
+        Gives the full grid for run datasets.
+    overwrite : bool
+        Replace an existing file.
+    compress_floats : bool
+        Deflate the float cubes too.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     from .datasets import empty_like_grid
     if isinstance(datasets, xr.Dataset):
         ds = datasets
@@ -278,7 +323,18 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
 
 
 def read_datasets(path: str | Path) -> xr.Dataset:
-    """Read a file written by :func:`write_datasets`; masks come back as bool."""
+    """Read a file written by :func:`write_datasets`; masks come back as bool.
+
+    Parameters
+    ----------
+    path : str or Path
+        The netCDF file.
+
+    Returns
+    -------
+    xarray.Dataset
+        The dataset(s).
+    """
     ds = xr.load_dataset(path, engine=NETCDF_ENGINE)
     for m in _MASKS:
         if m in ds:
@@ -331,6 +387,20 @@ def split_runs(ds: xr.Dataset) -> list[xr.Dataset]:
 
 
 def geom_from_dataset(ds: xr.Dataset, var: str = "sky_wcs") -> SkyGeom:
+    """The exact sky grid stored on a ``sky_wcs`` (or ``sky_wcs_irf``) variable.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset written by gcxr.
+    var : str
+        The grid-mapping variable.
+
+    Returns
+    -------
+    SkyGeom
+        The grid.
+    """
     attrs = {k[len("geom_"):]: v for k, v in ds[var].attrs.items() if k.startswith("geom_")}
     return SkyGeom.from_attrs(attrs)
 
@@ -345,6 +415,13 @@ def fit_result_to_dataset(result, models=None) -> xr.Dataset:
     the free ones on (``free_parameter``, ``free_parameter_b``), the scalars of the
     fit in attributes, and the models' YAML text (full float precision) in the
     ``models_yaml`` attribute so that the models can be rebuilt exactly.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit result.
+    models : Models, optional
+        The fitted models.
     """
     pars = result.parameters
     label = [f"{p['model']}.{p['name']}" for p in pars]
@@ -378,7 +455,18 @@ def fit_result_to_dataset(result, models=None) -> xr.Dataset:
 
 
 def fit_result_from_dataset(ds: xr.Dataset):
-    """(FitResult, Models or None) from :func:`fit_result_to_dataset`'s layout."""
+    """(FitResult, Models or None) from :func:`fit_result_to_dataset`'s layout.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The layout of :func:`fit_result_to_dataset`.
+
+    Returns
+    -------
+    tuple
+        ``(FitResult, Models or None)``.
+    """
     from .fit import FitResult
     for key in ("value", "error", "frozen", "covariance"):
         if key not in ds:
@@ -407,7 +495,24 @@ def fit_result_from_dataset(ds: xr.Dataset):
 
 
 def write_fit_result(result, path: str | Path, models=None, overwrite: bool = True) -> Path:
-    """Write a fit result (parameters, errors, covariance, fitted models) to netCDF, atomically."""
+    """Write a fit result (parameters, errors, covariance, fitted models) to netCDF, atomically.
+
+    Parameters
+    ----------
+    result : FitResult
+        The fit result.
+    path : str or Path
+        The netCDF file.
+    models : Models, optional
+        The fitted models.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     ds = fit_result_to_dataset(result, models)
     with atomic_path(path, overwrite=overwrite) as tmp:
         _to_netcdf(ds, tmp)
@@ -415,7 +520,18 @@ def write_fit_result(result, path: str | Path, models=None, overwrite: bool = Tr
 
 
 def read_fit_result(path: str | Path):
-    """(FitResult, Models or None) from a file written by :func:`write_fit_result`."""
+    """(FitResult, Models or None) from a file written by :func:`write_fit_result`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The netCDF file.
+
+    Returns
+    -------
+    tuple
+        ``(FitResult, Models or None)``.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"fit result file not found: {path}")

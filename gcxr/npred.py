@@ -595,7 +595,20 @@ class SourceEvaluator:
         :class:`SparseSelection`): ``G[t, k] = D[t, plane_k] C_t[pixel_k]``, so that the source's
         npred on the selected bins is ``F @ G``, and ``DS[t] = sum_p D[t, p] sum_{q in mask_p} C_t[q]``,
         so that its npred summed over the masked bins is ``F @ DS``.  Cached with the folded part
-        (computed once per spatial values)."""
+        (computed once per spatial values).
+
+        Parameters
+        ----------
+        spatial_values : dict
+            Spatial parameter values by name.
+        sel : SparseSelection
+            The bins and per-plane masks of the statistic.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(G, DS)``.
+        """
         key = tuple(sorted((k, float(v)) for k, v in spatial_values.items()))
         C, _ = self._folded(spatial_values)
         extras = self._aux.setdefault("sparse", OrderedDict())
@@ -619,13 +632,45 @@ class SourceEvaluator:
         return G, DS
 
     def spectral_gradient(self, g_f: np.ndarray, spectral_values: dict, names, steps: dict | None = None) -> dict:
-        """``{("spectral", name): g_f . dF/dv}`` from ``g_f = dstat/dF_t`` (one value per true-energy bin)."""
+        """``{("spectral", name): g_f . dF/dv}`` from ``g_f = dstat/dF_t`` (one value per true-energy bin).
+
+        Parameters
+        ----------
+        g_f : numpy.ndarray
+            dstat/dF_t.
+        spectral_values : dict
+            Spectral parameter values by name.
+        names : iterable of str
+            The parameters.
+        steps : dict, optional
+            Inner difference steps by name.
+
+        Returns
+        -------
+        dict
+            ``{('spectral', name): dstat/dvalue}``.
+        """
         steps = steps or {}
         return {("spectral", n): float(g_f @ self._flux_derivative(spectral_values, n, _step(n, spectral_values, steps)))
                 for n in names}
 
     def flux_derivative(self, spectral_values: dict, name: str, steps: dict | None = None) -> np.ndarray:
-        """``dF_t/dv`` for one spectral parameter, with the same inner step as the gradients."""
+        """``dF_t/dv`` for one spectral parameter, with the same inner step as the gradients.
+
+        Parameters
+        ----------
+        spectral_values : dict
+            Spectral parameter values by name.
+        name : str
+            The parameter.
+        steps : dict, optional
+            Inner difference steps by name.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per true-energy bin.
+        """
         return self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps or {}))
 
     # ---- derivatives

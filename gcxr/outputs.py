@@ -105,6 +105,11 @@ def recover(out: str | Path) -> bool:
     """Finish a swap of outputs that a killed process left half-done in ``out``.
 
     Returns True if there was one.  Safe to call on any folder; :meth:`OutputSet.open` calls it.
+
+    Parameters
+    ----------
+    out : str or Path
+        An output folder.
     """
     out = Path(out)
     path = out / JOURNAL
@@ -171,7 +176,18 @@ class OutputSet:
 
     def open(self, out: str | Path | None = None) -> "OutputSet":
         """Check ``out`` (default: the folder given when made), finish an interrupted swap there,
-        make this run's staging folder."""
+        make this run's staging folder.
+
+        Parameters
+        ----------
+        out : str or Path, optional
+            The output folder (default: the one given when made).
+
+        Returns
+        -------
+        OutputSet
+            ``self``.
+        """
         if out is not None:
             self.out = Path(os.path.expandvars(str(out))).expanduser()
         out = self.out
@@ -199,7 +215,20 @@ class OutputSet:
         return self
 
     def write(self, name: str, writer: Callable[[Path], object]) -> Path:
-        """Stage output ``name``: ``writer(path)`` writes the file at ``path``; returns ``path``."""
+        """Stage output ``name``: ``writer(path)`` writes the file at ``path``; returns ``path``.
+
+        Parameters
+        ----------
+        name : str
+            One of ``OUTPUT_NAMES``.
+        writer : callable
+            ``writer(path)`` writes the file.
+
+        Returns
+        -------
+        pathlib.Path
+            The staged path.
+        """
         if self.staging is None:
             raise RuntimeError("OutputSet.write before open()")
         if name not in OUTPUT_NAMES:
@@ -220,7 +249,13 @@ class OutputSet:
         return path
 
     def stage_file(self, name: str) -> None:
-        """Count a file that a writer made beside another (``models_bestfit_covariance.dat``)."""
+        """Count a file that a writer made beside another (``models_bestfit_covariance.dat``).
+
+        Parameters
+        ----------
+        name : str
+            The file's name in the staging folder.
+        """
         if self.staging is not None and (self.staging / name).exists():
             self.staged[name] = self.staging / name
 
@@ -268,6 +303,11 @@ def handle_signals(outputs: OutputSet):
     Installed only in the main thread (elsewhere Python allows no handlers); the previous
     handlers come back at the end.  The staging folder is removed however the block ends,
     unless :meth:`OutputSet.commit` has swapped it in.
+
+    Parameters
+    ----------
+    outputs : OutputSet
+        The outputs of the running command.
     """
     def handler(signum, frame):
         release()                                  # end test pauses (worker threads too)
@@ -313,6 +353,17 @@ def write_analysis(outputs: OutputSet, ana, result: dict, t_start: float | None 
     ``models_bestfit.yaml`` (+ ``models_bestfit_covariance.dat``) and ``fit_result.nc``, and
     ``result.json`` (``result`` plus ``outputs``: each file's name and size in bytes) last.
     ``t_start`` (a ``time.perf_counter()`` value): record ``timings_s.total`` up to the manifest.
+
+    Parameters
+    ----------
+    outputs : OutputSet
+        The opened output set.
+    ana : Analysis
+        The analysis (datasets, models, fit).
+    result : dict
+        The ``result.json`` content.
+    t_start : float, optional
+        ``time.perf_counter()`` at the start.
     """
     import time
     from .io import write_fit_result, write_json

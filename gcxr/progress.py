@@ -284,7 +284,18 @@ class FitProgress:
             self._last = now
 
     def wrap(self, fcn: Callable[..., float]) -> Callable[..., float]:
-        """``fcn`` reporting its return value to this progress."""
+        """``fcn`` reporting its return value to this progress.
+
+        Parameters
+        ----------
+        fcn : callable
+            The function to wrap.
+
+        Returns
+        -------
+        callable
+            The wrapped function.
+        """
         def wrapped(*args, **kwargs):
             value = fcn(*args, **kwargs)
             self(value)

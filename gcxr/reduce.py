@@ -89,6 +89,23 @@ def _pointing(run: RunRef) -> tuple[float, float]:
 
 
 def run_layout(run: RunRef, spec: ReductionSpec, pointing: tuple[float, float] | None = None) -> RunLayout:
+    """Where a run's cutout sits in the analysis grid, from its pointing alone (no file is read).
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+    spec : ReductionSpec
+        The reduction specification.
+    pointing : tuple of float, optional
+        (RA, Dec) in deg (default: the obs-index's).
+
+    Returns
+    -------
+    RunLayout
+        The slices of the cutout in the fine and IRF grids; :class:`DataStoreError` if it
+        overlaps no pixel.
+    """
     ra, dec = pointing if pointing is not None else _pointing(run)
     lon, lat = transform_lonlat(np.array([ra]), np.array([dec]), "icrs", spec.geom.frame)
     lon, lat = float(lon[0]), float(lat[0])
@@ -241,6 +258,22 @@ def reduce_run(run: RunRef, spec: ReductionSpec, layout: RunLayout | None = None
 
     ``timings``: if a dict is given, the CPU seconds (of the calling thread) spent in each
     stage are added to it (for profiling; see benchmarks/profile_reduce.py).
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+    spec : ReductionSpec
+        The grid, energy axes and safe-mask settings.
+    layout : RunLayout, optional
+        The run's place in the grid (default: :func:`run_layout`).
+    timings : dict, optional
+        Receives CPU seconds per stage.
+
+    Returns
+    -------
+    xarray.Dataset
+        The run dataset.
     """
     arrays, meta = reduce_run_arrays(run, spec, layout, timings)
     clock = _Clock(timings)
@@ -262,6 +295,19 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
     on), PSF and EDISP maps at the coarse pixels with a nonzero stacking weight
     (``mask_safe_psf``, ``mask_safe_edisp``). Elsewhere these arrays are 0; every product
     that enters the stack (``stack``'s masked sums) is unchanged.
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+    spec : ReductionSpec
+        The grid, energy axes and safe-mask settings.
+    layout : RunLayout, optional
+        The run's place in the grid (default: :func:`run_layout`).
+    timings : dict, optional
+        Receives CPU seconds per stage.
+    for_stacking : bool
+        Evaluate the IRFs only where stacking uses them.
     """
     clock = _Clock(timings)
     pause_point("reduce")                   # tests only: GCXR_TEST_PAUSE_AT=reduce (gcxr._testhook)
@@ -603,6 +649,20 @@ def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None =
     The run's place in the grid comes from the obs-index pointing (no file is
     opened); livetime and ontime are dask scalars in the ``livetime``/``ontime``
     variables of the result.
+
+    Parameters
+    ----------
+    run : RunRef
+        The run.
+    spec : ReductionSpec
+        The grid, energy axes and safe-mask settings.
+    layout : RunLayout, optional
+        The run's place in the grid (default: :func:`run_layout`).
+
+    Returns
+    -------
+    xarray.Dataset
+        The run dataset (dask arrays).
     """
     layout = layout or run_layout(run, spec)
     name = f"gcxr-reduce-{run.obs_id}"

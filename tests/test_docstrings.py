@@ -5,7 +5,8 @@ underscore that the module defines itself (its ``__all__`` when it has one, else
 function and class), plus the public methods and properties those classes define.  Each needs a
 docstring with a one-line summary; a function or method that takes parameters (other than
 ``self``/``cls``) needs a numpydoc ``Parameters`` section, unless it documents them in the class
-docstring (``__init__``) or is a dunder method.
+docstring (``__init__``) or is a dunder method; and the names a ``Parameters`` section lists are
+exactly the function's parameters.
 """
 from __future__ import annotations
 
@@ -87,6 +88,16 @@ def docstring_problems(name: str, obj) -> list[str]:
     return []
 
 
+def documented_parameters(doc: str) -> set[str]:
+    """The names listed in a numpydoc ``Parameters`` section (``a, b : type`` lists two)."""
+    m = re.search(r"^Parameters\n-+\n(.*?)(?:\n\n[A-Z][A-Za-z ]+\n-+\n|\Z)", doc, re.S | re.M)
+    names: set[str] = set()
+    for line in (m.group(1).splitlines() if m else []):
+        if line and not line.startswith(" "):
+            names |= {n.strip().lstrip("*") for n in line.split(" : ")[0].split(",")}
+    return names
+
+
 def test_public_api_is_found():
     """The walker sees the top-level API, submodule functions, classes and their methods."""
     objs = public_objects()
@@ -123,9 +134,31 @@ def test_docstring_checker_flags_what_it_should():
     assert docstring_problems("no_section", no_section) == [
         "no_section: takes parameters but its docstring has no 'Parameters' section"]
     assert docstring_problems("bare", bare) == ["bare: no docstring"]
+    assert documented_parameters(inspect.getdoc(documented)) == {"x"}
+    assert documented_parameters("S.\n\nParameters\n----------\na, b : float\n    Ends.\n**kwargs\n    More.\n\n"
+                                 "Returns\n-------\nfloat\n    Sum.") == {"a", "b", "kwargs"}
 
 
 def test_every_public_function_and_class_has_a_numpydoc_docstring():
     problems = [p for name, obj in sorted(public_objects().items()) for p in docstring_problems(name, obj)]
     assert not problems, f"{len(problems)} public objects lack a docstring or its Parameters section:\n" + \
         "\n".join(problems)
+
+
+def test_documented_parameters_match_the_signatures():
+    """A Parameters section lists exactly the function's parameters (no stale or missing names)."""
+    problems = []
+    for name, obj in sorted(public_objects().items()):
+        if isinstance(obj, property) or inspect.isclass(obj):
+            continue
+        doc = inspect.getdoc(obj) or ""
+        documented = documented_parameters(doc)
+        if not documented:
+            continue
+        try:
+            params = {p.name for p in inspect.signature(obj).parameters.values()} - {"self", "cls"}
+        except (TypeError, ValueError):
+            continue
+        if documented != params:
+            problems.append(f"{name}: documented {sorted(documented)}, signature {sorted(params)}")
+    assert not problems, "\n".join(problems)

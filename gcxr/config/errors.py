@@ -54,6 +54,22 @@ class ConfigError(ValueError):
 
         ``prefix`` is the location of ``model`` inside the whole configuration; it
         is prepended to every error location.
+
+        Parameters
+        ----------
+        exc : pydantic.ValidationError
+            The error.
+        model : type
+            The section class validated.
+        prefix : sequence
+            Location of ``model`` in the whole configuration.
+        source : str, optional
+            The file the configuration came from.
+
+        Returns
+        -------
+        ConfigError
+            With one ``(key_path, message)`` per error.
         """
         errors = []
         for err in exc.errors(include_url=False):

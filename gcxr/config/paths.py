@@ -40,6 +40,23 @@ def expand_path(path: str | os.PathLike[str], key: str | None = None) -> Path:
     :class:`ConfigError` naming the variable and ``key`` (the config key the path
     came from, used only in the message).  A ``$`` not followed by a variable name
     is kept literally.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path as written.
+    key : str, optional
+        The config key, for error messages.
+
+    Returns
+    -------
+    pathlib.Path
+        The expanded path.
+
+    Examples
+    --------
+    >>> expand_path('$GCXR_DATA/cta-1dc')     # with GCXR_DATA=/data   # doctest: +SKIP
+    PosixPath('/data/cta-1dc')
     """
     raw = os.fspath(path)
     expanded = _ENV_RE.sub(

@@ -292,7 +292,20 @@ class AnalysisConfig(_Section):
     # ----------------------------------------------------------------------- input
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, source: str | None = None) -> "AnalysisConfig":
-        """Validate a nested mapping (as loaded from YAML)."""
+        """Validate a nested mapping (as loaded from YAML).
+
+        Parameters
+        ----------
+        data : mapping or None
+            The nested sections (None: all defaults).
+        source : str, optional
+            The file it came from, for messages.
+
+        Returns
+        -------
+        AnalysisConfig
+            The validated config; :class:`ConfigError` otherwise.
+        """
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -308,7 +321,20 @@ class AnalysisConfig(_Section):
 
     @classmethod
     def from_yaml(cls, text: str, source: str | None = None) -> "AnalysisConfig":
-        """Parse YAML text; an empty document gives the defaults."""
+        """Parse YAML text; an empty document gives the defaults.
+
+        Parameters
+        ----------
+        text : str
+            The YAML document.
+        source : str, optional
+            The file it came from, for messages.
+
+        Returns
+        -------
+        AnalysisConfig
+            The validated config; :class:`ConfigError` otherwise.
+        """
         try:
             data = load_yaml(text, Loader=_UniqueKeyLoader)     # bounded alias expansion (gcxr._yaml)
         except yaml.YAMLError as exc:
@@ -317,7 +343,18 @@ class AnalysisConfig(_Section):
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> "AnalysisConfig":
-        """Read a YAML file (``$VAR`` and ``~`` in ``path`` are expanded)."""
+        """Read a YAML file (``$VAR`` and ``~`` in ``path`` are expanded).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The YAML file.
+
+        Returns
+        -------
+        AnalysisConfig
+            The validated config; :class:`ConfigError` naming the file otherwise.
+        """
         filename = expand_path(path)
         return cls.from_yaml(filename.read_text(encoding="utf-8"), source=str(filename))
 
@@ -335,6 +372,13 @@ class AnalysisConfig(_Section):
 
         The text goes to a temporary file in the target directory which then
         replaces ``path``.  An existing file is an error unless ``overwrite``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The YAML file.
+        overwrite : bool
+            Replace an existing file.
         """
         filename = expand_path(path)
         _atomic_write_text(filename, self.to_yaml(), overwrite=overwrite)
@@ -343,7 +387,18 @@ class AnalysisConfig(_Section):
     # ---------------------------------------------------------------------- helpers
     def update(self, other: "str | Mapping[str, Any] | AnalysisConfig") -> "AnalysisConfig":
         """A new config with the keys *set* in ``other`` (YAML text, mapping or
-        config) laid over this one; nested sections are merged key by key."""
+        config) laid over this one; nested sections are merged key by key.
+
+        Parameters
+        ----------
+        other : str, mapping or AnalysisConfig
+            The keys to set.
+
+        Returns
+        -------
+        AnalysisConfig
+            The merged config (this one is unchanged).
+        """
         if isinstance(other, str):
             other = type(self).from_yaml(other)
         elif isinstance(other, Mapping):

@@ -155,6 +155,16 @@ def fov_options(config: AnalysisConfig) -> FovOptions:
     ``sum(counts) / sum(background)``), ``min_counts``, ``min_npred_background``;
     ``spectral_model`` only as ``pl-norm`` (gammapy's default; its tilt stays frozen) and
     ``spatial_model`` only null.
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+        The configuration.
+
+    Returns
+    -------
+    FovOptions
+        The options; :class:`ConfigError` naming each key gcxr cannot honour.
     """
     p = dict(config.datasets.background.parameters or {})
     key = "datasets.background.parameters"
@@ -216,7 +226,18 @@ def _angle(p: Mapping[str, Any], name: str, key: str, default: str, errors: list
 
 
 def safe_mask_options(config: AnalysisConfig) -> SafeMaskOptions:
-    """The ``SafeMaskMaker`` options in ``datasets.safe_mask.parameters``."""
+    """The ``SafeMaskMaker`` options in ``datasets.safe_mask.parameters``.
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+        The configuration.
+
+    Returns
+    -------
+    SafeMaskOptions
+        The options; :class:`ConfigError` naming each key gcxr cannot honour.
+    """
     p = dict(config.datasets.safe_mask.parameters or {})
     key = "datasets.safe_mask.parameters"
     errors: list[tuple[str, str]] = []
@@ -261,7 +282,18 @@ _FP_KEYS = ("selection_optional", "reoptimize", "n_sigma_ul")
 
 
 def flux_points_options(config: AnalysisConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`gcxr.estimators.flux_points` from ``flux_points.parameters``."""
+    """Keyword arguments of :func:`gcxr.estimators.flux_points` from ``flux_points.parameters``.
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+        The configuration.
+
+    Returns
+    -------
+    dict
+        Keyword arguments; :class:`ConfigError` naming each key gcxr cannot honour.
+    """
     p = dict(config.flux_points.parameters or {})
     key = "flux_points.parameters"
     errors = []

@@ -51,6 +51,8 @@ def residual_maps(ds: xr.Dataset, npred, method: Method = "diff", smooth_radius:
         Smooth the summed counts and npred (deg): the Gaussian sigma
         (``kernel="gauss"``) or the disk radius (``"disk"``); both kernels are
         normalised to unit sum and zero outside the grid.
+    kernel : {"gauss", "disk"}
+        The smoothing kernel.
     energy_edges : sequence of float, optional
         Band edges in TeV (bin edges of ``energy``); the result is on ``band``.
         Default: every reco-energy bin on its own (dim ``energy``).
