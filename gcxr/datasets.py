@@ -360,7 +360,20 @@ def info(ds: xr.Dataset, name: str | None = None) -> dict:
 
 def infos(datasets: list[xr.Dataset], names: list | None = None) -> list[dict]:
     """:func:`info` of several datasets, computed in one ``dask.compute`` where they are dask-backed
-    (datasets kept on a cluster: only the numbers come to the client)."""
+    (datasets kept on a cluster: only the numbers come to the client).
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The datasets (numpy- or dask-backed).
+    names : list, optional
+        The names to report (default: each dataset's ``name`` attribute).
+
+    Returns
+    -------
+    list of dict
+        One :func:`info` per dataset.
+    """
     import dask
     from .stats import cash_counts_significance
     lazy = []

@@ -85,14 +85,38 @@ class ChunkActor:
         return self._controller.limit(limits=1, user_api="blas")
 
     def stat(self, factors: np.ndarray) -> list[float]:
-        """The statistic of every term at the factor vector (in term order)."""
+        """The statistic of every term at the factor vector (in term order).
+
+        Parameters
+        ----------
+        factors : numpy.ndarray
+            The free parameters in factor units.
+
+        Returns
+        -------
+        list of float
+            One statistic per term.
+        """
         values = self.space.values_by_model(self.space.to_values(factors))
         with self._one_blas_thread():
             return [float(t.stat(values)) for t in self.terms]
 
     def apply(self, fn, *args) -> list:
         """``fn(term, *args)`` for every term; the stand-ins ``_SPACE``/``_STEPS`` in ``args`` are
-        replaced by the resident space and steps (they are not sent with each round)."""
+        replaced by the resident space and steps (they are not sent with each round).
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(term, *args)``.
+        *args
+            Further arguments (stand-ins for the resident space and steps allowed).
+
+        Returns
+        -------
+        list
+            One result per term, in term order.
+        """
         resident = {_SPACE: self.space, _STEPS: self.steps}
         args = tuple(resident[a] if isinstance(a, str) and a in resident else a for a in args)
         with self._one_blas_thread():
@@ -107,13 +131,37 @@ class ChunkActor:
         return {m for t in self.terms for m, *_ in t.sources}
 
     def moved(self, models) -> bool:
-        """:func:`gcxr.fit._moved` on this chunk's terms."""
+        """:func:`gcxr.fit._moved` on this chunk's terms.
+
+        Parameters
+        ----------
+        models : Models
+            The models at their current values.
+
+        Returns
+        -------
+        bool
+            Whether a source left the cutout of one of this chunk's terms.
+        """
         from .fit import _moved
         return _moved(self.terms, models)
 
     def time_stat(self, factors: np.ndarray, repeats: int) -> float:
         """Seconds per statistic evaluation of this chunk on its worker (benchmarks: worker speed
-        against the same terms in process)."""
+        against the same terms in process).
+
+        Parameters
+        ----------
+        factors : numpy.ndarray
+            The free parameters in factor units.
+        repeats : int
+            Evaluations timed.
+
+        Returns
+        -------
+        float
+            Seconds per evaluation.
+        """
         eps = np.zeros_like(factors)
         eps[0] = 1e-7
         self.stat(factors)
@@ -138,7 +186,18 @@ class _SizeOf:
 
 
 def is_lazy(ds) -> bool:
-    """Whether a dataset's cubes are dask arrays (reduced or persisted on a cluster, not in memory)."""
+    """Whether a dataset's cubes are dask arrays (reduced or persisted on a cluster, not in memory).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset.
+
+    Returns
+    -------
+    bool
+        
+    """
     return any(getattr(v, "chunks", None) is not None for v in ds.data_vars.values())
 
 
@@ -202,7 +261,28 @@ class DistributedLikelihood(_TermwiseDerivatives):
                       n_chunks: int | None = None) -> "DistributedLikelihood":
         """The likelihood of ``datasets``: terms built here and shipped when the datasets are in
         memory; built on the workers when they are dask-backed (reduced or persisted on the
-        cluster), so that the datasets never come to the client."""
+        cluster), so that the datasets never come to the client.
+
+        Parameters
+        ----------
+        datasets : list of xarray.Dataset
+            The datasets (in memory or dask-backed).
+        models : Models
+            The models at their current values.
+        space : ParameterSpace
+            The free parameters.
+        client : distributed.Client
+            The cluster.
+        point_weights : {'tent', 'cubic'}
+            Rendering of point sources.
+        n_chunks : int, optional
+            Chunks of terms (default: one per worker).
+
+        Returns
+        -------
+        DistributedLikelihood
+            The likelihood.
+        """
         if any(is_lazy(ds) for ds in datasets):
             return cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights)
         from .likelihood import build_terms
@@ -210,7 +290,18 @@ class DistributedLikelihood(_TermwiseDerivatives):
 
     def moved(self, models) -> bool:
         """Whether a source moved or grew out of the cutout its terms were built for (each
-        chunk checks its own terms, see :func:`gcxr.fit._moved`)."""
+        chunk checks its own terms, see :func:`gcxr.fit._moved`).
+
+        Parameters
+        ----------
+        models : Models
+            The models at their current values.
+
+        Returns
+        -------
+        bool
+            
+        """
         return any(self._round("moved", models))
 
     # ---- placement
@@ -300,7 +391,20 @@ class DistributedLikelihood(_TermwiseDerivatives):
     def factory(cls, client, n_chunks: int | None = None):
         """A ``likelihood_factory`` for :func:`gcxr.fit.fit`: ``make(terms, space)``, and
         ``make.from_datasets(datasets, models, space, point_weights)`` which :func:`gcxr.fit.fit`
-        prefers (terms built on the workers for datasets that live on the cluster)."""
+        prefers (terms built on the workers for datasets that live on the cluster).
+
+        Parameters
+        ----------
+        client : distributed.Client
+            The cluster.
+        n_chunks : int, optional
+            Chunks of terms (default: one per worker).
+
+        Returns
+        -------
+        callable
+            ``make(terms, space)`` with ``make.from_datasets``.
+        """
         def make(terms, space):
             return cls(terms, space, client, n_chunks)
 
@@ -310,6 +414,18 @@ class DistributedLikelihood(_TermwiseDerivatives):
         return make
 
     def stat_values(self, values: np.ndarray) -> float:
+        """The joint statistic at ``values`` (one direct call per chunk actor).
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Values of the free parameters, in order.
+
+        Returns
+        -------
+        float
+            The statistic.
+        """
         self.n_calls += 1
         f = self.space.to_factors(values)
         return float(sum(self._in_term_order(self._round("stat", f))))
@@ -332,6 +448,7 @@ class DistributedLikelihood(_TermwiseDerivatives):
                 "bytes_received_per_round": self.bytes_received / rounds, "chunk_nbytes": self.chunk_nbytes}
 
     def close(self):
+        """Release the chunk actors and the data they hold on the workers."""
         self.actors = []
         for pair in self._futures:
             if pair is not None:

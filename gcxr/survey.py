@@ -94,18 +94,32 @@ class SurveyPlan:
 
     @property
     def n_per_row(self) -> int:
+        """Runs per row in one pass."""
         return int(np.floor(self.length / self.spacing + 1e-9))
 
     @property
     def runs_per_pass(self) -> int:
+        """Runs in one pass over every row."""
         return self.n_per_row * len(self.rows)
 
     @property
     def l_min(self) -> float:
+        """Lowest longitude of the strip (deg)."""
         return self.l_center - self.length / 2
 
     def pointings(self, n_runs: int) -> list[tuple[float, float]]:
-        """The first ``n_runs`` pointings (l in [0, 360), b), in observation order."""
+        """The first ``n_runs`` pointings (l in [0, 360), b), in observation order.
+
+        Parameters
+        ----------
+        n_runs : int
+            How many.
+
+        Returns
+        -------
+        list of tuple
+            (l, b) in deg.
+        """
         if n_runs < 1:
             raise ValueError(f"SurveyPlan.pointings: n_runs must be >= 1, got {n_runs}")
         out: list[tuple[float, float]] = []
@@ -129,6 +143,24 @@ def survey_models(n_sources: int = 18, seed: int = 0, plan: SurveyPlan | None = 
     at each end, jittered by a quarter of the spacing, and at ``|b| <= max_abs_lat``. Amplitudes
     at 1 TeV are log-uniform in 2e-12..1e-11 cm-2 s-1 TeV-1 (about 6-30 % of the Crab); sizes
     0.1-0.35 deg. Everything is drawn from ``numpy.random.default_rng([seed, 2026])``.
+
+    Parameters
+    ----------
+    n_sources : int
+        Sources.
+    seed : int
+        Random seed.
+    plan : SurveyPlan, optional
+        The strip and its pointings (default: ``SurveyPlan()``).
+    margin : float
+        Longitude margin at each end (deg).
+    max_abs_lat : float
+        Largest absolute latitude (deg).
+
+    Returns
+    -------
+    Models
+        The catalogue.
     """
     from .models import (DiskSpatialModel, ExpCutoffPowerLawSpectralModel, GaussianSpatialModel,
                          LogParabolaSpectralModel, Models, PointSpatialModel, PowerLawSpectralModel,
@@ -181,6 +213,20 @@ def joint_models(models, pointings: dict[int, tuple[float, float]], offset_max: 
     ``datasets_names``. Sources that reach no run keep an empty list. gcxr's npred refuses a
     source whose cutout misses a dataset it applies to, so a joint survey fit needs this
     (``survey_models_joint.yaml``); gammapy's ``datasets_names`` mean the same.
+
+    Parameters
+    ----------
+    models : Models
+        The sources.
+    pointings : dict
+        obs_id -> (l, b) of each run (deg).
+    offset_max : float
+        Half-width of each run's square (deg).
+
+    Returns
+    -------
+    Models
+        The copy.
     """
     out = models.copy()
     ids = np.array(sorted(pointings), dtype=np.int64)
@@ -205,7 +251,30 @@ def survey_config(store: str | Path, plan: SurveyPlan | None = None, stack: bool
     """The AnalysisConfig of the whole strip: a galactic CAR grid of ``plan.length x plan.height``
     deg, ``binsz`` deg pixels, the seed's energy axes (0.1-10 TeV reco, 0.08-12 TeV true), runs
     cut at ``offset_max`` deg (selection and safe mask), ``stack`` true (one stacked dataset) or
-    false (one dataset per run, each with its own background norm in a fit)."""
+    false (one dataset per run, each with its own background norm in a fit).
+
+    Parameters
+    ----------
+    store : str or Path
+        The data store.
+    plan : SurveyPlan, optional
+        The strip and its pointings (default: ``SurveyPlan()``).
+    stack : bool
+        One stacked dataset, or one per run.
+    binsz : float
+        Pixel size (deg).
+    offset_max : float
+        Run cut (deg).
+    obs_ids : iterable of int, optional
+        Runs to use (default: all).
+    energy_nbins, energy_true_nbins : int
+        Bins of the energy axes.
+
+    Returns
+    -------
+    AnalysisConfig
+        The config.
+    """
     from .config import AnalysisConfig
     plan = plan or SurveyPlan()
     data = {
@@ -241,6 +310,31 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
     Returns the summary. Runs are simulated and written one at a time: memory is one run's
     events. Every run's events come from a generator seeded by ``(seed, obs_id)`` and the
     sources from ``seed``: the same arguments write the same files.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The store's folder.
+    n_runs : int
+        Runs to simulate.
+    seed : int
+        Random seed.
+    n_sources : int
+        Sources in the catalogue.
+    plan : SurveyPlan, optional
+        The strip and its pointings (default: ``SurveyPlan()``).
+    irf : str or Path, optional
+        An IRF file (default: parametric IRFs).
+    binsz : float
+        Pixel size of the configs (deg).
+    offset_max : float
+        Run cut (deg).
+    first_obs_id : int
+        The first OBS_ID.
+    deadc : float
+        Dead-time fraction.
+    quiet : bool, optional
+        Hide progress.
     """
     from .io import write_json
     from .progress import progress_bar
