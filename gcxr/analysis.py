@@ -694,7 +694,8 @@ class Analysis:
     def get_flux_points(self) -> xr.Dataset:
         """Flux points of ``flux_points.source`` in the ``flux_points.energy`` bins (after a fit).
 
-        The bin edges must be reco-energy bin edges of the datasets; ``flux_points.parameters``
+        The edges move to the nearest reco-energy bin edges of the datasets (as gammapy's; a
+        warning names the edges used, the result's attrs keep both); ``flux_points.parameters``
         may set ``reoptimize`` and ``n_sigma_ul``.  The result is also kept as ``self.flux_points``.
         """
         from .estimators import flux_points
