@@ -864,7 +864,24 @@ def assemble_hessian(n: int, parts) -> np.ndarray:
 def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent",
                 check: bool = True) -> list[DatasetTerm]:
     """One :class:`DatasetTerm` per dataset; with ``check``, a sky model that reaches no dataset
-    is refused (:func:`check_models_reach`)."""
+    is refused (:func:`check_models_reach`).
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The reduced datasets.
+    models : Models
+        The models (at their current values).
+    point_weights : {'tent', 'cubic'}
+        Rendering of point sources.
+    check : bool
+        Refuse free sky models that reach no dataset.
+
+    Returns
+    -------
+    list of DatasetTerm
+        In the order of ``datasets``.
+    """
     terms = [DatasetTerm.build(ds, models, ds.attrs.get("name"), point_weights) for ds in datasets]
     if check:
         check_models_reach(models, {m for t in terms for m, *_ in t.sources})
@@ -874,7 +891,15 @@ def build_terms(datasets: list[xr.Dataset], models, point_weights: str = "tent",
 def check_models_reach(models, present: set) -> None:
     """Raise ``ValueError`` naming every sky model with free parameters that no dataset term
     evaluates (its cutout misses every dataset, or it applies to none): those parameters would be
-    unconstrained (a frozen model that reaches nothing is harmless and allowed)."""
+    unconstrained (a frozen model that reaches nothing is harmless and allowed).
+
+    Parameters
+    ----------
+    models : Models
+        The models.
+    present : set of str
+        Names of the sky models some dataset term evaluates.
+    """
     def free(m):
         subs = [m.spectral_model] + ([m.spatial_model] if getattr(m, "spatial_model", None) is not None else [])
         return any(not p.frozen for sub in subs for p in sub.parameters)
