@@ -20,7 +20,7 @@ import xarray as xr
 from .background import read_exclusion_mask
 from .config import AnalysisConfig, ConfigError
 from .config.support import check_supported, flux_points_options, fov_options, safe_mask_options
-from .datasets import check_counts, check_fit_data, fit_mask, info, infos, stack_runs
+from .datasets import check_fit_data, fit_mask, info, infos, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -717,9 +717,11 @@ class Analysis:
         if self.models is None:
             raise ValueError("run_fit: no models; call read_models() or set_models() first")
         self.set_models(self.models)
-        check_fit_data(self.datasets)          # values and masks first: they say more than "no counts"
-        check_counts(self.datasets)
-        t0 = time.perf_counter()
+        from .fit import _free_background
+        t0 = time.perf_counter()                # the fit stage includes the data checks
+        # values and masks first (they say more than "no counts"), then the counts: one pass
+        check_fit_data(self.datasets, _free_background(self.datasets, self.models), counts=True)
+        kwargs.setdefault("check_data", False)
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:
             from .distributed import DistributedLikelihood

@@ -407,24 +407,28 @@ def _dataset_name(ds: xr.Dataset) -> str:
     return str(ds.attrs.get("name") or ds.attrs.get("obs_id", "dataset"))
 
 
-def _summaries(datasets: list[xr.Dataset]) -> list[dict]:
-    """The few numbers the fit checks need, per dataset: non-finite and negative counts of each
-    cube, its minimum, whether the fit bins are empty, the counts and background in them.
-    Computed where the data are: in one ``dask.compute`` for datasets on a cluster (nothing
-    but these numbers comes to the client), directly for datasets in memory."""
+def _summaries(datasets: list[xr.Dataset], background_fit: bool = True) -> list[dict]:
+    """The few numbers the fit checks need, per dataset: each cube's minimum and maximum (NaN if
+    it holds a NaN), whether the fit bins are empty, the counts and (``background_fit``) the
+    background in them.  Two fast reductions per cube: the detailed counts of bad values are
+    taken only for a cube that fails (:func:`_check_values`).  Computed where the data are: in
+    one ``dask.compute`` for datasets on a cluster (nothing but these numbers comes to the
+    client), directly for datasets in memory."""
     import dask
     out = []
     for ds in datasets:
         d = {}
         for var in ("counts", "exposure", "background"):
             if var in ds:
-                v = ds[var]
-                d[var] = ((~np.isfinite(v)).sum(), (v < 0).sum(), v.min(skipna=True))
-        mask = combined_mask(ds).broadcast_like(ds["counts"])
+                v = ds[var].data
+                d[var] = (v.min(), v.max()) if v.size else (0.0, 0.0)
+        mask = combined_mask(ds).broadcast_like(ds["counts"]).data
         d["mask_any"] = mask.any()
-        d["counts_fit"] = ds["counts"].where(mask, 0).sum()
-        if "background" in ds:
-            d["background_fit"] = ds["background"].where(mask, 0).sum()
+        d["counts_fit"] = ds["counts"].data[mask].sum() if not hasattr(mask, "dask") else \
+            ds["counts"].where(combined_mask(ds), 0).sum().data
+        if background_fit and "background" in ds:
+            d["background_fit"] = ds["background"].data[mask].sum() if not hasattr(mask, "dask") else \
+                ds["background"].where(combined_mask(ds), 0).sum().data
         out.append(d)
     (out,) = dask.compute(out)
     return [{k: (tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)) for k, v in d.items()} for d in out]
@@ -433,15 +437,21 @@ def _summaries(datasets: list[xr.Dataset]) -> list[dict]:
 def _check_values(ds: xr.Dataset, var: str, summary: tuple) -> None:
     """Raise if ``ds[var]`` holds a non-finite or negative value (named with the dataset and a count)."""
     from .datastore import DataStoreError
-    n_bad, n_neg, vmin = int(summary[0]), int(summary[1]), summary[2]
-    if n_bad or n_neg:
-        what = " and ".join(x for x in (f"{n_bad} non-finite" if n_bad else "",
-                                        f"{n_neg} negative" if n_neg else "") if x)
-        raise DataStoreError(f"dataset {_dataset_name(ds)!r}: variable {var!r} has {what} value(s) "
-                             f"(min {vmin if np.isfinite(vmin) else 0:g}); {var} must be finite and >= 0 to fit")
+    vmin, vmax = summary
+    if vmin >= 0 and np.isfinite(vmax):             # NaN fails both comparisons
+        return
+    v = ds[var]
+    import dask
+    n_bad, n_neg = (int(x) for x in dask.compute((~np.isfinite(v)).sum(), (v < 0).sum()))
+    vmin = float(v.min(skipna=True))
+    what = " and ".join(x for x in (f"{n_bad} non-finite" if n_bad else "",
+                                    f"{n_neg} negative" if n_neg else "") if x)
+    raise DataStoreError(f"dataset {_dataset_name(ds)!r}: variable {var!r} has {what} value(s) "
+                         f"(min {vmin if np.isfinite(vmin) else 0:g}); {var} must be finite and >= 0 to fit")
 
 
-def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] = ()) -> None:
+def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] = (),
+                   counts: bool = False) -> None:
     """Refuse data a Cash fit cannot use, with a message about the data.
 
     Parameters
@@ -450,6 +460,9 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
         The datasets to fit (gcxr's dataset schema).
     free_background : tuple of str
         Names of the datasets whose background norm is a free parameter.
+    counts : bool
+        Also refuse datasets with no count at all in their fit bins (:func:`check_counts`), from
+        the same pass over the data.
 
     Raises
     ------
@@ -461,7 +474,8 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
         energy bin is an upper limit); :func:`check_counts` refuses it for a whole analysis.
     """
     from .datastore import DataStoreError
-    for ds, summ in zip(datasets, _summaries(datasets)):
+    summaries = _summaries(datasets, background_fit=bool(free_background))
+    for ds, summ in zip(datasets, summaries):
         name = _dataset_name(ds)
         for var in ("counts", "exposure", "background"):
             if var in ds:
@@ -474,6 +488,8 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
             raise DataStoreError(f"dataset {name!r}: the background is zero in every fit bin, so its free "
                                  "FoVBackgroundModel norm is unconstrained; check the background IRF, or freeze "
                                  "the norm")
+    if counts:
+        _refuse_no_counts(datasets, summaries)
 
 
 def check_counts(datasets: list[xr.Dataset]) -> None:
@@ -487,8 +503,12 @@ def check_counts(datasets: list[xr.Dataset]) -> None:
     datasets : list of xarray.Dataset
         The datasets of an analysis.
     """
+    _refuse_no_counts(datasets, _summaries(datasets, background_fit=False))
+
+
+def _refuse_no_counts(datasets: list[xr.Dataset], summaries: list[dict]) -> None:
     from .datastore import DataStoreError
-    total = sum(summ["counts_fit"] for summ in _summaries(datasets))
+    total = sum(summ["counts_fit"] for summ in summaries)
     if datasets and total == 0:
         raise DataStoreError(f"no counts in the fit bins of any dataset ({[_dataset_name(d) for d in datasets]}): "
                              "the event lists are empty or no event falls in the geometry and safe energy range")

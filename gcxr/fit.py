@@ -117,7 +117,7 @@ def _free_background(datasets, models) -> tuple[str, ...]:
 
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
-        derivatives: str = "auto") -> FitResult:
+        derivatives: str = "auto", check_data: bool = True) -> FitResult:
     """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
@@ -152,6 +152,9 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         Rendering of point sources (design record 6).
     derivatives : {'auto', 'analytic', 'minuit'}
         How gradients and covariance are computed (see above).
+    check_data : bool
+        Refuse data a Cash fit cannot use first (:func:`gcxr.datasets.check_fit_data`); False when
+        the caller has checked them (``Analysis.run_fit``).
 
     Returns
     -------
@@ -172,17 +175,18 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     # with another process on the second core); parallelism comes from dask, between datasets
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse, progress,
-                    point_weights, derivatives)
+                    point_weights, derivatives, check_data)
 
 
 def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse, progress, point_weights,
-         derivatives) -> FitResult:
+         derivatives, check_data) -> FitResult:
     t0 = time.perf_counter()
     factory = likelihood_factory or JointLikelihood
     space = ParameterSpace.from_models(models)
     if not space.keys:
         raise ValueError("fit: no free parameters")
-    check_fit_data(datasets, _free_background(datasets, models))
+    if check_data:            # Analysis.run_fit has checked them already (with the counts, in one pass)
+        check_fit_data(datasets, _free_background(datasets, models))
     method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
     n_refresh = 0

@@ -297,8 +297,16 @@ class SourceEvaluator:
         numpy.ndarray
             ``F_t``.
         """
-        et = self.energy_true
-        return np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
+        key = tuple(sorted((k, float(v)) for k, v in spectral_values.items()))
+        cache = self._aux.setdefault("flux", OrderedDict())
+        hit = cache.get(key)
+        if hit is None:              # the statistic, gradient and curvature at one point share it
+            et = self.energy_true
+            hit = cache[key] = np.asarray(self.spectral_cls._integral(et.lo, et.hi, **spectral_values), float)
+            hit.setflags(write=False)
+            while len(cache) > 16:
+                cache.popitem(last=False)
+        return hit
 
     def image(self, spatial_values: dict) -> np.ndarray:
         """Flux fraction per cutout pixel of an extended source, (ny, nx).
