@@ -76,13 +76,15 @@ class ChunkActor:
         self.terms = terms
         self.space = space
         self.steps = steps
-        self._controller = None
+        # one BLAS thread in this worker process, set once (a limit around every call cost ~2 ms
+        # per call); workers that gcxr starts have it from their environment already
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1, user_api="blas")
 
-    def _one_blas_thread(self):
-        from threadpoolctl import ThreadpoolController
-        if self._controller is None:
-            self._controller = ThreadpoolController()
-        return self._controller.limit(limits=1, user_api="blas")
+    @staticmethod
+    def _one_blas_thread():
+        import contextlib
+        return contextlib.nullcontext()
 
     def stat(self, factors: np.ndarray) -> list[float]:
         """The statistic of every term at the factor vector (in term order).
