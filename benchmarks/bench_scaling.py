@@ -347,8 +347,8 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
         micro["chunk_nbytes"] = list(dl.chunk_nbytes)
         values = space.values_by_model(space.start)
 
-        def chunk_fn(idx):
-            return lambda f: sum(terms[i].stat(values) for i in idx)
+        def chunk_fn(idx):        # the same work as an actor's stat(f): values from f, then the terms
+            return lambda f: sum(terms[i].stat(space.values_by_model(space.to_values(f))) for i in idx)
         micro["inprocess_chunk_ms"] = [1e3 * _time_calls(chunk_fn(idx), factors, micro_calls) for idx in dl.plan]
         micro["cluster_ms"] = 1e3 * _time_calls(dl, factors, micro_calls)
         # the same chunks timed on their workers (worker speed against in-process)

@@ -202,18 +202,50 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     scheduler = scheduler or dask.threaded.get      # a callable: dask does not import distributed
     objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
     if client is not None:
+        run_keys = [k for o in objs if dask.is_dask_collection(o) for k in dict(o.__dask_graph__())
+                    if _is_run_key(k)]
         futures = client.compute(objs)
         if not is_quiet(quiet):
-            from distributed import progress
-            try:
-                progress(futures)
-            except ImportError:             # Jupyter without ipywidgets: a text bar instead of the widget
-                progress(futures, notebook=False)
+            if run_keys:
+                _runs_bar(client, futures, run_keys, desc)
+            else:
+                from distributed import progress
+                try:
+                    progress(futures)
+                except ImportError:         # Jupyter without ipywidgets: a text bar instead of the widget
+                    progress(futures, notebook=False)
         return tuple(client.gather(futures))
     if is_quiet(quiet):
         return dask.compute(*objs, scheduler=scheduler)
     with DaskProgressCallback(desc=desc, quiet=quiet):
         return dask.compute(*objs, scheduler=scheduler)
+
+
+def _pending_runs(dask_scheduler=None, keys=()) -> int:
+    """On the scheduler: how many of ``keys`` are still to compute (a finished run's key is in
+    memory, or released and forgotten once its partial sum is combined)."""
+    todo = 0
+    for k in keys:
+        ts = dask_scheduler.tasks.get(k)
+        if ts is not None and ts.state not in ("memory", "released", "forgotten", "erred"):
+            todo += 1
+    return todo
+
+
+def _runs_bar(client, futures, run_keys: list, desc: str) -> None:
+    """Wait for ``futures`` with a bar counting the runs whose reduction task has finished
+    (asked of the scheduler every ``MININTERVAL`` seconds)."""
+    from distributed import wait
+    keys = list(dict.fromkeys(run_keys))
+    with progress_bar(total=len(keys), desc=desc, unit="run", leave=True) as bar:
+        while not all(f.done() for f in futures):
+            try:
+                wait(futures, timeout=MININTERVAL)
+            except TimeoutError:
+                pass
+            todo = 0 if all(f.done() for f in futures) else client.run_on_scheduler(_pending_runs, keys=keys)
+            bar.update(len(keys) - todo - bar.n)
+        bar.update(len(keys) - bar.n)
 
 
 def progress_persist(datasets, client, quiet: bool | None = None, desc: str = "reduce") -> list:
