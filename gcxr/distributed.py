@@ -81,11 +81,6 @@ class ChunkActor:
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=1, user_api="blas")
 
-    @staticmethod
-    def _one_blas_thread():
-        import contextlib
-        return contextlib.nullcontext()
-
     def stat(self, factors: np.ndarray) -> list[float]:
         """The statistic of every term at the factor vector (in term order).
 
@@ -100,8 +95,7 @@ class ChunkActor:
             One statistic per term.
         """
         values = self.space.values_by_model(self.space.to_values(factors))
-        with self._one_blas_thread():
-            return [float(t.stat(values)) for t in self.terms]
+        return [float(t.stat(values)) for t in self.terms]
 
     def apply(self, fn, *args) -> list:
         """``fn(term, *args)`` for every term; the stand-ins ``_SPACE``/``_STEPS`` in ``args`` are
@@ -121,8 +115,7 @@ class ChunkActor:
         """
         resident = {_SPACE: self.space, _STEPS: self.steps}
         args = tuple(resident[a] if isinstance(a, str) and a in resident else a for a in args)
-        with self._one_blas_thread():
-            return [fn(t, *args) for t in self.terms]
+        return [fn(t, *args) for t in self.terms]
 
     def nbytes(self) -> int:
         """Bytes of the resident terms (also the cheapest call: an empty round trip)."""
