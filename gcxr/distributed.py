@@ -18,9 +18,10 @@ the bytes sent and received per round.
 
 Workers compute with one BLAS thread per worker process (one worker process per
 core is what a compute-bound likelihood wants; a second BLAS thread only adds
-hand-overs), set by the actor around every call.
+hand-overs), set once in the worker when an actor is made.
 
-Faults: the client keeps each chunk's inputs (its tiles).  When a worker dies,
+Faults: the client keeps each chunk's inputs (its tiles, or the task that builds
+its terms from run datasets kept on the cluster).  When a worker dies,
 the calls to its actor fail with "Worker holding Actor was lost"; the client
 waits until the scheduler has dropped that worker, rebuilds the lost chunks on
 the remaining workers, and repeats the round.  A round is a pure function of the
