@@ -300,6 +300,8 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
             for v in names:      # one plane is written at a time: no need for HDF5's per-variable chunk cache
                 nc.variables[v].set_var_chunk_cache(size=2**18)
             for i, d in enumerate(datasets):
+                if any(getattr(d[v].data, "dask", None) is not None for v in names):
+                    d = d.compute()        # runs kept on a cluster: one transfer per run, one run in memory
                 off = offsets[i]
                 for v in names:
                     var = nc.variables[v]
