@@ -367,6 +367,19 @@ class DatasetTerm:
             out.append(t)
         return out
 
+    def _bkg_factor_derivative(self, a: np.ndarray, values: dict, name: str) -> np.ndarray | None:
+        """``da_E/dv`` of the background factor ``a_E = norm (E/ref)^-tilt`` in one of its
+        parameters (None for a name it does not have)."""
+        v = values[self.bkg_model]["spectral"]
+        ref, tilt = v.get("reference", 1.0), v.get("tilt", 0.0)
+        if name == "norm":
+            return (self.energy_centers / ref) ** (-tilt)
+        if name == "tilt":
+            return -a * np.log(self.energy_centers / ref)
+        if name == "reference":
+            return a * tilt / ref
+        return None
+
     def _bkg_factor(self, values: dict) -> np.ndarray:
         if self.bkg_model is None:
             return np.ones_like(self.energy_centers)
@@ -517,12 +530,8 @@ class DatasetTerm:
                     for _, d in ev.dnpred(v["spectral"], v.get("spatial", {}), spec, spat, st, reco=r.planes).items():
                         out[(m, c, n)] = out.get((m, c, n), 0.0) + float(np.einsum("eij,eij,eij->", qc, d, d))
         if self.bkg_model is not None and self.bkg_model in by_model:
-            v = values[self.bkg_model]["spectral"]
-            ref, tilt = v.get("reference", 1.0), v.get("tilt", 0.0)
-            shape = (self.energy_centers / ref) ** (-tilt)
             for m, c, n in by_model[self.bkg_model]:
-                da = {"norm": shape, "tilt": -a * np.log(self.energy_centers / ref),
-                      "reference": a * tilt / ref}.get(n)
+                da = self._bkg_factor_derivative(a, values, n)
                 if da is not None:
                     out[(m, c, n)] = float(h_a @ da ** 2)
         return out
@@ -639,17 +648,9 @@ class DatasetTerm:
                                              spec, spat, st, reco=r.planes).items():
                     grads[(mname, c, n)] = grads.get((mname, c, n), 0.0) + g
         if self.bkg_model is not None and self.bkg_model in by_model:
-            v = values[self.bkg_model]["spectral"]
-            ref, tilt = v.get("reference", 1.0), v.get("tilt", 0.0)
-            shape = (self.energy_centers / ref) ** (-tilt)
             for m, c, n in by_model[self.bkg_model]:
-                if n == "norm":
-                    da = shape
-                elif n == "tilt":
-                    da = -a * np.log(self.energy_centers / ref)
-                elif n == "reference":
-                    da = a * tilt / ref
-                else:
+                da = self._bkg_factor_derivative(a, values, n)
+                if da is None:
                     raise KeyError(f"background model {m!r} has no parameter {n!r}")
                 grads[(m, c, n)] = float(g_a @ da)
         return total, grads

@@ -489,13 +489,6 @@ class SourceEvaluator:
         (xu, yu), (xd, yd) = self._point_pixel(up), self._point_pixel(down)
         return (xu - xd) / (2 * h), (yu - yd) / (2 * h)
 
-    def _flux_derivative(self, spectral_values: dict, name: str, h: float) -> np.ndarray:
-        """``dF_t/dv``: central difference of the 14-vector of bin integrals in one parameter."""
-        up, down = dict(spectral_values), dict(spectral_values)
-        up[name] += h
-        down[name] -= h
-        return (self.flux(up) - self.flux(down)) / (2.0 * h)
-
     def folded(self, spatial_values: dict) -> np.ndarray:
         """``C_t = Exposure_t * (X (*) K_t)`` on the cutout, (n_true, ny, nx); cached by spatial values.
 
@@ -659,11 +652,12 @@ class SourceEvaluator:
             ``{('spectral', name): dstat/dvalue}``.
         """
         steps = steps or {}
-        return {("spectral", n): float(g_f @ self._flux_derivative(spectral_values, n, _step(n, spectral_values, steps)))
+        return {("spectral", n): float(g_f @ self.flux_derivative(spectral_values, n, steps))
                 for n in names}
 
     def flux_derivative(self, spectral_values: dict, name: str, steps: dict | None = None) -> np.ndarray:
-        """``dF_t/dv`` for one spectral parameter, with the same inner step as the gradients.
+        """``dF_t/dv`` for one spectral parameter: a central difference of the bin integrals with the
+        inner step of the gradients (:func:`_step`).
 
         Parameters
         ----------
@@ -679,7 +673,11 @@ class SourceEvaluator:
         numpy.ndarray
             One value per true-energy bin.
         """
-        return self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps or {}))
+        h = _step(name, spectral_values, steps or {})
+        up, down = dict(spectral_values), dict(spectral_values)
+        up[name] += h
+        down[name] -= h
+        return (self.flux(up) - self.flux(down)) / (2.0 * h)
 
     # ---- derivatives
     def backprop(self, w: np.ndarray, spectral_values: dict, spatial_values: dict,
@@ -721,7 +719,7 @@ class SourceEvaluator:
             g_f[planes if (not spatial_free and planes is not None) else slice(None)] = np.einsum(
                 "tp,tp->t", u.reshape(n, -1), C.reshape(n, -1))                         # dstat/dF_t
             for name in spectral_free:
-                dF = self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps))
+                dF = self.flux_derivative(spectral_values, name, steps)
                 out[("spectral", name)] = float(g_f @ dF)
         if spatial_free:
             F = self.flux(spectral_values)
@@ -780,7 +778,7 @@ class SourceEvaluator:
         nt, ny, nx = C.shape
         D = self.edisp if reco is None else self.edisp[:, reco]
         for name in spectral_free:
-            dF = self._flux_derivative(spectral_values, name, _step(name, spectral_values, steps))
+            dF = self.flux_derivative(spectral_values, name, steps)
             out[("spectral", name)] = ((D * dF[:, None]).T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
         if spatial_free:
             DF = D * self.flux(spectral_values)[:, None]

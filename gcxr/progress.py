@@ -207,7 +207,7 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
         futures = client.compute(objs)
         if not is_quiet(quiet):
             if run_keys:
-                _runs_bar(client, futures, run_keys, desc)
+                _runs_bar(client, futures, run_keys, desc, quiet)
             else:
                 from distributed import progress
                 try:
@@ -232,12 +232,12 @@ def _pending_runs(dask_scheduler=None, keys=()) -> int:
     return todo
 
 
-def _runs_bar(client, futures, run_keys: list, desc: str) -> None:
+def _runs_bar(client, futures, run_keys: list, desc: str, quiet: bool | None = None) -> None:
     """Wait for ``futures`` with a bar counting the runs whose reduction task has finished
     (asked of the scheduler every ``MININTERVAL`` seconds)."""
     from distributed import wait
     keys = list(dict.fromkeys(run_keys))
-    with progress_bar(total=len(keys), desc=desc, unit="run", leave=True) as bar:
+    with progress_bar(total=len(keys), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
         while not all(f.done() for f in futures):
             try:
                 wait(futures, timeout=MININTERVAL)

@@ -271,3 +271,16 @@ def test_distributed_gradient_per_parameter_kind(client, seed_stacked, tmp_path,
         np.testing.assert_array_equal(dist.hessian(f0, steps), local.hessian(f0, steps))
     finally:
         dist.close()
+
+
+def test_reduce_bar_on_a_cluster_counts_runs(client, seed_runs, seed_spec, capsys):
+    """A stacked reduction on the cluster shows a bar over runs (finished ``gcxr-reduce-*`` tasks,
+    asked of the scheduler), not over dask tasks, that ends as one complete line."""
+    from gcxr.datasets import stack_runs
+    from gcxr.progress import progress_compute, quiet_mode
+    with quiet_mode(False):                      # an earlier `gcxr run --quiet` sets the global flag
+        (ds,) = progress_compute([stack_runs(seed_runs, seed_spec)], client=client, quiet=False, desc="reduce")
+    err = capsys.readouterr().err
+    n = len(seed_runs)
+    assert f"{n}/{n}" in err and "run" in err
+    assert float(ds["counts"].sum()) > 0

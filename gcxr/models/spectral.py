@@ -188,8 +188,6 @@ class SpectralModel(ParametricModel):
     unit: ClassVar[str] = AMPLITUDE_UNIT
     """Unit of ``evaluate`` (``integral`` is this times TeV)."""
     is_norm: ClassVar[bool] = False
-    linear: ClassVar[str | None] = None
-    """The parameter the model is proportional to (its derivative is the model over its value)."""
 
     _evaluate: ClassVar[Callable[..., np.ndarray]]
 
@@ -338,7 +336,6 @@ class PowerLawSpectralModel(SpectralModel):
     ``reference`` (1 TeV, frozen).  Integrals are analytic.
     """
 
-    linear: ClassVar[str | None] = "amplitude"
     tag: ClassVar[str] = "PowerLawSpectralModel"
     tag_short: ClassVar[str] = "pl"
     _defaults = (
@@ -373,7 +370,6 @@ class ExpCutoffPowerLawSpectralModel(SpectralModel):
     Integrals are numerical (module docstring).
     """
 
-    linear: ClassVar[str | None] = "amplitude"
     tag: ClassVar[str] = "ExpCutoffPowerLawSpectralModel"
     tag_short: ClassVar[str] = "ecpl"
     _defaults = (
@@ -409,7 +405,6 @@ class LogParabolaSpectralModel(SpectralModel):
     frozen), ``alpha`` (2), ``beta`` (1).  Integrals are numerical.
     """
 
-    linear: ClassVar[str | None] = "amplitude"
     tag: ClassVar[str] = "LogParabolaSpectralModel"
     tag_short: ClassVar[str] = "lp"
     _defaults = (
@@ -453,7 +448,6 @@ class PowerLawNormSpectralModel(SpectralModel):
     frozen), in gammapy's order.  ``integral`` is analytic and has unit TeV.
     """
 
-    linear: ClassVar[str | None] = "norm"
     tag: ClassVar[str] = "PowerLawNormSpectralModel"
     tag_short: ClassVar[str] = "pl-norm"
     unit: ClassVar[str] = ""
