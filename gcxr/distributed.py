@@ -192,7 +192,6 @@ def is_lazy(ds) -> bool:
     Returns
     -------
     bool
-        
     """
     return any(getattr(v, "chunks", None) is not None for v in ds.data_vars.values())
 
@@ -296,7 +295,6 @@ class DistributedLikelihood(_TermwiseDerivatives):
         Returns
         -------
         bool
-            
         """
         return any(self._round("moved", models))
 

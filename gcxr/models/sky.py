@@ -118,7 +118,6 @@ class SkyModel:
         Returns
         -------
         bool
-            
         """
         return self.datasets_names is None or dataset_name in self.datasets_names
 
@@ -290,7 +289,6 @@ class FoVBackgroundModel:
         Returns
         -------
         bool
-            
         """
         return dataset_name == self.dataset_name
 

@@ -218,7 +218,6 @@ class SpatialModel(ParametricModel):
         Returns
         -------
         bool
-            
         """
         return False
 
@@ -456,7 +455,6 @@ class DiskSpatialModel(SpatialModel):
         Returns
         -------
         bool
-            
         """
         return values.get("edge_width", 0.0) * values.get("r_0", 0.0) < binsz_deg
 
@@ -620,7 +618,6 @@ class ShellSpatialModel(SpatialModel):
         Returns
         -------
         bool
-            
         """
         return True
 
@@ -691,7 +688,6 @@ class Shell2SpatialModel(SpatialModel):
         Returns
         -------
         bool
-            
         """
         return True
 
