@@ -189,15 +189,18 @@ def _axis_edges(axis, key: str) -> np.ndarray | None:
 
 
 def threaded_scheduler(n_jobs: int | None):
-    """dask's threaded scheduler with ``n_jobs`` threads (``general.n_jobs``; -1 or None: all cores)."""
+    """dask's threaded scheduler with ``n_jobs`` threads (``general.n_jobs``; -1 or None: all cores),
+    on a pool whose threads leave SIGINT and SIGTERM to the main thread (:func:`gcxr.progress.local_pool`)."""
     import functools
+    import os
 
     import dask.threaded
-    if n_jobs is None or n_jobs < 0:
-        return dask.threaded.get
-    if n_jobs == 0:
+
+    from .progress import local_pool
+    if n_jobs is not None and n_jobs == 0:
         raise ConfigError([("general.n_jobs", "0 threads; use a positive number, or -1 for all cores")])
-    return functools.partial(dask.threaded.get, num_workers=int(n_jobs))
+    n = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 0 else int(n_jobs)
+    return functools.partial(dask.threaded.get, num_workers=n, pool=local_pool(n))
 
 
 def configure_logging(log_config) -> logging.Logger:

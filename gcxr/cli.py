@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -85,6 +87,7 @@ EXIT_MODEL = 4          # models YAML (ModelError)
 EXIT_FIT = 5            # the fit did not converge; every output is written and says so
 EXIT_OUTPUT = 6         # the outputs cannot be written (OutputError: --out, disk full)
 # 128 + N when ended by signal N: 130 SIGINT (Ctrl-C), 143 SIGTERM
+EXIT_INTERRUPTED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 EXIT_STATUS_HELP = """exit status:
   0    success
@@ -480,10 +483,17 @@ def main(argv=None) -> int:
     _PROGRAM = True
     gc.disable()
     try:
-        return _main(argv)
+        status = _main(argv)
     finally:
         gc.enable()         # a command that ended before its imports were done
         gc.freeze()
+    if status in EXIT_INTERRUPTED:
+        # Interrupted: the outputs are settled and the cluster closed as the command unwound;
+        # end now rather than wait for worker threads to finish tasks whose results nobody reads.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _main(argv=None) -> int:
@@ -492,11 +502,12 @@ def _main(argv=None) -> int:
     # summaries, never warnings).  gcxr's own messages go through the "gcxr" logger only.
     parser = build_parser()
     args = parser.parse_args(argv)
+    if _PROGRAM:
+        _import_numpy_signal_free()
     _gcxr_log_handler()
     try:
         return args.func(args)
     except KeyboardInterrupt as err:
-        import signal
         code = getattr(err, "exit_code", 128 + signal.SIGINT)
         print(f"gcxr {args.command}: {str(err) or 'interrupted by SIGINT'}", file=sys.stderr)
         return code
@@ -506,6 +517,23 @@ def _main(argv=None) -> int:
             raise
         print(f"gcxr {args.command}: error: {err}", file=sys.stderr)
         return status
+
+
+def _import_numpy_signal_free() -> None:
+    """Import numpy with SIGINT and SIGTERM blocked, so that the BLAS threads it starts block them.
+
+    A signal sent to the process goes to one of its threads that does not block it; taken by
+    an idle BLAS thread it would leave the main thread waiting for dask until the next task
+    ends.  With the BLAS threads and dask's pool threads (:func:`gcxr.progress.local_pool`)
+    blocking both, Ctrl-C and SIGTERM reach the main thread and end the command at once.
+    """
+    if "numpy" in sys.modules or not hasattr(signal, "pthread_sigmask"):
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        import numpy  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _gcxr_log_handler() -> None:

@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Iterable
 
 __all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "progress_persist", "FitProgress",
-           "DaskProgressCallback"]
+           "DaskProgressCallback", "local_pool"]
 
 _QUIET = False
 MININTERVAL = 0.5          # seconds between refreshes
@@ -175,6 +175,46 @@ class DaskProgressCallback:
         return False
 
 
+_POOLS: dict = {}
+
+
+def _leave_signals_to_main() -> None:
+    """Block SIGINT and SIGTERM in the calling (worker) thread.
+
+    The kernel then delivers them to the main thread, whose wait for dask's results they
+    interrupt, so that the handler runs at once; a signal taken by a worker thread would
+    leave the main thread waiting until the next task ends.
+    """
+    import signal
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def local_pool(n: int):
+    """The thread pool of ``n`` workers for dask's threaded scheduler (one per size, made once).
+
+    Its threads block SIGINT and SIGTERM (:func:`_leave_signals_to_main`): Ctrl-C and a batch
+    system's SIGTERM reach the main thread, which ends the command within a moment however
+    long a task runs.  Contextvars propagate as with dask's own pool.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads.
+
+    Returns
+    -------
+    concurrent.futures.ThreadPoolExecutor
+    """
+    pool = _POOLS.get(n)
+    if pool is None:
+        import dask.threaded
+        from concurrent.futures import ThreadPoolExecutor
+        cls = getattr(dask.threaded, "ContextAwareThreadPoolExecutor", ThreadPoolExecutor)
+        pool = _POOLS[n] = cls(n, thread_name_prefix="gcxr-dask", initializer=_leave_signals_to_main)
+    return pool
+
+
 def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "compute",
                      scheduler=None) -> tuple:
     """``dask.compute(*objs)`` with progress; returns the computed objects as a tuple.
@@ -199,7 +239,11 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     """
     import dask
     import dask.threaded
-    scheduler = scheduler or dask.threaded.get      # a callable: dask does not import distributed
+    if scheduler is None:                           # a callable: dask does not import distributed
+        import functools
+        import os
+        n = os.cpu_count() or 1
+        scheduler = functools.partial(dask.threaded.get, num_workers=n, pool=local_pool(n))
     objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
     if client is not None:
         run_keys = [k for o in objs if dask.is_dask_collection(o) for k in dict(o.__dask_graph__())

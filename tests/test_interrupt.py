@@ -143,6 +143,37 @@ def test_no_fit_replaces_the_whole_set(setup, tmp_path):
     assert json.loads((out / "result.json").read_text())["fit"] is None
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_signal_taken_by_another_thread_still_ends_the_run_at_once(setup, tmp_path):
+    """Every thread but the main one blocks SIGINT and SIGTERM (BLAS and dask pool threads), so a
+    signal sent to any thread id is taken by the main thread, which is waiting for dask: the
+    process ends within 5 s although the paused task would go on for 30 s."""
+    base, _ = setup
+    env = dict(os.environ, GCXR_TEST_PAUSE_AT="reduce", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "gcxr", "run", str(base / "config.yaml"), "--models", str(base / "models.yaml"),
+           "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        for line in proc.stderr:
+            if "test pause at reduce" in line:
+                break
+        tasks = Path(f"/proc/{proc.pid}/task")
+        others = sorted(int(t.name) for t in tasks.iterdir() if int(t.name) != proc.pid)
+        assert others, "the reduction runs on a pool thread"
+        both = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+        for tid in others:
+            status = (tasks / str(tid) / "status").read_text()
+            blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+            assert blocked & both == both, f"thread {tid} takes SIGINT/SIGTERM"
+        os.kill(others[-1], signal.SIGTERM)          # directed at a worker thread first
+        rc = proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 128 + signal.SIGTERM
+
+
 def test_stale_staging_folder_of_a_dead_process_is_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
