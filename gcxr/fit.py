@@ -372,13 +372,14 @@ def _newton_covariance(like, factors: np.ndarray, errors: np.ndarray, limits, ed
 
 
 def _hessian_covariance(like, factors: np.ndarray, errors: np.ndarray) -> np.ndarray | None:
-    """2 H^-1 (the statistic is -2 ln L) from the likelihood's term-wise Hessian (central
-    differences of the analytic gradient; forward differences inflate the seed's spectral errors
-    by ~2.5 %); None unless H is positive definite.  Steps are 0.05 MIGRAD sigma: on the seed fits
-    the errors then agree with Minuit's HESSE within 1 % (at 1 sigma the cutoff's non-quadratic
-    shape inflates them)."""
+    """2 H^-1 (the statistic is -2 ln L) from the likelihood's term-wise Hessian, assembled from
+    its parts (:meth:`gcxr.likelihood.DatasetTerm.hessian`: Gauss-Newton on the bins with counts
+    plus npred's second derivatives against the frozen weights; central differences of the
+    analytic gradient where the sparse form does not hold); None unless H is positive definite.
+    The outer difference steps are 0.05 MIGRAD sigma: on the seed fits the errors then agree with
+    Minuit's HESSE within 1 % (at 1 sigma the cutoff's non-quadratic shape inflates them)."""
     steps = HESSIAN_STEP * np.where(np.isfinite(errors) & (errors > 0), errors, 0.2)
-    H = like.hessian(factors, steps, "central")
+    H = like.hessian(factors, steps, "analytic")
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:

@@ -536,6 +536,115 @@ class DatasetTerm:
                     out[(m, c, n)] = float(h_a @ da ** 2)
         return out
 
+    def hessian(self, values: dict, keys, steps: dict | None = None, outer: dict | None = None) -> np.ndarray | None:
+        """The statistic's second derivatives over ``keys`` (value units), or None where the sparse
+        form does not hold (the caller then differences the gradient).
+
+        ``H = sum_b 2 n_b/mu_b^2 dmu_b dmu_b^T + sum_b w_b d2mu_b`` with ``w = dstat/dmu = 2 (1 -
+        n/mu)``.  The first sum runs over the bins with counts only (the Jacobian there: flux
+        derivatives through the sparse parts, one PSF folding per spatial parameter); the second
+        is the background factor's second derivatives on per-plane sums, and for each source
+        :meth:`~gcxr.npred.SourceEvaluator.second_order` (one correlation per true-energy plane,
+        then images and bin fluxes only).  A central difference of the gradient would instead
+        refold every source and correlate it back twice per parameter.  ``outer`` (by key) are the
+        steps of the differences inside (flux derivatives, image derivatives, the background
+        factor's derivative), ``steps`` the inner ones.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by model and component (:meth:`ParameterSpace.values_by_model`).
+        keys : sequence of tuple
+            ``(model, component, name)`` of the parameters.
+        steps, outer : dict, optional
+            Inner and outer difference steps by key (value units).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``(len(keys), len(keys))``.
+        """
+        steps, outer = steps or {}, outer or {}
+        a = self._bkg_factor(values)
+        state = self._sparse_state(a, values)
+        if state is None:
+            return None
+        regs, srcs = state
+        keys = list(keys)
+        col = {k: i for i, k in enumerate(keys)}
+        H = np.zeros((len(keys),) * 2)
+        # ---- the background factor a_E(norm, tilt, ...): its first and second derivatives
+        bkeys = [k for k in keys if k[0] == self.bkg_model] if self.bkg_model is not None else []
+        da = {k: self._bkg_factor_derivative(a, values, k[2]) for k in bkeys}
+        for k, d in da.items():
+            if d is None:
+                raise KeyError(f"background model {k[0]!r} has no parameter {k[2]!r}")
+        d2a = {}
+        for j, kb in enumerate(bkeys):
+            hb = outer.get(kb) or 1e-4 * max(abs(values[kb[0]][kb[1]][kb[2]]), 1e-2)
+            ups, downs = _shifted(values, kb, hb), _shifted(values, kb, -hb)
+            a_up, a_down = self._bkg_factor(ups), self._bkg_factor(downs)
+            for ka in bkeys[:j + 1]:
+                d2a[(ka, kb)] = d2a[(kb, ka)] = (self._bkg_factor_derivative(a_up, ups, ka[2])
+                                                 - self._bkg_factor_derivative(a_down, downs, ka[2])) / (2 * hb)
+        pos = a > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gn_far = np.where(pos, 2.0 * self.far_sn / np.where(pos, a, 1.0) ** 2, 0.0)
+            w_far = np.where(pos, 2.0 * (self.far_sb - self.far_sn / np.where(pos, a, 1.0)), 0.0)
+        for ka in bkeys:
+            for kb in bkeys:
+                H[col[ka], col[kb]] += float(gn_far @ (da[ka] * da[kb]) + w_far @ d2a[(ka, kb)])
+        # ---- the regions: Jacobian on the bins with counts, second-order parts
+        jac = [{} for _ in self.regions]                 # per region: key -> dmu on its bins with counts
+        qs = []
+        for rk, (r, (mu_z, _)) in enumerate(zip(self.regions, regs)):
+            ok = mu_z > TRUNCATION
+            q = np.where(ok, r.n_z / np.where(ok, mu_z, 1.0), 0.0)
+            qs.append(q)
+            for kb in bkeys:
+                jac[rk][kb] = da[kb][r.planes][r.z_plane] * r.bkg_z
+            for ka in bkeys:
+                for kb in bkeys:
+                    d2 = d2a[(ka, kb)][r.planes]
+                    H[col[ka], col[kb]] += 2.0 * float(d2 @ r.bkg_sum - np.sum(q * d2[r.z_plane] * r.bkg_z))
+        for (mname, rk, (dy, dx), ev), (F, G, DS), (inside, sel) in zip(self.sources, srcs, self._selections()):
+            mine = [k for k in keys if k[0] == mname]
+            if not mine:
+                continue
+            v = values[mname]
+            sv, pv = v["spectral"], v.get("spatial", {})
+            spec = [n for m, c, n in mine if c == "spectral"]
+            spat = [n for m, c, n in mine if c == "spatial"]
+            st = {n: steps[(m, c, n)] for m, c, n in mine if (m, c, n) in steps}
+            ot = {n: outer[(m, c, n)] for m, c, n in mine if (m, c, n) in outer}
+            nz = qs[rk].size
+            for n in spec:
+                d = np.zeros(nz)
+                d[inside] = ev.flux_derivative(sv, n, st) @ G
+                jac[rk][(mname, "spectral", n)] = jac[rk].get((mname, "spectral", n), 0.0) + d
+            if spat:
+                cubes = ev.dnpred(sv, pv, [], spat, st, reco=sel.reco)
+                for n in spat:
+                    c = cubes[("spatial", n)]
+                    d = np.zeros(nz)
+                    d[inside] = c.reshape(c.shape[0], -1)[sel.plane, sel.pixel]
+                    jac[rk][(mname, "spatial", n)] = jac[rk].get((mname, "spatial", n), 0.0) + d
+            ny, nx = ev.shape
+            w = 2.0 * self.regions[rk].fit_mask[:, dy:dy + ny, dx:dx + nx].astype(float)
+            w.reshape(w.shape[0], -1)[sel.plane, sel.pixel] -= 2.0 * qs[rk][inside]
+            for ((c1, n1), (c2, n2)), val in ev.second_order(w, sv, pv, spec, spat, st, ot, reco=sel.reco).items():
+                H[col[(mname, c1, n1)], col[(mname, c2, n2)]] += val
+        for rk, (r, (mu_z, _)) in enumerate(zip(self.regions, regs)):
+            if not jac[rk]:
+                continue
+            ok = mu_z > TRUNCATION
+            q2 = np.where(ok, 2.0 * r.n_z / np.where(ok, mu_z, 1.0) ** 2, 0.0)
+            ks = list(jac[rk])
+            J = np.stack([np.broadcast_to(jac[rk][k], mu_z.shape) for k in ks], axis=1)
+            idx = [col[k] for k in ks]
+            H[np.ix_(idx, idx)] += J.T @ (q2[:, None] * J)
+        return 0.5 * (H + H.T)
+
     def _sparse_curvature(self, state, values: dict, by_model: dict, steps: dict, h_a: np.ndarray) -> dict:
         """:meth:`curvature` in the sparse form (``2 n/mu^2`` vanishes on bins without counts);
         adds the background's part to ``h_a`` in place."""
@@ -656,6 +765,16 @@ class DatasetTerm:
         return total, grads
 
 
+def _shifted(values: dict, key: tuple, dv: float) -> dict:
+    """``values`` (by model and component) with one parameter moved by ``dv`` (a new dict)."""
+    m, c, n = key
+    out = dict(values)
+    out[m] = dict(values[m])
+    out[m][c] = dict(values[m][c])
+    out[m][c][n] += dv
+    return out
+
+
 def term_parameters(term: DatasetTerm, space: ParameterSpace) -> np.ndarray:
     """Indices of the free parameters a term depends on: its sources' and its background model's.
 
@@ -694,7 +813,8 @@ def derivative_steps(space: ParameterSpace) -> dict:
     return {key: (1e-5 if unit == "deg" else 1e-6 * s) for key, unit, s in zip(space.keys, space.units, space.scale)}
 
 
-def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None):
+def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, steps: dict | None = None,
+                        idx: np.ndarray | None = None):
     """(stat, indices, g): one term's statistic and its first derivatives in factor space over the
     parameters it depends on (analytic through npred, :meth:`DatasetTerm.value_and_grad`).
 
@@ -708,13 +828,16 @@ def term_value_and_grad(term: DatasetTerm, space: ParameterSpace, factors: np.nd
         Parameter values in factor units (``value / scale``).
     steps : dict, optional
         Inner difference steps (default: :func:`derivative_steps`).
+    idx : numpy.ndarray, optional
+        Differentiate these parameters only (indices into ``space``; default: all the term's).
 
     Returns
     -------
     tuple
         ``(stat, indices, g)``.
     """
-    idx = term_parameters(term, space)
+    if idx is None:
+        idx = term_parameters(term, space)
     values = space.values_by_model(space.to_values(factors))
     keys = [space.keys[i] for i in idx]
     stat, grads = term.value_and_grad(values, keys, steps if steps is not None else derivative_steps(space))
@@ -777,9 +900,16 @@ def term_hessian(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, 
                  scheme: str = "central"):
     """(indices, H): second derivatives of one term's statistic in factor space over the parameters
     it depends on, by differences of its analytic gradient with the given steps (factor units;
-    :func:`gcxr.fit.fit` uses 0.05 MIGRAD sigma), symmetrised.  ``scheme="central"``: 2 gradients
-    per parameter; ``"forward"``: 1 per parameter plus one at ``factors`` (cheaper, less accurate:
-    on the seed fit it inflates the spectral errors by ~2.5 %).
+    :func:`gcxr.fit.fit` uses 0.05 MIGRAD sigma).  ``scheme="central"``: 2 gradients per
+    parameter; ``"forward"``: 1 per parameter plus one at ``factors`` (cheaper, less accurate: on
+    the seed fit it inflates the spectral errors by ~2.5 %).
+
+    The Hessian is symmetric, so each column is differentiated only over the rows that no earlier
+    column gave: a spatial parameter's column (its moves refold the source) gives every row; a
+    spectral or background parameter's column gives the rows of the other non-spatial parameters
+    only, and those gradients need no PSF correlation (the folded parts stay cached) - the
+    costly derivatives are taken once per spatial parameter instead of once per parameter.
+    Entries given by two columns are averaged.
 
     Parameters
     ----------
@@ -799,25 +929,46 @@ def term_hessian(term: DatasetTerm, space: ParameterSpace, factors: np.ndarray, 
     tuple
         ``(indices, H)``.
     """
-    if scheme not in ("central", "forward"):
-        raise ValueError(f"term_hessian: scheme must be 'central' or 'forward', got {scheme!r}")
+    if scheme not in ("central", "forward", "analytic"):
+        raise ValueError(f"term_hessian: scheme must be 'analytic', 'central' or 'forward', got {scheme!r}")
     idx = term_parameters(term, space)
     f0 = np.asarray(factors, float)
     inner = derivative_steps(space)
+    if scheme == "analytic":
+        keys = [space.keys[i] for i in idx]
+        values = space.values_by_model(space.to_values(f0))
+        outer = {k: float(steps[i] * space.scale[i]) for k, i in zip(keys, idx)}
+        H = term.hessian(values, keys, inner, outer)
+        if H is not None:
+            sc = space.scale[idx]
+            return idx, H * np.outer(sc, sc)
+        scheme = "central"                     # the dense form (negative fluxes or factors)
     p = idx.size
-    H = np.zeros((p, p))
-    g0 = term_gradient(term, space, f0, inner)[1] if scheme == "forward" else None
+    spatial = np.array([space.keys[i][1] == "spatial" for i in idx], dtype=bool)
+    rest = np.flatnonzero(~spatial)
+
+    def grad(f, rows):
+        return term_value_and_grad(term, space, f, inner, idx[rows])[2]
+
+    H = np.full((p, p), np.nan)
+    g0 = {}
     for a, i in enumerate(idx):
+        rows = np.arange(p) if spatial[a] else rest
         up = f0.copy()
         up[i] += steps[i]
-        if g0 is not None:
-            H[:, a] = (term_gradient(term, space, up, inner)[1] - g0) / steps[i]
+        if scheme == "forward":
+            key = rows.size
+            if key not in g0:
+                g0[key] = grad(f0, rows)
+            col = (grad(up, rows) - g0[key]) / steps[i]
         else:
             down = f0.copy()
             down[i] -= steps[i]
-            H[:, a] = (term_gradient(term, space, up, inner)[1]
-                       - term_gradient(term, space, down, inner)[1]) / (2 * steps[i])
-    return idx, 0.5 * (H + H.T)
+            col = (grad(up, rows) - grad(down, rows)) / (2 * steps[i])
+        H[rows, a] = col
+    both = np.isfinite(H) & np.isfinite(H.T)
+    H = np.where(both, 0.5 * (H + H.T), np.where(np.isfinite(H), H, H.T))
+    return idx, H
 
 
 def assemble_gradient(n: int, parts) -> np.ndarray:

@@ -753,6 +753,115 @@ class SourceEvaluator:
                         out[("spatial", name)] = float(np.sum(r[y0:y1, x0:x1] * dX[y0:y1, x0:x1]))
         return out
 
+    def _shape_image(self, spatial_values: dict) -> np.ndarray:
+        """The spatial part that the PSF folds: :meth:`image` for an extended source, for a point
+        source the tap weights that place the kernel (:meth:`_point`) as an image, (ny, nx)."""
+        if not self.is_point:
+            return self.image(spatial_values)
+        ny, nx = self.shape
+        out = np.zeros((ny, nx))
+        x0, y0 = self._point_pixel(spatial_values)
+        for xi, wx in _taps(x0, self.point_weights):
+            for yi, wy in _taps(y0, self.point_weights):
+                if 0 <= yi < ny and 0 <= xi < nx:
+                    out[yi, xi] += wx * wy
+        return out
+
+    def _shape_derivative(self, spatial_values: dict, name: str, h: float) -> np.ndarray:
+        """d :meth:`_shape_image` / d value (central difference, step ``h``; an extended source's
+        is :meth:`_image_derivative`, with its rule for sharp edges)."""
+        if not self.is_point:
+            return self._image_derivative(spatial_values, name, h)
+        up, down = dict(spatial_values), dict(spatial_values)
+        up[name] += h
+        down[name] -= h
+        return (self._shape_image(up) - self._shape_image(down)) / (2.0 * h)
+
+    def second_order(self, w: np.ndarray, spectral_values: dict, spatial_values: dict, spectral_free=(),
+                     spatial_free=(), steps: dict | None = None, outer: dict | None = None,
+                     reco: np.ndarray | None = None) -> dict:
+        """``sum_b w_b d2 npred_b / dv_i dv_j`` over the named parameters, for ``w`` (n_reco, ny, nx)
+        on the cutout (or on the reco planes ``reco``): the part of the statistic's Hessian that
+        the second derivatives of npred give (with ``w = dstat/dnpred``).
+
+        With ``w`` fixed, ``sum_b w_b npred_b = sum_t F_t <P_t, X>``, where ``P_t`` is ``w`` taken
+        back through the energy dispersion, the exposure and the PSF (one correlation per
+        true-energy plane, computed once) and ``X`` is the spatial part (:meth:`_shape_image`).
+        Its second derivatives then need no PSF folding: spectral pairs are differences of the
+        bin fluxes' derivatives, spatial pairs differences of the image derivatives, mixed pairs
+        the product of a flux derivative and an image derivative.  ``outer`` (by name) are the
+        steps of those outer differences, ``steps`` the inner ones (as in :meth:`backprop`).
+
+        Parameters
+        ----------
+        w : numpy.ndarray
+            Weights on the cutout, (n_reco, ny, nx).
+        spectral_values, spatial_values : dict
+            Parameter values by name.
+        spectral_free, spatial_free : sequence of str
+            The parameters.
+        steps, outer : dict, optional
+            Inner and outer difference steps by name (defaults as in :func:`_step`; outer: 100
+            times the inner step).
+        reco : numpy.ndarray, optional
+            Indices of the reco-energy planes of ``w``.
+
+        Returns
+        -------
+        dict
+            ``{(("spectral" | "spatial", name), (..., name)): value}``, both orders.
+        """
+        steps, outer = steps or {}, outer or {}
+        spec, spat = list(spectral_free), list(spatial_free)
+        D = self.edisp if reco is None else self.edisp[:, reco]
+        nt = D.shape[0]
+        ny, nx = self.shape
+        u = (D @ w.reshape(w.shape[0], -1)).reshape(nt, ny, nx)                 # dstat/d(F_t C_t)
+
+        def h_out(name, values):
+            return outer.get(name) or 100.0 * _step(name, values, steps)
+
+        def shifted(values, name, dv):
+            out = dict(values)
+            out[name] += dv
+            return out
+
+        def dF(values, name):
+            return self.flux_derivative(values, name, steps)
+
+        if spat:
+            P = self._correlate(u * self.exposure_cut, per_plane=True)             # (nt, ny, nx)
+
+            def on_planes(img):                                                     # <P_t, X> per t
+                if img.ndim == 3:
+                    return np.einsum("tij,tij->t", P, img)
+                return np.einsum("tij,ij->t", P, img)
+            base = on_planes(self._shape_image(spatial_values))
+        else:
+            C, _ = self._folded(spatial_values)
+            base = np.einsum("tp,tp->t", u.reshape(nt, -1), C.reshape(nt, -1))
+        res: dict = {}
+        for j, b in enumerate(spec):                                               # spectral pairs
+            hb = h_out(b, spectral_values)
+            for a in spec[:j + 1]:
+                d2 = (dF(shifted(spectral_values, b, hb), a) - dF(shifted(spectral_values, b, -hb), a)) / (2 * hb)
+                res[(("spectral", a), ("spectral", b))] = float(base @ d2)
+        if spat:
+            F = self.flux(spectral_values)
+            inner = {n: _step(n, spatial_values, steps) for n in spat}
+            dX = {n: on_planes(self._shape_derivative(spatial_values, n, inner[n])) for n in spat}
+            for a in spec:                                                         # mixed pairs
+                fa = dF(spectral_values, a)
+                for n in spat:
+                    res[(("spectral", a), ("spatial", n))] = float(fa @ dX[n])
+            for j, b in enumerate(spat):                                           # spatial pairs
+                hb = h_out(b, spatial_values)
+                up, down = shifted(spatial_values, b, hb), shifted(spatial_values, b, -hb)
+                for a in spat[:j + 1]:
+                    d2 = (self._shape_derivative(up, a, inner[a]) - self._shape_derivative(down, a, inner[a])) / (2 * hb)
+                    res[(("spatial", a), ("spatial", b))] = float(F @ on_planes(d2))
+        return res | {(k2, k1): v for (k1, k2), v in res.items()}
+
     def dnpred(self, spectral_values: dict, spatial_values: dict, spectral_free=(), spatial_free=(),
                steps: dict | None = None, reco: np.ndarray | None = None) -> dict:
         """Derivatives of the source's npred with respect to the named parameters, one cube each

@@ -301,6 +301,42 @@ def test_sparse_form_equals_dense(small_stacked, tmp_path, kind, mask):
             assert c1[k] == pytest.approx(c2[k], rel=1e-8), k
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_hessian_equals_differences_of_the_gradient(small_stacked, tmp_path, kind):
+    """The Hessian assembled from its parts (Gauss-Newton on the bins with counts plus the second
+    derivatives of npred against the frozen weights, ``DatasetTerm.hessian``) equals central
+    differences of the analytic gradient (``term_hessian(..., 'central')``, Richardson-extrapolated
+    over two steps), entry by entry to 2e-4 of ``sqrt(|H_ii H_jj|) + 1e-3 max |H_kk|`` (both are second order in the
+    outer step: 3e-4 apart at a step of 0.005, 1e-4 at 0.0025); for a negative amplitude (the
+    dense form) it falls back to those differences."""
+    from gcxr.likelihood import DatasetTerm, ParameterSpace, term_hessian
+    models = _all_models(tmp_path, kind)
+    space = ParameterSpace.from_models(models)
+    term = DatasetTerm.build(small_stacked, models)
+    f0 = space.to_factors(space.start)
+    sharp = kind in ("disk", "shell", "shell2")
+    for f in (f0, f0 + 0.15):                 # near the start, and away from it
+        idx, Ha = term_hessian(term, space, f, np.full(f.size, 0.0025), "analytic")
+        Hc = [term_hessian(term, space, f, np.full(f.size, h), "central")[1] for h in (0.005, 0.0025)]
+        ref = (4 * Hc[1] - Hc[0]) / 3
+        assert np.all(np.isfinite(Ha)) and np.allclose(Ha, Ha.T)
+        d = np.abs(np.diag(ref))
+        norm = np.sqrt(np.outer(d, d)) + 1e-3 * d.max()      # a floor for a parameter that barely acts
+        for i in range(idx.size):
+            for j in range(idx.size):
+                ki, kj = space.keys[idx[i]], space.keys[idx[j]]
+                if sharp and "spatial" in (ki[1], kj[1]):
+                    continue     # a staircase in the edge's position: the two slopes differ by construction
+                assert abs(Ha[i, j] - ref[i, j]) <= 2e-4 * norm[i, j], (space.names[idx[i]], space.names[idx[j]])
+    amp = np.array([n == "amplitude" for _, _, n in space.keys])
+    neg = f0 - 3.0 * f0 * amp
+    values = space.values_by_model(space.to_values(neg))
+    assert term.hessian(values, [space.keys[i] for i in idx]) is None
+    steps = np.full(f0.size, 0.005)
+    np.testing.assert_array_equal(term_hessian(term, space, neg, steps, "analytic")[1],
+                                  term_hessian(term, space, neg, steps, "central")[1])
+
+
 def test_source_missing_a_dataset_predicts_nothing_there(small_stacked, tmp_path):
     """A source whose cutout misses a dataset contributes no counts to it (as gammapy, which
     evaluates a model only where its cutout overlaps), instead of stopping the fit; a source with
