@@ -354,10 +354,25 @@ class SourceEvaluator:
         f = int(min(f, max(np.sqrt(MAX_SUBPIXELS / ((yb - ya) * (xb - xa))), 1.0)))
         if f <= 1:
             return img
-        box = sub.slice(slice(ya, yb), slice(xa, xb)).subdivide(f)
-        fine = self._image_at(spatial_values, *self._model_lonlat(box), box.solid_angle())
+        fine = self._image_at(spatial_values, *self._fine_grid(ya, yb, xa, xb, f))
         img[ya:yb, xa:xb] = fine.reshape(yb - ya, f, xb - xa, f).sum(axis=(1, 3))
         return img
+
+    def _fine_grid(self, ya: int, yb: int, xa: int, xb: int, f: int) -> tuple:
+        """(lon, lat, solid angle) of the ``f x f`` sub-pixels of the cutout's box ``[ya:yb, xa:xb]``
+        (read-only), kept for the last few boxes: a fit moves a small source by less than a pixel
+        between most calls, so the box and its sub-pixels repeat."""
+        key = (ya, yb, xa, xb, f)
+        cache = self._aux.setdefault("fine", OrderedDict())
+        hit = cache.get(key)
+        if hit is None:
+            box = self._aux["sub"].slice(slice(ya, yb), slice(xa, xb)).subdivide(f)
+            hit = cache[key] = tuple(_frozen(a) for a in (*self._model_lonlat(box), box.solid_angle()))
+            while len(cache) > 4:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return hit
 
     def _image_at(self, spatial_values: dict, lon, lat, omega) -> np.ndarray:
         """Surface brightness x solid angle at the given pixel centres (model frame)."""
@@ -382,7 +397,7 @@ class SourceEvaluator:
         """(lon, lat) in the model frame and solid angles of the cutout's pixels, computed once."""
         if "grid" not in self._aux:
             sub = self._aux["sub"]
-            self._aux["grid"] = (*self._model_lonlat(sub), sub.solid_angle())
+            self._aux["grid"] = tuple(_frozen(a) for a in (*self._model_lonlat(sub), sub.solid_angle()))
         return self._aux["grid"]
 
     def _centre(self, spatial_values: dict) -> tuple[float, float]:
@@ -960,6 +975,14 @@ def _step(name: str, values: dict, steps: dict) -> float:
     """Central-difference step of the cheap inner derivatives (flux integrals, images, pixel
     positions): the given one, else 1e-5 deg for angles and ``1e-6 * max(abs(v), 1e-3)`` otherwise."""
     return steps.get(name) or (1e-5 if name in _ANGULAR else 1e-6 * max(abs(values[name]), 1e-3))
+
+
+def _frozen(a) -> np.ndarray:
+    """A read-only array owning its data (a copy of ``a``): the pixel grids, whose trigonometry
+    the spatial models memoise (:func:`gcxr.models.spatial.separation_from`)."""
+    out = np.array(a, dtype=float, copy=True, order="C")
+    out.setflags(write=False)
+    return out
 
 
 def _fast_len(n: int) -> int:

@@ -391,3 +391,32 @@ def test_simulate_store_with_new_models(tmp_path):
     counts = s["runs"][0]["counts"]
     assert all(counts[k] > 50 for k in ("shell", "gg", "tpl")), counts
     assert len(DataStore.from_dir(tmp_path / "st").obs_ids) == 1
+
+
+def test_separation_from_memoised_grid_equals_vincenty():
+    """``separation_from`` (the pixels' sines and cosines memoised for frozen grids) equals the
+    direct Vincenty formula at all separations, near the poles and across lon = 0/360; a writable
+    grid changed between calls is never served from the memo, nor is a new frozen grid."""
+    from gcxr.models.spatial import _TRIG_CACHE, angular_separation, separation_from
+    rng = np.random.default_rng(3)
+    for lat0 in (0.0, -70.0, 89.9):
+        lon = rng.uniform(-180, 360, (40, 50))
+        lat = np.clip(rng.uniform(lat0 - 30, lat0 + 30, (40, 50)), -90, 90)
+        c = (np.radians(359.97), np.radians(lat0))
+        direct = angular_separation(np.radians(lon), np.radians(lat), *c)
+        frozen = [np.array(a) for a in (lon, lat)]
+        for a in frozen:
+            a.setflags(write=False)
+        for _ in range(2):                      # the second call reads the memo
+            np.testing.assert_allclose(separation_from(*frozen, *c), direct, rtol=1e-12, atol=1e-15)
+        assert (id(frozen[0]), id(frozen[1])) in _TRIG_CACHE
+        writable = lon.copy()
+        separation_from(writable, lat, *c)
+        writable += 1.0                          # changed in place: computed afresh
+        np.testing.assert_allclose(separation_from(writable, lat, *c),
+                                   angular_separation(np.radians(writable), np.radians(lat), *c), rtol=1e-12)
+    near = np.array([[0.0, 1e-7, 1e-4]])
+    near.setflags(write=False)
+    zero = np.zeros_like(near)
+    zero.setflags(write=False)
+    np.testing.assert_allclose(separation_from(near, zero, 0.0, 0.0), np.radians(near), rtol=1e-9, atol=1e-20)

@@ -65,6 +65,8 @@ map's pixels.
 from __future__ import annotations
 
 import os
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -121,6 +123,60 @@ def angular_separation(lon1, lat1, lon2, lat2):
     num2 = c1 * s2 - s1 * c2 * cd
     den = s1 * s2 + c1 * c2 * cd
     return np.arctan2(np.hypot(num1, num2), den)
+
+
+_TRIG_CACHE: "OrderedDict[tuple[int, int], tuple]" = OrderedDict()
+
+
+def _grid_trig(lon, lat) -> tuple:
+    """``(sin lon, cos lon, sin lat, cos lat)`` of pixel centres given in degrees.
+
+    Memoised for read-only arrays that own their data (an evaluator's pixel grid, made once and
+    frozen): a fit evaluates a model on the same grid hundreds of times, and these four are most
+    of the cost of a separation.  Anything else is computed afresh.
+    """
+    cacheable = (isinstance(lon, np.ndarray) and isinstance(lat, np.ndarray) and lon.ndim > 0
+                 and not lon.flags.writeable and not lat.flags.writeable and lon.flags.owndata and lat.flags.owndata)
+    if cacheable:
+        key = (id(lon), id(lat))
+        hit = _TRIG_CACHE.get(key)
+        if hit is not None and hit[0]() is lon and hit[1]() is lat:
+            _TRIG_CACHE.move_to_end(key)
+            return hit[2]
+    lr, br = np.radians(np.asarray(lon, float)), np.radians(np.asarray(lat, float))
+    trig = (np.sin(lr), np.cos(lr), np.sin(br), np.cos(br))
+    if cacheable:
+        _TRIG_CACHE[key] = (weakref.ref(lon), weakref.ref(lat), trig)
+        while len(_TRIG_CACHE) > 16:
+            _TRIG_CACHE.popitem(last=False)
+    return trig
+
+
+def separation_from(lon, lat, lon_0, lat_0):
+    """:func:`angular_separation` of pixel centres ``(lon, lat)`` in degrees from ``(lon_0,
+    lat_0)`` in radians, with the pixels' sines and cosines memoised (:func:`_grid_trig`).
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Pixel centres (deg).
+    lon_0, lat_0 : array_like
+        The centre (radians).
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (radians).
+    """
+    sl, cl, sb, cb = _grid_trig(lon, lat)
+    s0, c0 = np.sin(lat_0), np.cos(lat_0)
+    sl0, cl0 = np.sin(lon_0), np.cos(lon_0)
+    sd = sl0 * cl - cl0 * sl                  # sin(lon_0 - lon)
+    cd = cl0 * cl + sl0 * sl                  # cos(lon_0 - lon)
+    c0cd = c0 * cd
+    num2 = cb * s0 - sb * c0cd
+    den = sb * s0 + cb * c0cd
+    return np.arctan2(np.hypot(c0 * sd, num2), den)
 
 
 def position_angle(lon1, lat1, lon2, lat2):
@@ -387,11 +443,12 @@ class GaussianSpatialModel(SpatialModel):
 
     @staticmethod
     def _evaluate(lon, lat, lon_0, lat_0, sigma, e, phi):
+        grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, sigma, phi = (
             np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, sigma, phi)
         )
         e = np.asarray(e, dtype=float)
-        sep = angular_separation(lon, lat, lon_0, lat_0)
+        sep = separation_from(*grid, lon_0, lat_0)
         phi = np.mod(phi, np.pi)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             # symmetric: exact normalisation on the sphere
@@ -486,12 +543,13 @@ class DiskSpatialModel(SpatialModel):
 
     @staticmethod
     def _evaluate(lon, lat, lon_0, lat_0, r_0, e, phi, edge_width):
+        grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, r_0, phi = (
             np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, r_0, phi)
         )
         e = np.asarray(e, dtype=float)
         edge_width = np.asarray(edge_width, dtype=float)
-        sep = angular_separation(lon, lat, lon_0, lat_0)
+        sep = separation_from(*grid, lon_0, lat_0)
         phi = np.mod(phi, np.pi)
         norm = np.vectorize(DiskSpatialModel._solid_angle, otypes=[float])(r_0, e)
         norm = 1.0 / norm
@@ -553,12 +611,13 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
     def _evaluate(lon, lat, lon_0, lat_0, r_0, eta, e, phi):
         import scipy.special
 
+        grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, r_0, phi = (
             np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, r_0, phi)
         )
         eta = np.asarray(eta, dtype=float)
         e = np.asarray(e, dtype=float)
-        sep = angular_separation(lon, lat, lon_0, lat_0)
+        sep = separation_from(*grid, lon_0, lat_0)
         phi = np.mod(phi, np.pi)
         minor = r_0 * np.sqrt(1.0 - e**2)
         r_eff = _radius_towards(lon, lat, lon_0, lat_0, r_0, e, phi)
@@ -633,10 +692,11 @@ class ShellSpatialModel(SpatialModel):
 
     @staticmethod
     def _evaluate(lon, lat, lon_0, lat_0, radius, width):
+        grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, radius, width = (
             np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, radius, width)
         )
-        sep = angular_separation(lon, lat, lon_0, lat_0)
+        sep = separation_from(*grid, lon_0, lat_0)
         return _shell_profile(sep, radius, radius + width)
 
 
@@ -703,11 +763,12 @@ class Shell2SpatialModel(SpatialModel):
 
     @staticmethod
     def _evaluate(lon, lat, lon_0, lat_0, r_0, eta):
+        grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, r_0 = (
             np.radians(np.asarray(v, dtype=float)) for v in (lon, lat, lon_0, lat_0, r_0)
         )
         eta = np.asarray(eta, dtype=float)
-        sep = angular_separation(lon, lat, lon_0, lat_0)
+        sep = separation_from(*grid, lon_0, lat_0)
         return _shell_profile(sep, (1 - eta) * r_0, r_0)
 
 
