@@ -720,10 +720,10 @@ class Analysis:
         if self.models is None:
             raise ValueError("run_fit: no models; call read_models() or set_models() first")
         self.set_models(self.models)
-        from .fit import _free_background
+        from .fit import free_background_datasets
         t0 = time.perf_counter()                # the fit stage includes the data checks
         # values and masks first (they say more than "no counts"), then the counts: one pass
-        check_fit_data(self.datasets, _free_background(self.datasets, self.models), counts=True)
+        check_fit_data(self.datasets, free_background_datasets(self.datasets, self.models), counts=True)
         kwargs.setdefault("check_data", False)
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:

@@ -50,11 +50,6 @@ def _prepare_astropy_graph() -> None:
         _graph_ready = True
 
 
-def _astropy_frame(name: str):
-    from astropy.coordinates import ICRS, Galactic
-    return {"icrs": ICRS(), "galactic": Galactic()}[name]
-
-
 @functools.lru_cache(maxsize=8)
 def frame_matrix(src: str, dst: str) -> np.ndarray:
     """M such that v_dst = M @ v_src for unit vectors."""

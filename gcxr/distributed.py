@@ -35,7 +35,7 @@ import uuid
 
 import numpy as np
 
-from .likelihood import DatasetTerm, ParameterSpace, _TermwiseDerivatives, derivative_steps
+from .likelihood import DatasetTerm, ParameterSpace, TermwiseDerivatives, derivative_steps
 
 __all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy"]
 
@@ -127,7 +127,7 @@ class ChunkActor:
         return {m for t in self.terms for m, *_ in t.sources}
 
     def moved(self, models) -> bool:
-        """:func:`gcxr.fit._moved` on this chunk's terms.
+        """:func:`gcxr.fit.sources_moved` on this chunk's terms.
 
         Parameters
         ----------
@@ -139,8 +139,8 @@ class ChunkActor:
         bool
             Whether a source left the cutout of one of this chunk's terms.
         """
-        from .fit import _moved
-        return _moved(self.terms, models)
+        from .fit import sources_moved
+        return sources_moved(self.terms, models)
 
     def time_stat(self, factors: np.ndarray, repeats: int) -> float:
         """Seconds per statistic evaluation of this chunk on its worker (benchmarks: worker speed
@@ -204,7 +204,7 @@ def _worker_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "Actor was lost" in str(exc)
 
 
-class DistributedLikelihood(_TermwiseDerivatives):
+class DistributedLikelihood(TermwiseDerivatives):
     """Callable on the factor vector, like :class:`gcxr.likelihood.JointLikelihood`, evaluated by
     chunk actors on a cluster (see the module docstring)."""
 
@@ -285,7 +285,7 @@ class DistributedLikelihood(_TermwiseDerivatives):
 
     def moved(self, models) -> bool:
         """Whether a source moved or grew out of the cutout its terms were built for (each
-        chunk checks its own terms, see :func:`gcxr.fit._moved`).
+        chunk checks its own terms, see :func:`gcxr.fit.sources_moved`).
 
         Parameters
         ----------

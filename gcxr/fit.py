@@ -81,9 +81,22 @@ class FitResult:
         return "\n".join(lines)
 
 
-def _moved(terms, models) -> bool:
+def sources_moved(terms, models) -> bool:
     """True if a source (at the models' current values) moved more than REFRESH_DEG from where its
-    IRFs and cutout were taken, or its extent grew beyond the radius its cutout was sized for."""
+    IRFs and cutout were taken, or its extent grew beyond the radius its cutout was sized for.
+
+    Parameters
+    ----------
+    terms : list of DatasetTerm
+        The likelihood terms (their sources' evaluators remember where they were built).
+    models : Models
+        The models at their current values.
+
+    Returns
+    -------
+    bool
+        Whether the terms must be rebuilt.
+    """
     from .coords import transform_lonlat
     for t in terms:
         for mname, _, _, ev in t.sources:
@@ -104,8 +117,21 @@ def _apply(models, space: ParameterSpace, values, errors):
         sub.parameters[n].error = float(e)
 
 
-def _free_background(datasets, models) -> tuple[str, ...]:
-    """Names of the datasets whose FoV background model has a free parameter."""
+def free_background_datasets(datasets, models) -> tuple[str, ...]:
+    """Names of the datasets whose FoV background model has a free parameter.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        The datasets (their ``name`` attributes).
+    models : Models
+        The models.
+
+    Returns
+    -------
+    tuple of str
+        The dataset names.
+    """
     out = []
     for ds in datasets:
         name = ds.attrs.get("name")
@@ -186,7 +212,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     if not space.keys:
         raise ValueError("fit: no free parameters")
     if check_data:            # Analysis.run_fit has checked them already (with the counts, in one pass)
-        check_fit_data(datasets, _free_background(datasets, models))
+        check_fit_data(datasets, free_background_datasets(datasets, models))
     method = "minuit" if derivatives == "minuit" else "analytic"
     nfev = 0
     n_refresh = 0
@@ -216,7 +242,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
         else:
             terms = build_terms(datasets, models, point_weights)
             like = factory(terms, space)
-            moved = functools.partial(_moved, terms)
+            moved = functools.partial(sources_moved, terms)
 
         def fcn(f, _like=like):
             s = _like(f)

@@ -1062,7 +1062,7 @@ def check_models_reach(models, present: set) -> None:
                          "remove the model")
 
 
-class _TermwiseDerivatives:
+class TermwiseDerivatives:
     """Gradient, curvature and Hessian assembled from per-term parts, shared by the in-process and
     the distributed likelihood: a subclass says only how to apply a per-term function to every
     term (:meth:`_per_term`, results in term order, so sums round identically everywhere)."""
@@ -1104,7 +1104,7 @@ class _TermwiseDerivatives:
                                                np.asarray(steps, float), scheme))
 
 
-class JointLikelihood(_TermwiseDerivatives):
+class JointLikelihood(TermwiseDerivatives):
     """Sum of dataset terms as a function of the free-parameter vector (in-process).
 
     ``like(f)`` is the statistic; :meth:`value_and_grad` adds its analytic gradient.  The

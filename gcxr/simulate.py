@@ -805,7 +805,19 @@ def _sample_background(rng, bkg: xr.DataArray, run: RunSpec, n_sub_e: int = 4, n
     return ra, dec, energy
 
 
-def _sky_models(models) -> list:
+def sky_models(models) -> list:
+    """The sky models of a model collection (background models left out; None: none).
+
+    Parameters
+    ----------
+    models : Models or None
+        The models.
+
+    Returns
+    -------
+    list of SkyModel
+        The sky models, in order.
+    """
     if models is None:
         return []
     from .models import SkyModel
@@ -842,7 +854,7 @@ def simulate_events(run: RunSpec, irfs: IRFSet, models=None, rng: np.random.Gene
     if background:
         ra, dec, en = _sample_background(rng, irfs.bkg, run)
         parts.append((ra, dec, en, np.zeros(ra.size, np.int32)))
-    for k, m in enumerate(_sky_models(models), start=1):
+    for k, m in enumerate(sky_models(models), start=1):
         ra, dec, en, nd = _sample_source(rng, m, run, irfs)
         parts.append((ra, dec, en, np.full(ra.size, k, np.int32)))
         names.append(m.name)
@@ -965,14 +977,27 @@ def write_datastore(out_dir: str | Path, runs: Sequence[SimulatedRun], irf_file:
         raise ValueError(f"write_datastore: duplicate obs ids {sorted(i for i in set(ids) if ids.count(i) > 1)}")
     if not runs:
         raise ValueError("write_datastore: no runs to write")
-    out, irf_file = _store_irf(out_dir, irf_file)
+    out, irf_file = store_irf(out_dir, irf_file)
     for r in runs:
         write_run_events(out, r.spec, r.events)
     return write_index(out, [r.spec for r in runs], [len(r.events) for r in runs], irf_file)
 
 
-def _store_irf(out_dir: str | Path, irf_file: str | Path) -> tuple[Path, Path]:
-    """(store directory, IRF file inside it): the IRF is copied under ``irf/`` if it lives elsewhere."""
+def store_irf(out_dir: str | Path, irf_file: str | Path) -> tuple[Path, Path]:
+    """(store directory, IRF file inside it): the IRF is copied under ``irf/`` if it lives elsewhere.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The store's directory (made if missing).
+    irf_file : str or Path
+        The IRF file.
+
+    Returns
+    -------
+    tuple of Path
+        ``(store directory, IRF file inside it)``.
+    """
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     irf_file = Path(irf_file).expanduser().resolve()
@@ -1114,7 +1139,7 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
         from .models import Models
         models = Models.read(models)
     runs = make_runs(pointings, livetime, frame=frame, deadc=deadc, first_obs_id=first_obs_id)
-    for m in _sky_models(models):                         # fail before writing anything
+    for m in sky_models(models):                         # fail before writing anything
         if m.spatial_model is None:
             raise ValueError(f"simulate: source {m.name!r} has no spatial model")
         _sample_spatial(np.random.default_rng(0), m.spatial_model, 0)
@@ -1133,7 +1158,7 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
         simulated.append(SimulatedRun(run, simulate_events(run, irfs, models, run_rng(seed, run.obs_id))))
     write_datastore(out, simulated, irf_path)
     summary = {"out_dir": str(out), "seed": seed, "irf": str(irf_path.relative_to(out)),
-               "models": [m.name for m in _sky_models(models)],
+               "models": [m.name for m in sky_models(models)],
                "runs": [{**{k: v for k, v in asdict(r.spec).items()}, "ontime": r.spec.ontime,
                          "n_events": len(r.events), "counts": r.events.counts_by_component(),
                          "dropped": r.events.dropped} for r in simulated]}

@@ -338,14 +338,14 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
     """
     from .io import write_json
     from .progress import progress_bar
-    from .simulate import IRFSet, _sky_models, make_runs, run_rng, simulate_events, write_index, write_run_events
-    from .simulate import _store_irf
+    from .simulate import (IRFSet, make_runs, run_rng, simulate_events, sky_models, store_irf, write_index,
+                           write_run_events)
     plan = plan or SurveyPlan()
     irf_src = Path(irf).expanduser().resolve() if irf is not None else default_survey_irf()
     models = survey_models(n_sources, seed, plan)
     runs = make_runs(plan.pointings(n_runs), plan.livetime, frame="galactic", deadc=deadc,
                      first_obs_id=first_obs_id)
-    out, irf_path = _store_irf(out_dir, irf_src)
+    out, irf_path = store_irf(out_dir, irf_src)
     irfs = IRFSet.from_file(irf_path)
     rows, n_events = [], []
     for run in progress_bar(runs, desc="simulate survey", unit="run", quiet=quiet):
@@ -362,7 +362,7 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
     for name, stack in (("survey_stacked.yaml", True), ("survey_joint.yaml", False)):
         survey_config(out, plan, stack=stack, binsz=binsz, offset_max=offset_max).write(out / name, overwrite=True)
     summary = {"out_dir": str(out), "seed": seed, "irf": str(irf_path.relative_to(out)), "plan": asdict(plan),
-               "n_runs": n_runs, "models": [m.name for m in _sky_models(models)],
+               "n_runs": n_runs, "models": [m.name for m in sky_models(models)],
                "files": {"models": "survey_models.yaml", "models_joint": "survey_models_joint.yaml",
                          "config_stacked": "survey_stacked.yaml",
                          "config_joint": "survey_joint.yaml"},
