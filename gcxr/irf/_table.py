@@ -9,7 +9,7 @@ import numpy as np
 
 from ..datastore import DataStoreError, HDURef, file_cache, open_hdu
 
-__all__ = ["IRFTable", "read_irf_table", "edges", "column"]
+__all__ = ["IRFTable", "read_irf_table", "edges", "column", "axis_coords"]
 
 _warned: set = set()
 
@@ -121,6 +121,28 @@ def edges(tab: IRFTable, lo: str, hi: str, unit: str | None = None) -> np.ndarra
     if not np.all(np.diff(e) > 0):
         raise DataStoreError(f"{tab.ref}: axis {lo}/{hi} is not strictly increasing")
     return e
+
+
+def axis_coords(name: str, e: np.ndarray, log: bool) -> dict:
+    """Coordinates of one IRF axis from its edges: ``name`` at the bin centres (geometric for a
+    log axis such as energy, arithmetic otherwise) and ``name_lo`` / ``name_hi`` on that dim.
+
+    Parameters
+    ----------
+    name : str
+        The axis (dim) name.
+    e : numpy.ndarray
+        Its edges.
+    log : bool
+        Geometric bin centres.
+
+    Returns
+    -------
+    dict
+        The coordinates, for an ``xarray.DataArray``.
+    """
+    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
+    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
 def column(tab: IRFTable, name: str, shape: tuple, unit: str | None = None, assume: str | None = None,

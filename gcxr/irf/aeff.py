@@ -6,14 +6,10 @@ import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered, lin_weights
-from ._table import column, edges, read_irf_table
+from ._table import axis_coords, column, edges, read_irf_table
 
 __all__ = ["read_aeff", "eval_aeff", "AeffEvaluator"]
 
-
-def _axis_coords(name, e, log):
-    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
-    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
 @file_cache(maxsize=64)
@@ -40,7 +36,7 @@ def read_aeff(ref: HDURef) -> xr.DataArray:
     for k in ("LO_THRES", "HI_THRES"):
         if k in t.header:
             attrs[k.lower()] = float(t.header[k])
-    coords = {**_axis_coords("energy_true", e, True), **_axis_coords("offset", th, False)}
+    coords = {**axis_coords("energy_true", e, True), **axis_coords("offset", th, False)}
     return xr.DataArray(data, dims=("energy_true", "offset"), coords=coords, attrs=attrs, name="aeff")
 
 

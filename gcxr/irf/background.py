@@ -11,14 +11,10 @@ import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
-from ._table import column, edges, read_irf_table
+from ._table import axis_coords, column, edges, read_irf_table
 
 __all__ = ["read_bkg", "eval_bkg_rate", "BkgEvaluator", "integrate_log_rate", "trapz_loglog"]
 
-
-def _coords(name, e, log):
-    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
-    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
 def _fill_missing_energy(data: np.ndarray, tiny: float) -> np.ndarray:
@@ -84,7 +80,8 @@ def read_bkg(ref: HDURef) -> xr.DataArray:
     align = str(t.header.get("FOVALIGN", "RADEC")).strip().upper()
     if align != "RADEC":
         raise DataStoreError(f"{ref}: FOVALIGN='{align}' is not supported (supported: RADEC)")
-    coords = {**_coords("energy", e, True), **_coords("fov_lon", x, False), **_coords("fov_lat", y, False)}
+    coords = {**axis_coords("energy", e, True), **axis_coords("fov_lon", x, False),
+              **axis_coords("fov_lat", y, False)}
     return xr.DataArray(data, dims=("energy", "fov_lon", "fov_lat"), coords=coords,
                         attrs={"units": "s-1 TeV-1 sr-1", "tiny": tiny, "irf": str(ref)}, name="bkg")
 

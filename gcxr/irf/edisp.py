@@ -6,14 +6,10 @@ import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, lin_weights
-from ._table import column, edges, read_irf_table
+from ._table import axis_coords, column, edges, read_irf_table
 
 __all__ = ["read_edisp", "eval_edisp_kernel"]
 
-
-def _coords(name, e, log):
-    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
-    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
 @file_cache(maxsize=64)
@@ -37,7 +33,8 @@ def read_edisp(ref: HDURef) -> xr.DataArray:
     m = edges(t, "MIGRA_LO", "MIGRA_HI")
     th = edges(t, "THETA_LO", "THETA_HI", "deg")
     data = column(t, "MATRIX", (e.size - 1, m.size - 1, th.size - 1))
-    coords = {**_coords("energy_true", e, True), **_coords("migra", m, False), **_coords("offset", th, False)}
+    coords = {**axis_coords("energy_true", e, True), **axis_coords("migra", m, False),
+              **axis_coords("offset", th, False)}
     return xr.DataArray(data, dims=("energy_true", "migra", "offset"), coords=coords,
                         attrs={"units": "", "irf": str(ref)}, name="edisp")
 

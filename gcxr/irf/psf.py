@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
-from ._table import column, edges, read_irf_table
+from ._table import axis_coords, column, edges, read_irf_table
 
 __all__ = ["read_psf", "eval_psf_map", "RAD_EDGES", "DEG2_PER_SR"]
 
@@ -18,10 +18,6 @@ RAD_EDGES = np.linspace(0.0, 0.66, 67)       # deg: the PSF-map rad axis of the 
 DEG2_PER_SR = (180.0 / np.pi) ** 2
 _GAUSS = ("SCALE", "SIGMA_1", "AMPL_2", "SIGMA_2", "AMPL_3", "SIGMA_3")
 
-
-def _coords(name, e, log):
-    c = np.sqrt(e[:-1] * e[1:]) if log else 0.5 * (e[:-1] + e[1:])
-    return {name: c, f"{name}_lo": (name, e[:-1]), f"{name}_hi": (name, e[1:])}
 
 
 @file_cache(maxsize=64)
@@ -57,13 +53,14 @@ def read_psf(ref: HDURef) -> xr.DataArray:
             if p.startswith("SIGMA"):
                 v[v == 0] = 1.0
             pars.append(v.astype(np.float32).astype(float))
-        coords = {"param": list(_GAUSS), **_coords("energy_true", e, True), **_coords("offset", th, False)}
+        coords = {"param": list(_GAUSS), **axis_coords("energy_true", e, True), **axis_coords("offset", th, False)}
         return xr.DataArray(np.stack(pars), dims=("param", "energy_true", "offset"), coords=coords,
                             attrs={"units": "", "hdu_class": "psf_3gauss", "irf": str(ref)}, name="psf")
     if ref.hdu_class == "psf_table":
         r = edges(t, "RAD_LO", "RAD_HI", "deg")
         data = column(t, "RPSF", (e.size - 1, th.size - 1, r.size - 1), "sr-1")
-        coords = {**_coords("energy_true", e, True), **_coords("offset", th, False), **_coords("rad", r, False)}
+        coords = {**axis_coords("energy_true", e, True), **axis_coords("offset", th, False),
+                  **axis_coords("rad", r, False)}
         return xr.DataArray(data, dims=("energy_true", "offset", "rad"), coords=coords,
                             attrs={"units": "sr-1", "hdu_class": "psf_table", "irf": str(ref)}, name="psf")
     raise DataStoreError(f"{ref}: unsupported PSF class '{ref.hdu_class}' (supported: psf_3gauss, psf_table)")
