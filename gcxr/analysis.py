@@ -618,6 +618,9 @@ class Analysis:
             sched["chunks_rebuilt"] = int(like.get("chunks_rebuilt", 0))
             sched["bytes_sent_per_round"] = round(like["bytes_sent"] / rounds, 1)
             sched["bytes_received_per_round"] = round(like["bytes_received"] / rounds, 1)
+        if "placement" in like:                      # auto placement of in-memory terms: where, and why
+            sched["fit_placement"] = {k: (round(v, 6) if isinstance(v, float) else v)
+                                      for k, v in like["placement"].items()}
         return sched
 
     # ---- models and fit
@@ -712,8 +715,19 @@ class Analysis:
                                        **flux_points_options(self.config))
         return self.flux_points
 
-    def run_fit(self, **kwargs):
-        """MIGRAD + HESSE on the joint Cash statistic of all datasets; updates the models."""
+    def run_fit(self, placement: str = "auto", **kwargs):
+        """MIGRAD + HESSE on the joint Cash statistic of all datasets; updates the models.
+
+        Parameters
+        ----------
+        placement : {'auto', 'cluster'}
+            With a client: ``"auto"`` fits in this process when a likelihood round would be
+            faster here than on the workers (a few small datasets,
+            :func:`gcxr.distributed.choose_placement`; ``result.json``'s ``compute.fit_placement``
+            says which and why), ``"cluster"`` always on the workers.
+        **kwargs
+            Passed to :func:`gcxr.fit.fit`.
+        """
         from .fit import fit
         if not self.datasets:
             self.get_datasets()
@@ -728,7 +742,7 @@ class Analysis:
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:
             from .distributed import DistributedLikelihood
-            factory = DistributedLikelihood.factory(self.client)
+            factory = DistributedLikelihood.factory(self.client, placement=placement)
         from .progress import FitProgress
         with FitProgress(desc="fit", quiet=not self.progress) as prog:
             kwargs.setdefault("progress", prog)

@@ -157,7 +157,8 @@ def cmd_run(args) -> int:
                 ana.get_observations()
                 ana.get_datasets()
             if not args.no_fit:
-                ana.run_fit(point_weights=args.point_source_rendering)
+                ana.run_fit(point_weights=args.point_source_rendering,
+                            placement=getattr(args, "fit_placement", "auto"))
             result = {
                 "datasets": ana.dataset_summaries(),
                 "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
@@ -386,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "tcp://host:port, tls://host:port or a scheduler file (*.json)")
     r.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="seconds to wait for a running scheduler to answer (default: 10)")
+    r.add_argument("--fit-placement", choices=("auto", "cluster"), default="auto",
+                   help="with a cluster: auto (default) fits in this process when a likelihood round would be "
+                        "faster here than on the workers (measured; result.json says which), cluster always "
+                        "on the workers")
     r.add_argument("--quiet", action="store_true", help="no progress or summary output")
     r.add_argument("--point-source-rendering", choices=("tent", "cubic", "keys"), default="tent",
                    help="pixel weights of point sources: tent (bilinear, as gammapy; default) or cubic "

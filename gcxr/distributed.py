@@ -37,9 +37,63 @@ import numpy as np
 
 from .likelihood import DatasetTerm, ParameterSpace, TermwiseDerivatives, derivative_steps
 
-__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy"]
+__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement"]
 
 _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins for the actor's resident objects
+
+
+WORKER_SLOWDOWN = 1.5     # a worker's likelihood compute against the client's (measured 0.66-1.05x speed)
+
+
+def _noop() -> None:
+    return None
+
+
+def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) -> tuple[str, "JointLikelihood", dict]:
+    """Where a fit of in-memory terms runs faster: ``"cluster"`` or ``"process"``.
+
+    A round on the cluster costs the slowest chunk's compute plus a round trip to the workers;
+    in process it costs every term's compute.  Both are measured here: one statistic of all
+    terms in process (after a first call that folds the sources and fills the caches), and a
+    trivial call on every worker (best of three).  The cluster is chosen when
+    ``t_process / n_workers * WORKER_SLOWDOWN + t_round_trip < 0.9 t_process``: a few small
+    datasets stay in process, where each round would mostly wait for the network; a survey's
+    runs go to the workers.
+
+    Parameters
+    ----------
+    terms : list of DatasetTerm
+        The likelihood terms (built in this process).
+    space : ParameterSpace
+        The free parameters.
+    client : distributed.Client
+        The cluster.
+
+    Returns
+    -------
+    tuple
+        ``(choice, in-process likelihood (reusable when the choice is "process"), figures)``.
+    """
+    from .likelihood import JointLikelihood
+    like = JointLikelihood(terms, space)
+    f0 = space.to_factors(space.start)
+    like(f0)                                         # folds the sources, fills the kernel caches
+    f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)   # every parameter moved: refolds, as a spatial round
+    t = time.perf_counter()
+    like(f1)
+    t_process = time.perf_counter() - t
+    n_workers = max(len(client.scheduler_info()["workers"]), 1)
+    trips = []
+    for _ in range(3):
+        t = time.perf_counter()
+        client.run(_noop)
+        trips.append(time.perf_counter() - t)
+    t_trip = min(trips)
+    t_cluster = t_process / min(n_workers, max(len(terms), 1)) * WORKER_SLOWDOWN + t_trip
+    choice = "cluster" if t_cluster < 0.9 * t_process else "process"
+    like.n_calls = 0
+    return choice, like, {"placement": choice, "round_in_process_s": t_process,
+                          "round_on_cluster_s_predicted": t_cluster, "round_trip_s": t_trip, "workers": n_workers}
 
 
 def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
@@ -117,6 +171,16 @@ class ChunkActor:
         resident = {_SPACE: self.space, _STEPS: self.steps}
         args = tuple(resident[a] if isinstance(a, str) and a in resident else a for a in args)
         return [fn(t, *args) for t in self.terms]
+
+    def fetch_terms(self) -> list:
+        """The resident terms themselves (pickled to the caller): a fit that moves home.
+
+        Returns
+        -------
+        list of DatasetTerm
+            The terms, in chunk order.
+        """
+        return self.terms
 
     def nbytes(self) -> int:
         """Bytes of the resident terms (also the cheapest call: an empty round trip)."""
@@ -253,7 +317,7 @@ class DistributedLikelihood(TermwiseDerivatives):
 
     @classmethod
     def from_datasets(cls, datasets, models, space: ParameterSpace, client, point_weights: str = "tent",
-                      n_chunks: int | None = None) -> "DistributedLikelihood":
+                      n_chunks: int | None = None, placement: str = "cluster") -> "DistributedLikelihood":
         """The likelihood of ``datasets``: terms built here and shipped when the datasets are in
         memory; built on the workers when they are dask-backed (reduced or persisted on the
         cluster), so that the datasets never come to the client.
@@ -272,16 +336,72 @@ class DistributedLikelihood(TermwiseDerivatives):
             Rendering of point sources.
         n_chunks : int, optional
             Chunks of terms (default: one per worker).
+        placement : {'cluster', 'auto'}
+            For in-memory datasets: always the cluster, or wherever a round is predicted to be
+            faster (:func:`choose_placement`; a ``JointLikelihood`` in this process may come back).
 
         Returns
         -------
         DistributedLikelihood
             The likelihood.
         """
+        if placement not in ("cluster", "auto"):
+            raise ValueError(f"placement must be 'cluster' or 'auto', got {placement!r}")
         if any(is_lazy(ds) for ds in datasets):
-            return cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights)
+            like = cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights)
+            return like._home_if_faster() if placement == "auto" else like
         from .likelihood import build_terms
-        return cls(build_terms(datasets, models, point_weights), space, client, n_chunks)
+        return cls._placed(build_terms(datasets, models, point_weights), space, client, n_chunks, placement)
+
+    @classmethod
+    def _placed(cls, terms, space, client, n_chunks, placement: str):
+        """The likelihood of in-memory terms where ``placement`` puts it (see :func:`choose_placement`)."""
+        if placement == "cluster":
+            return cls(terms, space, client, n_chunks)
+        choice, local, figures = choose_placement(terms, space, client)
+        if choice == "cluster":
+            like = cls(terms, space, client, n_chunks)
+        else:
+            import functools
+
+            from .fit import sources_moved
+            like = local
+            like.moved = functools.partial(sources_moved, terms)
+        like.placement_info = figures
+        return like
+
+    def _home_if_faster(self):
+        """Terms built on the workers from datasets that live there: measure a round (each
+        chunk's compute on its worker, and an empty round trip, best of three) and, when all the
+        terms would be evaluated faster in this process than a round on the cluster takes
+        (``sum(t_chunk) < 0.9 (max(t_chunk) + t_trip)``), fetch the built terms and return a
+        :class:`~gcxr.likelihood.JointLikelihood` of them in term order; else ``self``."""
+        import functools
+
+        from .fit import sources_moved
+        from .likelihood import JointLikelihood
+        f0 = self.space.to_factors(self.space.start)
+        f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)
+        times = [f.result(timeout=self.timeout) for f in [a.time_stat(f1, 1) for a in self.actors]]
+        trips = []
+        for _ in range(3):
+            t = time.perf_counter()
+            [f.result(timeout=self.timeout) for f in [a.nbytes() for a in self.actors]]
+            trips.append(time.perf_counter() - t)
+        t_cluster, t_process = max(times) + min(trips), float(sum(times))
+        choice = "process" if t_process < 0.9 * t_cluster else "cluster"
+        figures = {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s": t_cluster,
+                   "round_trip_s": min(trips), "workers": len(set(self.placement))}
+        if choice == "cluster":
+            self.placement_info = figures
+            return self
+        chunks = [f.result(timeout=self.timeout) for f in [a.fetch_terms() for a in self.actors]]
+        terms = self._in_term_order(chunks)
+        self.close()
+        like = JointLikelihood(terms, self.space)
+        like.moved = functools.partial(sources_moved, terms)
+        like.placement_info = figures
+        return like
 
     def moved(self, models) -> bool:
         """Whether a source moved or grew out of the cutout its terms were built for (each
@@ -382,7 +502,7 @@ class DistributedLikelihood(TermwiseDerivatives):
         return out
 
     @classmethod
-    def factory(cls, client, n_chunks: int | None = None):
+    def factory(cls, client, n_chunks: int | None = None, placement: str = "cluster"):
         """A ``likelihood_factory`` for :func:`gcxr.fit.fit`: ``make(terms, space)``, and
         ``make.from_datasets(datasets, models, space, point_weights)`` which :func:`gcxr.fit.fit`
         prefers (terms built on the workers for datasets that live on the cluster).
@@ -393,17 +513,23 @@ class DistributedLikelihood(TermwiseDerivatives):
             The cluster.
         n_chunks : int, optional
             Chunks of terms (default: one per worker).
+        placement : {'cluster', 'auto'}
+            ``"auto"``: in-memory terms stay in this process when a round would be faster here
+            (:func:`choose_placement`); ``"cluster"``: always on the workers.
 
         Returns
         -------
         callable
             ``make(terms, space)`` with ``make.from_datasets``.
         """
+        if placement not in ("cluster", "auto"):
+            raise ValueError(f"placement must be 'cluster' or 'auto', got {placement!r}")
+
         def make(terms, space):
-            return cls(terms, space, client, n_chunks)
+            return cls._placed(terms, space, client, n_chunks, placement)
 
         def from_datasets(datasets, models, space, point_weights="tent"):
-            return cls.from_datasets(datasets, models, space, client, point_weights, n_chunks)
+            return cls.from_datasets(datasets, models, space, client, point_weights, n_chunks, placement)
         make.from_datasets = from_datasets
         return make
 

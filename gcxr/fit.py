@@ -221,6 +221,8 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     counts = {"likelihood_calls": 0, "likelihood_tasks": 0}
 
     def _count(lk):
+        if hasattr(lk, "placement_info"):               # where auto placement put the terms, and why
+            counts["placement"] = lk.placement_info
         counts["likelihood_calls"] += int(getattr(lk, "n_calls", 0))
         counts["likelihood_tasks"] += int(getattr(lk, "n_tasks", 0))
         if hasattr(lk, "compute_info"):                  # a distributed likelihood: rounds and bytes

@@ -80,7 +80,7 @@ def test_joint_fit_on_cluster_matches(client, joint_inprocess):
     ana.get_observations()
     ana.get_datasets()                       # reduced on the cluster
     ana.set_models(models0.copy())
-    r = ana.run_fit()
+    r = ana.run_fit(placement="cluster")
     assert r.total_stat == pytest.approx(ref.total_stat, rel=1e-9)
     assert r.total_stat == ref.total_stat and r.nfev == ref.nfev      # in fact identical, call by call
     for p, q in zip(r.parameters, ref.parameters):
@@ -188,7 +188,7 @@ def test_cli_joint_fit_on_local_2(tmp_path, joint_inprocess, capsys):
     cfg = tmp_path / "joint.yaml"
     ana0.config.write(cfg, overwrite=True)
     rc = main(["run", str(cfg), "--models", str(REF / "seed_models_source.yaml"), "--out", str(tmp_path / "out"),
-               "--scheduler", "local:2", "--quiet"])
+               "--scheduler", "local:2", "--fit-placement", "cluster", "--quiet"])
     assert rc == 0
     res = json.loads((tmp_path / "out" / "result.json").read_text())
     c = res["compute"]
@@ -198,6 +198,40 @@ def test_cli_joint_fit_on_local_2(tmp_path, joint_inprocess, capsys):
     for p, q in zip(res["fit"]["parameters"], ref.parameters):
         if not q["frozen"]:
             assert abs(p["value"] - q["value"]) < 1e-3 * q["error"], p["name"]
+
+
+def test_auto_placement_brings_a_small_fit_home(tmp_path, client, joint_inprocess):
+    """``--fit-placement auto`` (the default) on the seed's 3 runs: a round costs well under a
+    millisecond of compute against a round trip of milliseconds, so the terms built on the
+    workers are fetched and the fit runs in this process - identical to the in-process fit, and
+    result.json says where and why.  Terms built in this process (in-memory datasets) stay here
+    by the same rule; with ``placement="cluster"`` they go to the workers."""
+    import json
+    from gcxr.cli import main
+    from gcxr.distributed import DistributedLikelihood, choose_placement
+    from gcxr.likelihood import JointLikelihood, ParameterSpace, build_terms
+    ana0, models0, ref = joint_inprocess
+    cfg = tmp_path / "joint.yaml"
+    ana0.config.write(cfg, overwrite=True)
+    rc = main(["run", str(cfg), "--models", str(REF / "seed_models_source.yaml"), "--out", str(tmp_path / "out"),
+               "--scheduler", "local:2", "--quiet"])
+    assert rc == 0
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    fp = res["compute"]["fit_placement"]
+    assert fp["placement"] == "process" and fp["round_in_process_s"] < 0.9 * fp["round_on_cluster_s"]
+    assert res["compute"]["likelihood_tasks"] == 0 and res["compute"]["likelihood_calls"] > 0
+    assert res["fit"]["total_stat"] == ref.total_stat and res["fit"]["nfev"] == ref.nfev     # call by call
+    space = ParameterSpace.from_models(models0)
+    terms = build_terms(ana0.datasets, models0)
+    choice, like, figures = choose_placement(terms, space, client)
+    assert choice == "process" and isinstance(like, JointLikelihood) and figures["workers"] == 2
+    forced = DistributedLikelihood.factory(client, placement="cluster")(terms, space)
+    try:
+        assert isinstance(forced, DistributedLikelihood)
+    finally:
+        forced.close()
+    with pytest.raises(ValueError, match="placement"):
+        DistributedLikelihood.factory(client, placement="anywhere")
 
 
 def test_scheduler_specs(client, tmp_path):
