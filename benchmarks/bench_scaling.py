@@ -22,6 +22,8 @@ Children, each in a fresh process under ``measure.py`` (wall time, peak RSS of t
   starts). A wrapper around the factory keeps each likelihood's chunk plan (``chunk_nbytes``,
   ``who_has``). ``client.run`` reads each worker's RSS and peak RSS (VmHWM, reset just before the
   fit) on a bare worker, after importing what a chunk needs, and after the fit;
+* ``gcxr-local2-auto``: as ``gcxr-local2`` with ``placement="auto"`` (what ``gcxr run --scheduler
+  local:2`` does by default): the terms stay in process when a round would be faster there;
 * ``gcxr-local2-mmap`` (diagnostic): as ``gcxr-local2`` with ``MALLOC_MMAP_THRESHOLD_`` set for the
   workers (dask's nanny sets ``MALLOC_TRIM_THRESHOLD_``, which fixes glibc's mmap threshold);
 * at ``--check-n`` (12): ``gcxr-local2-ordered`` (diagnostic), a DistributedLikelihood whose
@@ -53,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared"
 REFERENCE = SHARED / "reference" / "gammapy-2.1-cta1dc-gc"
-SIDES = ("gammapy", "gcxr-threads", "gcxr-local2", "gcxr-local2-mmap", "gcxr-threads-minuit")
+SIDES = ("gammapy", "gcxr-threads", "gcxr-local2", "gcxr-local2-auto", "gcxr-local2-mmap", "gcxr-threads-minuit")
 MMAP_THRESHOLD = 32 * 2 ** 20      # the diagnostic variant's MALLOC_MMAP_THRESHOLD_ for the dask workers
 MB = 1024 ** 2
 
@@ -253,7 +255,7 @@ def _time_calls(fn, factors, k: int) -> float:
 
 
 def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_fix: bool = False,
-                   ordered: bool = False, derivatives: str = "auto") -> dict:
+                   ordered: bool = False, derivatives: str = "auto", placement: str = "cluster") -> dict:
     import numpy as np
     from gcxr.distributed import DistributedLikelihood
     from gcxr.fit import fit
@@ -269,7 +271,8 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
     models.add_fov_background([d.attrs["name"] for d in datasets])
     t_setup = time.perf_counter() - t0
     res: dict = {"side": f"gcxr-{scheduler.replace(':', '')}" + ("-mmap" if malloc_fix else "") + ("-ordered" if ordered else "")
-                 + ("" if derivatives == "auto" else f"-{derivatives}"), "derivatives": derivatives,
+                 + ("" if derivatives == "auto" else f"-{derivatives}") + ("-auto" if placement == "auto" else ""),
+                 "derivatives": derivatives, "placement": placement,
                  "scheduler": scheduler, "n_runs": n, "setup_s": t_setup, "load_before": load0}
 
     client = cluster = None
@@ -293,12 +296,16 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
         client.run(_warm_imports)
         res["worker_mem_before"] = client.run(_worker_mem)       # + numpy/scipy/xarray/astropy/gcxr imported
         res["worker_peak_reset"] = client.run(_reset_peak)
-        base_factory = _ordered_factory(client) if ordered else DistributedLikelihood.factory(client)
+        base_factory = (_ordered_factory(client) if ordered
+                        else DistributedLikelihood.factory(client, placement=placement))
 
         def factory(terms, space):
             like = base_factory(terms, space)
-            instances.append({"chunk_nbytes": list(like.chunk_nbytes), "plan": [list(c) for c in like.plan],
-                              "workers": [[w] for w in like.placement], "like": like})
+            if hasattr(like, "chunk_nbytes"):             # on the cluster (auto placement may keep it here)
+                instances.append({"chunk_nbytes": list(like.chunk_nbytes), "plan": [list(c) for c in like.plan],
+                                  "workers": [[w] for w in like.placement], "like": like})
+            if hasattr(like, "placement_info"):
+                res["placement_info"] = like.placement_info
             return like
     t_fit0 = time.perf_counter()
     kw = {} if derivatives == "auto" else {"derivatives": derivatives}
@@ -655,6 +662,7 @@ def main(argv=None) -> int:
     ap.add_argument("--malloc-fix", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ordered-sum", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--derivatives", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--placement", default="cluster", help=argparse.SUPPRESS)
     ap.add_argument("--check-n", type=int, default=0,
                     help="N at which a local:2 fit with per-term sums in term order is also run (0: none)")
     args = ap.parse_args(argv)
@@ -671,7 +679,7 @@ def main(argv=None) -> int:
             res = child_fit_gammapy(work, args.n_child, args.gammapy_limit or None)
         elif args.child == "fit-gcxr":
             res = child_fit_gcxr(work, args.n_child, args.scheduler, args.micro_calls, args.malloc_fix,
-                                 args.ordered_sum, args.derivatives)
+                                 args.ordered_sum, args.derivatives, args.placement)
         else:
             raise SystemExit(f"unknown child {args.child}")
         print(json.dumps(res, default=float))
@@ -720,6 +728,7 @@ def main(argv=None) -> int:
                     cmd = _child_cmd(py["gcxr"], "fit-gcxr", work, "--n-child", n, "--scheduler", sched,
                                      "--micro-calls", args.micro_calls,
                                      *(["--malloc-fix"] if side == "gcxr-local2-mmap" else []),
+                                     *(["--placement", "auto"] if side == "gcxr-local2-auto" else []),
                                      *(["--derivatives", "minuit"] if side == "gcxr-threads-minuit" else []))
                     timeout = 3600
                 runs[f"{side}-{n}"] = _run_child(cmd, env, timeout, f"N={n} {side}")
