@@ -32,9 +32,9 @@ _API = {
 }
 
 #: submodules reachable as attributes without an explicit import (``gcxr.plot``)
-_SUBMODULES = ("accessor", "analysis", "cli", "cluster", "config", "coords", "datasets", "datastore", "distributed",
-               "download", "estimators", "fit", "geom", "io", "irf", "likelihood", "models", "npred", "plot",
-               "progress", "reduce", "simulate", "stats", "testing")
+_SUBMODULES = ("accessor", "analysis", "cli", "cluster", "config", "coords", "datasets", "datastore", "demo",
+               "distributed", "download", "estimators", "fit", "geom", "io", "irf", "likelihood", "models", "npred",
+               "plot", "progress", "reduce", "simulate", "stats", "testing")
 
 __all__ = ["Analysis", "AnalysisConfig", "ConfigError", "DataStore", "DataStoreError", "RunRef", "EnergyAxis",
            "SkyGeom", "ReductionSpec", "reduce_run", "reduce_run_lazy", "stack", "stack_runs", "info", "Models",

@@ -30,10 +30,10 @@ class GcxrAccessor:
         """The sky grid: exact from ``sky_wcs`` (files written by gcxr), else rebuilt from lon/lat."""
         from .geom import SkyGeom
         from .io import geom_from_dataset
-        from .plot import _frame
+        from .plot._common import frame_of
         if "sky_wcs" in self._ds.variables:
             return geom_from_dataset(self._ds)
-        return SkyGeom.from_coords(self._ds, _frame(self._ds, None))
+        return SkyGeom.from_coords(self._ds, frame_of(self._ds))
 
     @property
     def irf_geom(self):

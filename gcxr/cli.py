@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["main", "version"]
+__all__ = ["main", "version", "run_analysis"]
 
 # Start-up: this module imports only the standard library; every command imports what it needs
 # inside its function, after the arguments are parsed, so ``gcxr --help`` and ``gcxr --version``
@@ -120,25 +120,65 @@ def _exit_status(err: BaseException) -> int | None:
 
 
 # --------------------------------------------------------------------------- run
-def _prepare_run(args, outputs):
+def _prepare_run(config, models, out, no_fit, datasets, quiet, outputs):
     """Everything that can be checked before the reduction: the config, the models, ``--out``.
 
     Returns the :class:`~gcxr.analysis.Analysis` (no client yet) with its models read.
     """
     from .analysis import Analysis
-    ana = Analysis(args.config, progress=False if args.quiet else None)
-    if not args.no_fit:
-        if not args.models and ana.config.general.models_file is None:
+    ana = Analysis(config, progress=False if quiet else None)
+    if not no_fit:
+        if not models and ana.config.general.models_file is None:
             raise UsageError("--models MODELS (or general.models_file in the config) is required unless "
                              "--no-fit is given")
-        ana.read_models(args.models)        # the models and their template files, before reducing anything
-    if getattr(args, "datasets", None):
-        ana.read_datasets(args.datasets)    # --datasets: fit these; no run is selected, read or reduced
-    outputs.open(_output_dir(args.out, ana.config))
+        ana.read_models(models)             # the models and their template files, before reducing anything
+    if datasets:
+        ana.read_datasets(datasets)         # --datasets: fit these; no run is selected, read or reduced
+    outputs.open(_output_dir(out, ana.config))
     return ana
 
 
 def cmd_run(args) -> int:
+    return run_analysis(args.config, models=args.models, out=args.out, no_fit=args.no_fit,
+                        datasets=getattr(args, "datasets", None), scheduler=args.scheduler,
+                        scheduler_timeout=getattr(args, "scheduler_timeout", None), quiet=args.quiet,
+                        point_source_rendering=args.point_source_rendering,
+                        fit_placement=getattr(args, "fit_placement", "auto"))
+
+
+def run_analysis(config, models=None, out=None, no_fit: bool = False, datasets=None, scheduler: str = "threads",
+                 scheduler_timeout: float | None = None, quiet: bool = False,
+                 point_source_rendering: str = "tent", fit_placement: str = "auto") -> int:
+    """What ``gcxr run`` does once its arguments are parsed: reduce, fit, write the outputs as one set.
+
+    Parameters
+    ----------
+    config : str or Path
+        The AnalysisConfig YAML.
+    models : str or Path, optional
+        The models YAML (default: ``general.models_file`` of the config).
+    out : str or Path, optional
+        The output folder (default: ``general.outdir`` if set, else ``gcxr-out``).
+    no_fit : bool
+        Reduce only.
+    datasets : str or Path, optional
+        Fit the datasets of this file instead of reducing.
+    scheduler : str
+        ``threads``, ``local:N``, a scheduler address or a scheduler file.
+    scheduler_timeout : float, optional
+        Seconds to wait for a running scheduler.
+    quiet : bool
+        No progress or summary output.
+    point_source_rendering : {'tent', 'cubic', 'keys'}
+        Pixel weights of point sources.
+    fit_placement : {'auto', 'cluster'}
+        With a cluster, where the fit runs (:meth:`gcxr.analysis.Analysis.run_fit`).
+
+    Returns
+    -------
+    int
+        The exit status (``EXIT_OK`` or ``EXIT_FIT``); errors are raised, as :func:`main` maps them.
+    """
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
     from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
@@ -146,19 +186,18 @@ def cmd_run(args) -> int:
     from .progress import set_quiet
     _imports_done()
     t_import = time.perf_counter() - t_start
-    set_quiet(args.quiet)
+    set_quiet(quiet)
     outputs = OutputSet()                   # its folder is checked and opened by _prepare_run
     with handle_signals(outputs):           # SIGINT/SIGTERM: a clean exit, --out as it was (gcxr.outputs)
-        ana = _prepare_run(args, outputs)
-        client, cluster, sched = _scheduler(args.scheduler, getattr(args, "scheduler_timeout", None))
+        ana = _prepare_run(config, models, out, no_fit, datasets, quiet, outputs)
+        client, cluster, sched = _scheduler(scheduler, scheduler_timeout)
         try:
             ana.client = client
-            if not getattr(args, "datasets", None):
+            if not datasets:
                 ana.get_observations()
                 ana.get_datasets()
-            if not args.no_fit:
-                ana.run_fit(point_weights=args.point_source_rendering,
-                            placement=getattr(args, "fit_placement", "auto"))
+            if not no_fit:
+                ana.run_fit(point_weights=point_source_rendering, placement=fit_placement)
             result = {
                 "datasets": ana.dataset_summaries(),
                 "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
@@ -173,7 +212,7 @@ def cmd_run(args) -> int:
                 client.close()
             if cluster is not None:
                 cluster.close()
-    if not args.quiet:
+    if not quiet:
         _print_summary(result, paths, time.perf_counter() - t_start)
     fit = result["fit"]
     if fit is not None and not fit["success"]:
@@ -299,58 +338,13 @@ def cmd_download(args) -> int:
 
 
 # --------------------------------------------------------------------------- demo
-def _cta_1dc_root() -> Path | None:
-    """The data root ($GCXR_DATA, else $GAMMAPY_DATA) if it holds the CTA-1DC GC index."""
-    import os
-    for var in ("GCXR_DATA", "GAMMAPY_DATA"):
-        root = os.environ.get(var)
-        if root and (Path(root).expanduser() / "cta-1dc" / "index" / "gps" / "hdu-index.fits.gz").exists():
-            return Path(root).expanduser().resolve()
-    return None
-
-
 def cmd_demo(args) -> int:
     """The main job on a fresh machine: real CTA-1DC runs if present, else a simulated store."""
-    import shutil
-    from importlib.resources import files
-    from .analysis import Analysis
-    from .config import AnalysisConfig
-    from .progress import set_quiet
+    from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
+    from .demo import run_demo
     _imports_done()
-    t0 = time.perf_counter()
-    set_quiet(args.quiet)
-    out = Path(args.out).expanduser().resolve()
-    data = files("gcxr") / "data"
-    root = None if args.simulate else _cta_1dc_root()
-    if root is not None:
-        config = AnalysisConfig.read(data / "demo_cta1dc.yaml")
-        store = root / "cta-1dc" / "index" / "gps"
-        models_src, what = data / "demo_cta1dc_models.yaml", f"CTA-1DC Galactic Centre runs in {store}"
-    else:
-        from .simulate import simulate_datastore
-        store = out / "simulated-data"
-        simulate_datastore(store, seed=args.seed)
-        config = AnalysisConfig.read(data / "demo_simulated.yaml")
-        models_src, what = data / "demo_simulated_models.yaml", f"a simulated Galactic-Centre-like store in {store}"
-    if not args.quiet:
-        print(f"gcxr demo: {what}")
-    config = config.update({"observations": {"datastore": str(store)}})
-    config.write(out / "config.yaml", overwrite=True)
-    from .io import atomic_path
-    with atomic_path(out / "models.yaml") as tmp:
-        shutil.copyfile(models_src, tmp)
-    run_args = argparse.Namespace(config=str(out / "config.yaml"), models=str(out / "models.yaml"), out=str(out),
-                                  no_fit=args.no_fit, scheduler=args.scheduler, quiet=args.quiet,
-                                  scheduler_timeout=args.scheduler_timeout,
-                                  point_source_rendering="tent")
-    rc = cmd_run(run_args)
-    if rc:
-        return rc
-    from .plot import demo_plots
-    pngs = demo_plots(out)
-    if not args.quiet:
-        print(f"plots: {', '.join(p.name for p in pngs)}; demo done in {time.perf_counter() - t0:.1f} s -> {out}")
-    return 0
+    return run_demo(args.out, simulate=args.simulate, seed=args.seed, no_fit=args.no_fit, scheduler=args.scheduler,
+                    scheduler_timeout=args.scheduler_timeout, quiet=args.quiet)
 
 
 def _output_dir(arg: str | None, config) -> Path:

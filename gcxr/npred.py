@@ -25,7 +25,7 @@ import xarray as xr
 from .geom import EnergyAxis, SkyGeom, separation_deg
 from .models.spatial import oversampling_factor
 
-__all__ = ["SourceEvaluator", "SparseSelection", "OutsideDataset", "psf_kernel", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
+__all__ = ["SourceEvaluator", "SparseSelection", "OutsideDataset", "psf_kernel", "psf_profile_at", "containment_radius", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
 
 MAX_SUBPIXELS = 2 ** 22   # sub-pixels of one oversampled evaluation (32 MB a float64 array)
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
@@ -72,8 +72,23 @@ def dataset_geoms(ds: xr.Dataset) -> tuple[SkyGeom, SkyGeom]:
     return geom, irf
 
 
-def _profile_at(psf: np.ndarray, irf_geom: SkyGeom, lon: float, lat: float) -> np.ndarray:
-    """PSF profile P[t, r] (sr^-1) at a position: bilinear in the IRF-grid pixel coordinates."""
+def psf_profile_at(psf: np.ndarray, irf_geom: SkyGeom, lon: float, lat: float) -> np.ndarray:
+    """PSF profile P[t, r] (sr^-1) at a position: bilinear in the IRF-grid pixel coordinates.
+
+    Parameters
+    ----------
+    psf : numpy.ndarray
+        The PSF on (energy_true, rad, lat_irf, lon_irf), sr^-1.
+    irf_geom : SkyGeom
+        The IRF grid.
+    lon, lat : float
+        The position in the grid's frame, deg.
+
+    Returns
+    -------
+    numpy.ndarray
+        The profile on (energy_true, rad), sr^-1.
+    """
     from .irf._interp import interp_scattered
     px, py = irf_geom.world_to_pix(lon, lat)
     ny, nx = psf.shape[-2:]
@@ -82,7 +97,22 @@ def _profile_at(psf: np.ndarray, irf_geom: SkyGeom, lon: float, lat: float) -> n
 
 
 def containment_radius(profile_deg2: np.ndarray, rad_edges: np.ndarray, fraction: float) -> np.ndarray:
-    """Radius (deg) holding ``fraction`` of the PSF, per true energy, on a 20x finer radial grid."""
+    """Radius (deg) holding ``fraction`` of the PSF, per true energy, on a 20x finer radial grid.
+
+    Parameters
+    ----------
+    profile_deg2 : numpy.ndarray
+        The PSF profile on (energy_true, rad), deg^-2.
+    rad_edges : numpy.ndarray
+        The radial bin edges, deg.
+    fraction : float
+        The containment fraction.
+
+    Returns
+    -------
+    numpy.ndarray
+        One radius per true energy, deg.
+    """
     rc = 0.5 * (rad_edges[:-1] + rad_edges[1:])
     dr = np.diff(rad_edges)
     cums = np.cumsum(profile_deg2 * (2 * np.pi * rc * dr)[None, :], axis=1)     # at the upper edges
@@ -119,7 +149,7 @@ def psf_kernel(psf: np.ndarray, irf_geom: SkyGeom, geom: SkyGeom, lon: float, la
     numpy.ndarray
         Kernel, shape ``(n_true, n, n)``.
     """
-    prof = _profile_at(psf, irf_geom, lon, lat) * RAD_SR_TO_DEG2                   # deg^-2
+    prof = psf_profile_at(psf, irf_geom, lon, lat) * RAD_SR_TO_DEG2                   # deg^-2
     binsz = geom.binsz
     r999 = containment_radius(prof, rad_edges, 0.999)
     r68 = containment_radius(prof, rad_edges, 0.68)

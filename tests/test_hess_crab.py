@@ -63,7 +63,7 @@ def test_psf_table_edisp_and_safe_mask(crab_fit):
     """psf_table PSF maps, EDISP and the aeff-default threshold against gammapy's per-run numbers."""
     import numpy as np
     from gcxr.irf._interp import interp_axis
-    from gcxr.npred import _profile_at, containment_radius, dataset_geoms
+    from gcxr.npred import containment_radius, dataset_geoms, psf_profile_at
     ana, _ = crab_fit
     ref = {r["obs_id"]: r for r in json.loads((HERE / "gammapy-2.1-datasets.json").read_text())["runs"]}
     for ds in ana.datasets:
@@ -74,7 +74,7 @@ def test_psf_table_edisp_and_safe_mask(crab_fit):
         assert float(ds["livetime"]) == pytest.approx(r["livetime_s"], rel=1e-9)
         assert float(ds["ontime"]) == pytest.approx(r["ontime_s"], rel=1e-12)
         geom, irf = dataset_geoms(ds)
-        prof = _profile_at(ds["psf"].values, irf, 83.633, 22.014) * (np.pi / 180) ** 2
+        prof = psf_profile_at(ds["psf"].values, irf, 83.633, 22.014) * (np.pi / 180) ** 2
         et = ds["energy_true"].values
         prof_1tev = interp_axis(prof, np.log(et), np.array([0.0]), axis=0)
         rb = ds["rad_bounds"].values

@@ -1,4 +1,4 @@
-"""gcxr.plot and the ds.gcxr accessor: every figure renders headless to a valid PNG.
+"""gcxr.plot, the demo figures (gcxr.demo) and the ds.gcxr accessor: every figure renders headless to a valid PNG.
 
 Small synthetic datasets for the geometry and the numbers (orientation, PSF
 containment of a Gaussian, error bands); the stacked seed dataset where it is
@@ -22,6 +22,7 @@ import xarray as xr  # noqa: E402
 
 import gcxr.accessor  # noqa: E402,F401  (registers ds.gcxr)
 from gcxr import plot  # noqa: E402
+from gcxr.demo import demo_plots  # noqa: E402
 from gcxr.geom import EnergyAxis, SkyGeom  # noqa: E402
 
 from conftest import REF, needs_data  # noqa: E402
@@ -356,8 +357,9 @@ def test_flux_points_with_upper_limits(tmp_path):
 def test_interactive_cube_slider_and_offline_html(tmp_path, toy):
     import holoviews as hv
     cube = plot.masked(toy, "counts")
-    with pytest.warns(UserWarning, match="datashader") if not plot._has_datashader() else _nullcontext():
-        plot._DATASHADER_WARNED = False
+    from gcxr.plot import interactive
+    with pytest.warns(UserWarning, match="datashader") if not interactive._has_datashader() else _nullcontext():
+        interactive._DATASHADER_WARNED = False
         dyn = plot.interactive_cube(cube)
     assert [d.name for d in dyn.kdims] == ["energy"]
     obj = plot.interactive_cube(cube, rasterize=False, dynamic=False)
@@ -420,7 +422,7 @@ def test_demo_plots_from_files(tmp_path, toy):
     """The CLI path: demo_plots(out) reads out/datasets.nc; no models -> no spectrum."""
     from gcxr.io import write_datasets
     write_datasets(toy, tmp_path / "datasets.nc")
-    paths = plot.demo_plots(tmp_path)
+    paths = demo_plots(tmp_path)
     names = [p.name for p in paths]
     assert names == ["counts.png", "background.png", "excess.png", "significance_distribution.png",
                      "psf_containment.png", "edisp.png"]
@@ -428,7 +430,7 @@ def test_demo_plots_from_files(tmp_path, toy):
         check_png(p)
     assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(FileNotFoundError, match="datasets.nc"):
-        plot.demo_plots(tmp_path / "nowhere")
+        demo_plots(tmp_path / "nowhere")
 
 
 def test_demo_plots_with_runs_along_obs(tmp_path, toy):
@@ -438,7 +440,7 @@ def test_demo_plots_with_runs_along_obs(tmp_path, toy):
     runs = runs.assign(exposure=runs["exposure"] * 1e-7)
     src = SkyModel(spectral_model=PowerLawSpectralModel(index=2.5, amplitude=1e-11),
                    spatial_model=PointSpatialModel(lon_0=1.0, lat_0=0.5, frame="galactic"), name="src")
-    paths = plot.demo_plots(tmp_path, ds=runs, models=Models([src]))
+    paths = demo_plots(tmp_path, ds=runs, models=Models([src]))
     assert [p.name for p in paths][-2:] == ["psf_containment.png", "edisp.png"]
     assert "spectrum.png" in [p.name for p in paths]
     for p in paths:
@@ -452,7 +454,7 @@ def test_seed_demo_plots_with_models(tmp_path, seed_stacked, seed_models):
     names = ["gc-source.index", "gc-source.amplitude", "gc-source.lambda_"]
     cov = np.diag([0.15, 3.1e-13, 0.068]) ** 2
     fr = FitResult(True, 1, 0.0, [], cov, names)
-    paths = plot.demo_plots(tmp_path, ds=seed_stacked, models=seed_models, fit_result=fr)
+    paths = demo_plots(tmp_path, ds=seed_stacked, models=seed_models, fit_result=fr)
     assert [p.name for p in paths] == ["counts.png", "background.png", "excess.png", "residual_significance.png",
                                        "significance_distribution.png", "spectrum.png", "psf_containment.png",
                                        "edisp.png"]
@@ -511,3 +513,35 @@ def test_large_map_is_rasterised(tmp_path):
     shape = img.data["counts"].shape
     assert shape[0] * shape[1] < da.size / 4                  # aggregated, not shipped pixel by pixel
     assert float(img.data["counts"].mean()) == pytest.approx(1.0, rel=0.05)
+
+
+def test_plot_package_keeps_its_public_names():
+    """gcxr.plot re-exports the figures of its modules; demo_plots (gcxr.demo) resolves on first use."""
+    import gcxr.plot as gp
+    from gcxr import demo
+    for name in gp.__all__:
+        assert callable(getattr(gp, name)), name
+    assert gp.demo_plots is demo.demo_plots
+    assert gp.plot_spectrum.__module__ == "gcxr.plot.spectra"
+
+
+def test_estimators_behind_the_figures(toy):
+    """The numbers the figures draw come from gcxr.estimators: smoothing, IRFs at a position."""
+    from gcxr.estimators import edisp_matrix, psf_containment, smooth_map
+    flat = xr.full_like(toy["counts"].isel(energy=0, drop=True), 2.0, dtype=float)
+    holes = flat.where(flat.lat < 0.3)
+    sm = smooth_map(holes, 0.2)
+    assert np.allclose(sm.values[np.isfinite(holes.values)], 2.0)       # a mean of what is there, edges too
+    assert np.array_equal(np.isnan(sm.values), np.isnan(holes.values))
+    assert sm.dims == holes.dims and sm.attrs == holes.attrs
+    with pytest.raises(ValueError, match="positive width"):
+        smooth_map(flat, 0.0)
+    sigma = 0.1
+    radii = psf_containment(toy_dataset(sigma_psf=sigma), fractions=(0.68,))
+    assert radii.dims == ("fraction", "energy_true") and radii.attrs["units"] == "deg"
+    assert radii.sel(fraction=0.68).values == pytest.approx(sigma * np.sqrt(-2 * np.log(0.32)), abs=0.006)
+    mat = edisp_matrix(toy, position=(0.3, -0.2))
+    assert mat.dims == ("energy_true", "energy") and float(mat.max()) == pytest.approx(0.7)
+    assert (mat["energy_max"].values > mat["energy_min"].values).all()
+    with pytest.raises(ValueError, match="'obs'"):
+        edisp_matrix(toy.expand_dims(obs=2))

@@ -13,13 +13,20 @@ with named dims and units in ``attrs``:
 * :func:`spectrum_band`: dN/dE of a spectral model with its 1-sigma band from
   the parameter covariance;
 * :func:`compare_models`: likelihood-ratio test (TS, Wilks p-value and
-  significance) and AIC of two fitted models.
+  significance) and AIC of two fitted models;
+* :func:`psf_containment` and :func:`edisp_matrix`: the IRFs of a dataset at a
+  sky position;
+* :func:`smooth_map`: NaN-aware Gaussian smoothing of a map with a width in
+  degrees (the ``smooth=`` of :mod:`gcxr.plot`).
 """
 from .compare import ModelComparison, compare_models, fit_statistic
 from .excess import excess_map
 from .flux_points import flux_points
+from .irf import edisp_matrix, psf_containment
 from .residuals import RESIDUAL_METHODS, region_mask, residual_maps, spectral_residuals
+from .smoothing import smooth_map
 from .spectrum import spectrum_band
 
 __all__ = ["excess_map", "residual_maps", "spectral_residuals", "region_mask", "flux_points", "spectrum_band",
-           "RESIDUAL_METHODS", "compare_models", "ModelComparison", "fit_statistic"]
+           "RESIDUAL_METHODS", "compare_models", "ModelComparison", "fit_statistic", "psf_containment", "edisp_matrix",
+           "smooth_map"]
