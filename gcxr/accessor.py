@@ -28,18 +28,16 @@ class GcxrAccessor:
     @property
     def geom(self):
         """The sky grid: exact from ``sky_wcs`` (files written by gcxr), else rebuilt from lon/lat."""
-        from .geom import SkyGeom
-        from .io import geom_from_dataset
-        from .plot._common import frame_of
+        from .contract import geom_from_dataset, geom_of
         if "sky_wcs" in self._ds.variables:
             return geom_from_dataset(self._ds)
-        return SkyGeom.from_coords(self._ds, frame_of(self._ds))
+        return geom_of(self._ds)[0]
 
     @property
     def irf_geom(self):
         """The coarse grid of the PSF and energy dispersion."""
-        from .npred import dataset_geoms
-        return dataset_geoms(self._ds)[1]
+        from .contract import geom_of
+        return geom_of(self._ds)[1]
 
     def info(self, name: str | None = None) -> dict:
         """Summary numbers of the dataset (:func:`gcxr.info`).

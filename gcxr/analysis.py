@@ -327,7 +327,7 @@ def _datasets_format(path) -> str:
 def _spec_of_file(ds: xr.Dataset, spec: ReductionSpec, path) -> ReductionSpec:
     """``spec`` with the grids and axes of a runs file, so that the runs can be written back."""
     import dataclasses
-    from .io import geom_from_dataset
+    from .contract import geom_from_dataset
     if "sky_wcs" not in ds.variables or "sky_wcs_irf" not in ds.variables:
         raise DataStoreError(f"{path}: runs file without its sky_wcs/sky_wcs_irf grid variables")
     geom, irf = geom_from_dataset(ds, "sky_wcs"), geom_from_dataset(ds, "sky_wcs_irf")
@@ -527,7 +527,8 @@ class Analysis:
         >>> ana.read_datasets("gcxr-out/datasets.nc")  # doctest: +SKIP
         >>> ana.read_models("models.yaml"); ana.run_fit()   # doctest: +SKIP
         """
-        from .io import read_datasets, read_gammapy_dataset, split_runs
+        from .contract import split_runs
+        from .io import read_datasets, read_gammapy_dataset
         path = self._config_file(path, "datasets_file")
         fmt = _datasets_format(path)
         if not path.is_file():

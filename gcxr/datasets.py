@@ -1,8 +1,8 @@
 """Reduced datasets: stacking as a labelled, masked sum over runs, and summaries.
 
-A dataset is an ``xarray.Dataset`` with the variables of :mod:`gcxr.reduce`
-(``counts``, ``exposure``, ``background``, ``mask_safe``, ``psf``, ``edisp``,
-``exposure_irf``, ...).  Stacking places every run's cutout on the analysis
+A dataset is an ``xarray.Dataset`` with the variables of the dataset contract,
+:mod:`gcxr.contract` (``counts``, ``exposure``, ``background``, ``mask_safe``, ``psf``,
+``edisp``, ``exposure_irf``, ...).  Stacking places every run's cutout on the analysis
 grid by its coordinate labels and sums over ``obs``:
 
     counts     = sum_i counts_i * mask_i
@@ -24,23 +24,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .contract import as_runs, grid_coords, make_variable, run_offsets
 from .geom import EnergyAxis
 
 __all__ = ["stack", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data", "check_counts"]
 
-
-
-def _grid_coords(spec) -> dict:
-    from .reduce import _coords, RunLayout
-    g, ig = spec.geom, spec.irf_geom
-    lay = RunLayout(0, 0.0, 0.0, (slice(0, g.ny), slice(0, g.nx)), (slice(0, ig.ny), slice(0, ig.nx)))
-    c = _coords(spec, lay)
-    c.pop("obs")
-    c["energy_bounds"] = spec.energy.bounds().variable
-    c["energy_true_bounds"] = spec.energy_true.bounds().variable
-    r = np.asarray(spec.rad_edges)
-    c["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
-    return c
 
 
 def empty_like_grid(spec) -> xr.Dataset:
@@ -56,16 +44,7 @@ def empty_like_grid(spec) -> xr.Dataset:
     xarray.Dataset
         Coordinates of the full analysis grid, no data variables.
     """
-    return xr.Dataset(coords=_grid_coords(spec))
-
-
-def _offsets(ds: xr.Dataset, grid: xr.Dataset) -> dict:
-    """Where a run's cutout sits in the grid, found by its coordinate labels."""
-    out = {}
-    for d in ("lat", "lon", "lat_irf", "lon_irf"):
-        start = int(grid.get_index(d).get_loc(float(ds[d].values[0])))
-        out[d] = slice(start, start + ds.sizes[d])
-    return out
+    return xr.Dataset(coords=grid_coords(spec))
 
 
 _RUN_VARS = ("counts", "background", "exposure", "mask_safe", "psf", "edisp", "exposure_irf",
@@ -198,7 +177,7 @@ def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int
     return _stack_contributions(contribs, spec, grid, probe, [r.obs_id for r in runs], name, split_every, True)
 
 
-def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int = 8) -> xr.Dataset:
+def stack(runs: list[xr.Dataset] | xr.Dataset, spec, name: str = "stacked", split_every: int = 8) -> xr.Dataset:
     """Stack run datasets onto the analysis grid of ``spec``.
 
     Each run's masked terms are added into the grid at the place its labels
@@ -209,8 +188,9 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
 
     Parameters
     ----------
-    runs : list of xarray.Dataset
-        Run datasets (numpy- or dask-backed), each on its cutout of the grid.
+    runs : list of xarray.Dataset or xarray.Dataset
+        Run datasets (numpy- or dask-backed), each on its cutout of the grid, or a joint set
+        along ``obs`` (e.g. a runs file read back), split with :func:`gcxr.contract.split_runs`.
     spec : ReductionSpec
         The reduction specification: the analysis grid and energy axes.
     name : str
@@ -225,6 +205,7 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
     """
     import dask
     import dask.array as dsa
+    runs = as_runs(runs)
     if not runs:
         raise ValueError("stack: no runs to stack")
     grid = empty_like_grid(spec)
@@ -232,7 +213,7 @@ def stack(runs: list[xr.Dataset], spec, name: str = "stacked", split_every: int 
     lazy = any(isinstance(ds[v].data, dsa.Array) for ds in runs for v in ds.data_vars)
     contribs = []
     for ds in runs:
-        off = _offsets(ds, grid)
+        off = run_offsets(ds, grid)
         arrays = {k: ds[k].data for k in _RUN_VARS if k in ds}
         if lazy:
             contribs.append(dask.delayed(_contribution, pure=True)(
@@ -279,7 +260,6 @@ def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every
         total = dask.delayed(_combine, pure=True)(shapes, total) if lazy else _combine(shapes, total)
     fin = dask.delayed(_finalize, pure=True)(total, dask_key_name=f"gcxr-stack-finalize-{dask.base.tokenize(total)}") \
         if lazy else _finalize(total)
-    from .reduce import VAR_ATTRS, VAR_DIMS
     f = STACK_DTYPE
     full_shapes = {"counts": (shapes["counts"], f), "background": (shapes.get("background"), f),
                    "exposure": (shapes["exposure"], f), "mask_safe": (shapes["mask_safe"], bool),
@@ -290,10 +270,10 @@ def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every
         if shape is None:
             continue
         data = dsa.from_delayed(fin[k], shape=shape, dtype=dtype) if lazy else fin[k]
-        data_vars[k] = xr.Variable(VAR_DIMS[k], data, dict(VAR_ATTRS[k]))
+        data_vars[k] = make_variable(k, data)
     for k in ("livetime", "ontime"):
         data = dsa.from_delayed(fin[k], shape=(), dtype=float) if lazy else fin[k]
-        data_vars[k] = xr.Variable((), data, {"units": "s", "long_name": f"{k.capitalize()} (sum over runs)"})
+        data_vars[k] = make_variable(k, data, long_name=f"{k.capitalize()} (sum over runs)")
     return xr.Dataset(data_vars, coords=grid.coords,       # one construction (not one merge per variable)
                       attrs={"name": name, "frame": spec.geom.frame, "obs_ids": list(obs_ids)})
 

@@ -18,7 +18,8 @@ import xarray as xr
 
 from .plot import (masked, plot_edisp, plot_image, plot_psf_containment, plot_significance_distribution,
                    plot_spectra)
-from .plot._common import frame_of, plt, require_vars
+from .contract import frame_of
+from .plot._common import plt, require_vars
 
 __all__ = ["run_demo", "demo_plots"]
 
@@ -134,13 +135,13 @@ def _significance_image(view: xr.Dataset, npred: xr.DataArray | None, radius: fl
 
 def _irf_run(ds: xr.Dataset, position) -> tuple[xr.Dataset, tuple[float, float] | None, str]:
     """One run's dataset for the IRF plots and a position where it has exposure."""
-    from .npred import dataset_geoms
+    from .contract import geom_of
     run, tag = ds, ""
     if "obs" in ds.dims:
         run = ds.isel(obs=0)
         tag = f" (run {int(ds['obs'].values[0])})" if "obs" in ds.coords else " (first run)"
     if "exposure_irf" in run:
-        geom, irf = dataset_geoms(run)
+        geom, irf = geom_of(run)
         lon, lat = position if position is not None else geom.center
         ix, iy, ok = irf.world_to_index(np.array([lon]), np.array([lat]))
         ex = np.asarray(run["exposure_irf"].transpose("energy_true", "lat_irf", "lon_irf").values, float).sum(0)

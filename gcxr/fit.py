@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .contract import as_runs
 from .datasets import check_fit_data
 from .geom import separation_deg
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
@@ -158,8 +159,9 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
 
     Parameters
     ----------
-    datasets : list of xarray.Dataset
-        The reduced datasets (their safe and fit masks apply).
+    datasets : list of xarray.Dataset or xarray.Dataset
+        The reduced datasets (their safe and fit masks apply); a joint set along ``obs`` (e.g. a
+        runs file read back) is split into its runs (:func:`gcxr.contract.split_runs`).
     models : Models
         The models; their free parameters are fitted and updated in place.
     likelihood_factory : callable, optional
@@ -194,6 +196,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
+    datasets = as_runs(datasets)
     from threadpoolctl import threadpool_limits
     # one BLAS thread: the likelihood's products are small (a vector dot over the bins with counts,
     # 14 x 10 matrices against a cutout), where a second BLAS thread only adds a hand-over that

@@ -27,12 +27,13 @@ from astropy.wcs import WCS
 
 from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
 
-__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
+__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
 
 Frame = Literal["icrs", "galactic"]
 MAX_CENTRE_LAT = 75.0
 FRAMES: dict[str, tuple[str, str]] = {"galactic": ("GLON", "GLAT"), "icrs": ("RA--", "DEC-")}
-_LONG_NAMES = {
+#: frame -> long names of the ``lon`` and ``lat`` coordinates (:meth:`SkyGeom.coords`)
+COORD_LONG_NAMES: dict[str, tuple[str, str]] = {
     "galactic": ("Galactic longitude", "Galactic latitude"),
     "icrs": ("Right ascension (ICRS)", "Declination (ICRS)"),
 }
@@ -422,7 +423,7 @@ class SkyGeom:
 
     def coords(self) -> dict:
         """xarray ``lon`` and ``lat`` coordinates with units, long names and CF axes."""
-        ln, lt = _LONG_NAMES[self.frame]
+        ln, lt = COORD_LONG_NAMES[self.frame]
         return {
             "lon": xr.Variable("lon", self.lon, {"units": "degree", "long_name": ln, "axis": "X"}),
             "lat": xr.Variable("lat", self.lat, {"units": "degree", "long_name": lt, "axis": "Y"}),

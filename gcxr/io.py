@@ -7,7 +7,8 @@ files through :func:`read_gammapy_dataset` / :func:`write_gammapy_dataset` (:mod
 lat_irf, lon_irf); with several runs a leading ``obs`` dim (each run placed on
 the full grid, zero and mask 0 outside its cutout; the cutout's index ranges
 ``cutout_lat``/``cutout_lon``/``cutout_lat_irf``/``cutout_lon_irf`` and the
-``dataset_name`` per run let :func:`split_runs` restore the run datasets).  Masks are int8 with
+``dataset_name`` per run let :func:`gcxr.contract.split_runs` restore the run datasets: the
+layout is the joint set of :func:`gcxr.contract.join_runs`).  Masks are int8 with
 ``flag_values``/``flag_meanings``; energies are log bin centres in TeV with CF
 ``bounds``; the sky grids' FITS WCS headers are kept on the scalar variables
 ``sky_wcs`` and ``sky_wcs_irf`` (CF grid-mapping pattern), together with the
@@ -25,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from ._testhook import pause_point
+from .contract import geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
@@ -109,13 +111,6 @@ def write_json(obj, path: str | Path) -> Path:
     return Path(path)
 
 
-def _grid_mapping(name: str, geom: SkyGeom) -> xr.DataArray:
-    attrs = {"fits_header": geom.to_header_string(), "grid_mapping_name": "fits_wcs",
-             "long_name": "FITS WCS of the sky grid (plate carree, CRVAL2 = 0)"}
-    attrs.update({f"geom_{k}": v for k, v in geom.to_attrs().items()})
-    return xr.DataArray(np.int32(0), attrs=attrs, name=name)
-
-
 def _encode(ds: xr.Dataset, spec_geom: SkyGeom | None, irf_geom: SkyGeom | None) -> xr.Dataset:
     ds = ds.copy()
     if "counts" in ds and ds["counts"].dtype.kind == "f":      # counts are integers: stored exactly as int32
@@ -129,9 +124,9 @@ def _encode(ds: xr.Dataset, spec_geom: SkyGeom | None, irf_geom: SkyGeom | None)
             ds[m].attrs = attrs | {"flag_values": np.array([0, 1], dtype="int8"),
                                    "flag_meanings": "excluded included"}
     if spec_geom is not None:
-        ds["sky_wcs"] = _grid_mapping("sky_wcs", spec_geom)
+        ds["sky_wcs"] = grid_mapping("sky_wcs", spec_geom)
     if irf_geom is not None:
-        ds["sky_wcs_irf"] = _grid_mapping("sky_wcs_irf", irf_geom)
+        ds["sky_wcs_irf"] = grid_mapping("sky_wcs_irf", irf_geom)
     for v in ds.data_vars:
         dims = ds[v].dims
         if "lon" in dims:
@@ -188,7 +183,6 @@ def write_datasets(datasets: xr.Dataset | list[xr.Dataset], path: str | Path, sp
     pathlib.Path
         The file written.
     """
-    from .datasets import empty_like_grid
     if isinstance(datasets, xr.Dataset):
         ds = datasets
     else:
@@ -264,34 +258,9 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     zero-filled template; the data are then written into it plane by plane with netCDF4, each
     run's cutout placed by its coordinate labels, so memory holds one plane, not padded cubes.
     """
-    import dask.array as dsa
     import netCDF4
-    from .datasets import _offsets, empty_like_grid
-    grid = empty_like_grid(spec)
-    first = datasets[0]
-    names = [v for v in first.data_vars if v not in ("livetime", "ontime") and first[v].ndim > 0]
-    scalars = [v for v in first.data_vars if first[v].ndim == 0 and v not in ("livetime", "ontime")]
-    tmpl = xr.Dataset(coords=grid.coords)
-    n = len(datasets)
-    for v in names:
-        dims = ("obs",) + first[v].dims
-        shape = (n,) + tuple(grid.sizes[d] if d in grid.sizes else first.sizes[d] for d in first[v].dims)
-        dtype = bool if first[v].dtype == bool else first[v].dtype
-        tmpl[v] = xr.Variable(dims, dsa.zeros(shape, dtype=dtype, chunks=shape), dict(first[v].attrs))
-    tmpl = tmpl.assign_coords(obs=("obs", [int(d.attrs["obs_id"]) for d in datasets]))
-    tmpl["livetime"] = ("obs", [float(d["livetime"]) for d in datasets], {"units": "s"})
-    tmpl["ontime"] = ("obs", [float(d["ontime"]) for d in datasets], {"units": "s"})
-    for v in scalars:       # e.g. background_norm: one value per run
-        tmpl[v] = ("obs", [float(d[v]) for d in datasets], dict(first[v].attrs))
-    for k in ("ra_pnt", "dec_pnt"):
-        tmpl[k] = ("obs", [float(d.attrs[k]) for d in datasets], {"units": "degree"})
-    tmpl["dataset_name"] = ("obs", [str(d.attrs.get("name", f"obs-{d.attrs['obs_id']}")) for d in datasets],
-                            {"long_name": "Dataset name"})
-    offsets = [_offsets(d, grid) for d in datasets]
-    for d in ("lat", "lon", "lat_irf", "lon_irf"):       # each run's cutout, so that split_runs restores it
-        tmpl[f"cutout_{d}"] = (("obs", "bnds"), np.array([[o[d].start, o[d].stop] for o in offsets], "int32"),
-                               {"long_name": f"Run cutout along {d}: [start, stop) index into the grid"})
-    tmpl.attrs = {"frame": first.attrs.get("frame", ""), "name": "runs"}
+    tmpl = join_runs(datasets, spec, data=False)          # the joint set's layout, cubes lazy zeros
+    names = [v for v in datasets[0].data_vars if datasets[0][v].ndim > 0]
     out = _encode(tmpl, spec.geom, spec.irf_geom)
     enc = _encoding(out, compress_floats)
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -302,7 +271,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
             for i, d in enumerate(datasets):
                 if any(getattr(d[v].data, "dask", None) is not None for v in names):
                     d = d.compute()        # runs kept on a cluster: one transfer per run, one run in memory
-                off = offsets[i]
+                off = obs_cutout(tmpl, i)
                 for v in names:
                     var = nc.variables[v]
                     var.set_auto_maskandscale(False)
@@ -344,67 +313,6 @@ def read_datasets(path: str | Path) -> xr.Dataset:
             ds[m] = ds[m].astype(bool)
             ds[m].attrs = attrs
     return ds
-
-
-_RUN_META = ("ra_pnt", "dec_pnt", "dataset_name", "cutout_lat", "cutout_lon", "cutout_lat_irf", "cutout_lon_irf")
-
-
-def split_runs(ds: xr.Dataset) -> list[xr.Dataset]:
-    """The run datasets of a file of several runs (an ``obs`` dim), each back on its own cutout.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        As :func:`read_datasets` returns a file that :func:`write_datasets` wrote from a list
-        of run datasets.
-
-    Returns
-    -------
-    list of xarray.Dataset
-        One dataset per run, with the variables, coordinates and attributes (``obs_id``,
-        ``name``, ``ra_pnt``, ``dec_pnt``, ``frame``) of gcxr's per-run reduction, cut to the
-        run's cutout.  Files written before cutouts were recorded give runs on the full grid
-        (zero and masked outside their cutout), which fit to the same statistic.
-    """
-    if "obs" not in ds.dims:
-        raise ValueError("split_runs: the dataset has no 'obs' dim (a stacked dataset is one dataset)")
-    out = []
-    for i, obs_id in enumerate(np.asarray(ds["obs"].values).tolist()):
-        run = ds.isel(obs=i)
-        cut = {d: slice(*(int(x) for x in run[f"cutout_{d}"].values)) for d in ("lat", "lon", "lat_irf", "lon_irf")
-               if f"cutout_{d}" in run}
-        run = run.isel(cut)
-        name = str(run["dataset_name"].values) if "dataset_name" in run else f"obs-{obs_id}"
-        attrs = {"obs_id": int(obs_id), "name": name, "frame": ds.attrs.get("frame", "galactic")}
-        for k in ("ra_pnt", "dec_pnt"):
-            if k in run:
-                attrs[k] = float(run[k].values)
-        if "lat" in cut:
-            attrs["slice_lat"] = [cut["lat"].start, cut["lat"].stop]
-            attrs["slice_lon"] = [cut["lon"].start, cut["lon"].stop]
-        run = run.drop_vars([v for v in _RUN_META if v in run.variables])
-        run.attrs = attrs
-        out.append(run)
-    return out
-
-
-def geom_from_dataset(ds: xr.Dataset, var: str = "sky_wcs") -> SkyGeom:
-    """The exact sky grid stored on a ``sky_wcs`` (or ``sky_wcs_irf``) variable.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A dataset written by gcxr.
-    var : str
-        The grid-mapping variable.
-
-    Returns
-    -------
-    SkyGeom
-        The grid.
-    """
-    attrs = {k[len("geom_"):]: v for k, v in ds[var].attrs.items() if k.startswith("geom_")}
-    return SkyGeom.from_attrs(attrs)
 
 
 # ---- fitted models and fit results -------------------------------------------------------------

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .contract import VARIABLES, coords_of, frame_of, geom_from_dataset, grid_mapping, make_variable
 from .datastore import DataStoreError
 from .geom import EnergyAxis, SkyGeom
 
@@ -64,7 +65,6 @@ _LAYOUT = {
     "mask_safe": ("MASK_SAFE", ("energy",), "sky"),
     "mask_fit": ("MASK_FIT", ("energy",), "sky"),
 }
-_DIMS = {"mask_fit": ("energy", "lat", "lon"), "exposure_edisp": ("energy_true", "lat_irf", "lon_irf")}
 _SQUASHED = {"exposure_edisp": "energy", "exposure_irf": "rad"}     # one-bin axes of the IRF exposures
 _IRF_OF_EXPOSURE = {"exposure_irf": "psf", "exposure_edisp": "edisp"}
 _ON_OFF_HDUS = ("COUNTS_OFF", "ACCEPTANCE", "ACCEPTANCE_OFF")
@@ -73,8 +73,6 @@ _UNITS = {"exposure": "m2 s", "exposure_irf": "m2 s", "exposure_edisp": "m2 s", 
 _AXIS_COLUMNS = {"energy": (("ENERGY", "E_MIN", "E_MAX"), "TeV", "log"),
                  "energy_true": (("ENERGY_TRUE", "ENERGY_TRUE_MIN", "ENERGY_TRUE_MAX"), "TeV", "log"),
                  "rad": (("RAD", "RAD_MIN", "RAD_MAX"), "deg", "lin")}
-_EXTRA_ATTRS = {"exposure_edisp": {"units": "m2 s", "long_name": "Exposure on the IRF grid (EDISP stacking weight)"},
-                "mask_fit": {"long_name": "Fit mask"}}
 
 
 # --------------------------------------------------------------------------- reading
@@ -163,24 +161,9 @@ def _livetime(hdu, where: str) -> float:
 
 
 def _coords(axes: dict, sky: SkyGeom, irf: SkyGeom | None) -> dict:
-    """Coordinates as gcxr's reduction makes them (log energy centres with CF bounds, rad centres)."""
-    c = {}
-    for name in ("energy", "energy_true"):
-        if name in axes:
-            ax = EnergyAxis(tuple(axes[name]), name)
-            c.update(ax.coords())
-            c[f"{name}_bounds"] = ax.bounds().variable
-    c.update(sky.coords())
-    if irf is not None:
-        ic = irf.coords()
-        c["lon_irf"] = xr.Variable("lon_irf", ic["lon"].values, ic["lon"].attrs)
-        c["lat_irf"] = xr.Variable("lat_irf", ic["lat"].values, ic["lat"].attrs)
-    if "rad" in axes:
-        r = np.asarray(axes["rad"], float)
-        c["rad"] = xr.Variable("rad", 0.5 * (r[:-1] + r[1:]), {"units": "degree", "long_name": "Offset from source",
-                                                             "bounds": "rad_bounds"})
-        c["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
-    return c
+    """Coordinates as gcxr's reduction makes them (:func:`gcxr.contract.coords_of`)."""
+    energy, energy_true = (EnergyAxis(tuple(axes[n]), n) if n in axes else None for n in ("energy", "energy_true"))
+    return coords_of(energy, energy_true, sky, irf, axes.get("rad"))
 
 
 def _check_same(kind: str, ref, new, where: str) -> None:
@@ -231,8 +214,6 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
     ('energy', 'lat', 'lon')
     """
     from astropy.io import fits
-    from .io import _grid_mapping
-    from .reduce import VAR_ATTRS, VAR_DIMS
     path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"gammapy dataset file not found: {path}")
@@ -288,18 +269,17 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
                     arr = arr * arr.dtype.type(factor)
             if var in _SQUASHED:
                 arr = arr[:, 0]
-            dims = _DIMS.get(var) or VAR_DIMS[var]
             if var == "mask_fit" and arr.ndim == 2:
-                dims = ("lat", "lon")
-            attrs = dict(VAR_ATTRS.get(var, {})) | _EXTRA_ATTRS.get(var, {})
-            data_vars[var] = xr.Variable(dims, arr, attrs)
+                data_vars[var] = xr.Variable(("lat", "lon"), arr, VARIABLES[var].attrs)
+            else:
+                data_vars[var] = make_variable(var, arr)
         if "mask_safe" not in data_vars:     # as gammapy: a dataset without a safe mask uses every bin
-            data_vars["mask_safe"] = xr.Variable(VAR_DIMS["mask_safe"], np.ones(data_vars["counts"].shape, bool),
-                                                 dict(VAR_ATTRS["mask_safe"]) | {"comment": "no MASK_SAFE in the file"})
+            data_vars["mask_safe"] = make_variable("mask_safe", np.ones(data_vars["counts"].shape, bool),
+                                                   comment="no MASK_SAFE in the file")
         if irf is not None and irf.frame != sky.frame:
             raise DataStoreError(f"{path}: the IRF maps are in frame {irf.frame!r}, the counts in {sky.frame!r}")
         livetime = _livetime(hdul["EXPOSURE"], f"{path}, HDU EXPOSURE")
-        data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (EXPOSURE META)"})
+        data_vars["livetime"] = make_variable("livetime", livetime, long_name="Livetime (EXPOSURE META)")
         ontime = float("nan")
         attrs = {"name": name or str(hdul[0].header.get("NAME", "") or path.name.split(".")[0]),
                  "frame": sky.frame, "source_file": str(path)}
@@ -310,17 +290,17 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
             ontime = float(np.sum(stop - start))
             tattrs = {"units": "s"} | {k.lower(): gti.header[k] for k in ("MJDREFI", "MJDREFF", "TIMESYS")
                                        if k in gti.header}
-            data_vars["gti_start"] = xr.Variable("gti", start, tattrs | {"long_name": "GTI start"})
-            data_vars["gti_stop"] = xr.Variable("gti", stop, tattrs | {"long_name": "GTI stop"})
-        data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
+            data_vars["gti_start"] = make_variable("gti_start", start, **tattrs)
+            data_vars["gti_stop"] = make_variable("gti_stop", stop, **tattrs)
+        data_vars["ontime"] = make_variable("ontime", ontime)
         if "META_TABLE" in hdul:
             meta = hdul["META_TABLE"]
             attrs["gammapy_meta_table"] = _table_to_json(meta)
             if "OBS_ID" in meta.columns.names:
                 attrs["obs_ids"] = [int(x) for x in np.ravel(meta.data["OBS_ID"])]
-        data_vars["sky_wcs"] = _grid_mapping("sky_wcs", sky).variable
+        data_vars["sky_wcs"] = grid_mapping("sky_wcs", sky).variable
         if irf is not None:
-            data_vars["sky_wcs_irf"] = _grid_mapping("sky_wcs_irf", irf).variable
+            data_vars["sky_wcs_irf"] = grid_mapping("sky_wcs_irf", irf).variable
         return xr.Dataset(data_vars, coords=_coords(axes, sky, irf), attrs=attrs)
 
 
@@ -334,9 +314,8 @@ def _geom_from(ds: xr.Dataset, kind: str) -> SkyGeom:
     """The exact grid of ``ds`` (its ``sky_wcs``/``sky_wcs_irf`` variable), else one rebuilt from
     its 1-D coordinates with the reference pixel at the centre, as gcxr and gammapy create grids."""
     var, lon, lat = ("sky_wcs", "lon", "lat") if kind == "sky" else ("sky_wcs_irf", "lon_irf", "lat_irf")
-    frame = str(ds.attrs.get("frame", "galactic"))
+    frame = frame_of(ds)
     if var in ds.variables:
-        from .io import geom_from_dataset
         geom = geom_from_dataset(ds, var)
     else:
         lo, la = np.asarray(ds[lon].values, float), np.asarray(ds[lat].values, float)

@@ -30,7 +30,8 @@ import xarray as xr
 
 from .datasets import combined_mask
 from .geom import EnergyAxis
-from .npred import OutsideDataset, SourceEvaluator, SparseSelection, dataset_geoms
+from .contract import geom_of
+from .npred import OutsideDataset, SourceEvaluator, SparseSelection
 from .stats import TRUNCATION, cash
 
 __all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
@@ -280,7 +281,7 @@ class DatasetTerm:
             The term.
         """
         name = name or ds.attrs.get("name", "dataset")
-        geom, irf = dataset_geoms(ds)
+        geom, irf = geom_of(ds)
         mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
         counts = ds["counts"].values          # kept in their stored dtype; float64 only where needed
         bkg = ds["background"].values

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from .contract import geom_of
 from .geom import EnergyAxis, SkyGeom, separation_deg
 from .models.spatial import oversampling_factor
 
-__all__ = ["SourceEvaluator", "SparseSelection", "OutsideDataset", "psf_kernel", "psf_profile_at", "containment_radius", "dataset_geoms", "npred_cubes", "oddup", "MARGIN_DEG"]
+__all__ = ["SourceEvaluator", "SparseSelection", "OutsideDataset", "psf_kernel", "psf_profile_at", "containment_radius",
+           "npred_cubes", "oddup", "MARGIN_DEG"]
 
 MAX_SUBPIXELS = 2 ** 22   # sub-pixels of one oversampled evaluation (32 MB a float64 array)
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
@@ -51,25 +53,6 @@ def oddup(x: float) -> int:
     5
     """
     return int(np.ceil(x) // 2 * 2 + 1)
-
-
-def dataset_geoms(ds: xr.Dataset) -> tuple[SkyGeom, SkyGeom]:
-    """(fine grid, IRF grid) of a dataset, rebuilt from its coordinates.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A reduced dataset.
-
-    Returns
-    -------
-    tuple of SkyGeom
-        ``(geom, irf_geom)``.
-    """
-    frame = ds.attrs.get("frame", "galactic")
-    geom = SkyGeom.from_coords(ds, frame)
-    irf = SkyGeom.from_coords(xr.Dataset(coords={"lon": ds["lon_irf"].values, "lat": ds["lat_irf"].values}), frame)
-    return geom, irf
 
 
 def psf_profile_at(psf: np.ndarray, irf_geom: SkyGeom, lon: float, lat: float) -> np.ndarray:
@@ -243,7 +226,7 @@ class SourceEvaluator:
         """
         from .coords import transform_lonlat
         if geom is None or irf_geom is None:
-            geom, irf_geom = dataset_geoms(ds)
+            geom, irf_geom = geom_of(ds)
         sp = model.spatial_model
         if sp is None:
             raise ValueError(f"model {model.name!r}: a 3D fit needs a spatial model")
@@ -1099,7 +1082,7 @@ def npred_cubes(ds: xr.Dataset, models, name: str | None = None, point_weights: 
     --------
     >>> npred = npred_cubes(ds, models)['npred']     # doctest: +SKIP
     """
-    geom, irf = dataset_geoms(ds)
+    geom, irf = geom_of(ds)
     name = name or ds.attrs.get("name", "")
     energy = EnergyAxis.from_coord(ds, "energy")
     bkg = np.asarray(ds["background"].values, float)

@@ -19,6 +19,7 @@ import xarray as xr
 
 from ._testhook import pause_point
 from .background import ExclusionMask, fov_background_norm
+from .contract import VARIABLES, make_variable, run_coords
 from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
@@ -286,7 +287,7 @@ def reduce_run_arrays(run: RunRef, spec: ReductionSpec, layout: RunLayout | None
                       timings: dict | None = None, for_stacking: bool = False) -> tuple[dict, dict]:
     """The numpy work of :func:`reduce_run`: ``(arrays, meta)``.
 
-    ``arrays`` maps the variable names of :data:`VAR_DIMS` to numpy arrays (``None`` where a
+    ``arrays`` maps variable names of :data:`gcxr.contract.VARIABLES` to numpy arrays (``None`` where a
     product is not made); ``meta`` holds ``layout``, ``livetime``, ``ontime``, ``pointing``
     and ``events`` (events in the file, events binned).
 
@@ -548,53 +549,6 @@ def irf_grid_weights(mask: np.ndarray, sub: SkyGeom, isub: SkyGeom,
     return w_psf, w_edisp
 
 
-def _coords(spec: ReductionSpec, layout: RunLayout) -> dict:
-    g, ig = spec.geom, spec.irf_geom
-    ys, xs = layout.slices
-    iys, ixs = layout.irf_slices
-    c = {}
-    c.update(spec.energy.coords())
-    c.update(spec.energy_true.coords())
-    gc = g.coords()
-    c["lon"] = xr.Variable("lon", gc["lon"].values[xs], gc["lon"].attrs)
-    c["lat"] = xr.Variable("lat", gc["lat"].values[ys], gc["lat"].attrs)
-    igc = ig.coords()
-    c["lon_irf"] = xr.Variable("lon_irf", igc["lon"].values[ixs], igc["lon"].attrs)
-    c["lat_irf"] = xr.Variable("lat_irf", igc["lat"].values[iys], igc["lat"].attrs)
-    r = np.asarray(spec.rad_edges)
-    c["rad"] = xr.Variable("rad", 0.5 * (r[:-1] + r[1:]), {"units": "degree", "long_name": "Offset from source",
-                                                         "bounds": "rad_bounds"})
-    c["obs"] = xr.Variable((), layout.obs_id)
-    return c
-
-
-VAR_ATTRS = {
-    "counts": {"units": "1", "long_name": "Counts"},
-    "exposure": {"units": "m2 s", "long_name": "Exposure"},
-    "background": {"units": "1", "long_name": "Predicted background counts"},
-    "mask_safe": {"long_name": "Safe data range mask"},
-    "psf": {"units": "sr-1", "long_name": "PSF dP/dOmega"},
-    "edisp": {"units": "1", "long_name": "Energy redistribution probability (true -> reco bin)"},
-    "exposure_irf": {"units": "m2 s", "long_name": "Exposure on the IRF grid"},
-    "mask_safe_psf": {"long_name": "Safe mask on the IRF grid (PSF stacking weight)"},
-    "mask_safe_edisp": {"long_name": "Safe mask on the IRF grid per reco-energy bin (EDISP stacking weight)"},
-    "background_norm": {"units": "1", "long_name": "FoV background norm applied to the template "
-                                                   "(datasets.background.method: fov_background)"},
-}
-VAR_DIMS = {
-    "counts": ("energy", "lat", "lon"),
-    "exposure": ("energy_true", "lat", "lon"),
-    "background": ("energy", "lat", "lon"),
-    "mask_safe": ("energy", "lat", "lon"),
-    "psf": ("energy_true", "rad", "lat_irf", "lon_irf"),
-    "edisp": ("energy_true", "energy", "lat_irf", "lon_irf"),
-    "exposure_irf": ("energy_true", "lat_irf", "lon_irf"),
-    "mask_safe_psf": ("lat_irf", "lon_irf"),
-    "mask_safe_edisp": ("energy", "lat_irf", "lon_irf"),
-    "background_norm": (),
-}
-
-
 def _dataset_attrs(spec, layout, pointing):
     return {"obs_id": int(layout.obs_id),
             "ra_pnt": float(pointing[0]), "dec_pnt": float(pointing[1]), "frame": spec.geom.frame,
@@ -603,18 +557,10 @@ def _dataset_attrs(spec, layout, pointing):
 
 
 def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, events=None, **arrays) -> xr.Dataset:
-    data_vars = {}
-    for name, arr in arrays.items():
-        if arr is None:
-            continue
-        data_vars[name] = xr.Variable(VAR_DIMS[name], arr, dict(VAR_ATTRS[name]))
-    data_vars["livetime"] = xr.Variable((), livetime, {"units": "s", "long_name": "Livetime (GTI x DEADC)"})
-    data_vars["ontime"] = xr.Variable((), ontime, {"units": "s", "long_name": "Ontime (sum of GTIs)"})
-    coords = _coords(spec, layout)
-    coords["energy_bounds"] = spec.energy.bounds().variable
-    coords["energy_true_bounds"] = spec.energy_true.bounds().variable
-    r = np.asarray(spec.rad_edges)
-    coords["rad_bounds"] = xr.Variable(("rad", "bnds"), np.stack([r[:-1], r[1:]], -1), {"units": "degree"})
+    data_vars = {name: make_variable(name, arr) for name, arr in arrays.items() if arr is not None}
+    data_vars["livetime"] = make_variable("livetime", livetime)
+    data_vars["ontime"] = make_variable("ontime", ontime)
+    coords = run_coords(spec, layout)
     attrs = _dataset_attrs(spec, layout, pointing)
     if events is not None:   # events outside the run's cutout or energy range are not binned
         attrs["n_events"], attrs["n_events_binned"] = events
@@ -622,18 +568,18 @@ def build_run_dataset(obs_id, spec, layout, *, livetime, ontime, pointing, event
 
 
 # --------------------------------------------------------------------------- lazy
+_RUN_PRODUCTS = ("counts", "exposure", "background", "mask_safe", "psf", "edisp", "exposure_irf",
+                 "mask_safe_psf", "mask_safe_edisp", "background_norm")
+
+
 def _shapes(spec: ReductionSpec, layout: RunLayout) -> dict:
-    ny = layout.slices[0].stop - layout.slices[0].start
-    nx = layout.slices[1].stop - layout.slices[1].start
-    iny = layout.irf_slices[0].stop - layout.irf_slices[0].start
-    inx = layout.irf_slices[1].stop - layout.irf_slices[1].start
-    nE, nEt, nr = spec.energy.nbin, spec.energy_true.nbin, len(spec.rad_edges) - 1
-    return {"counts": ((nE, ny, nx), np.int32), "exposure": ((nEt, ny, nx), np.float64),
-            "background": ((nE, ny, nx), np.float64), "mask_safe": ((nE, ny, nx), bool),
-            "psf": ((nEt, nr, iny, inx), np.float64), "edisp": ((nEt, nE, iny, inx), np.float64),
-            "exposure_irf": ((nEt, iny, inx), np.float64),
-            "mask_safe_psf": ((iny, inx), bool), "mask_safe_edisp": ((nE, iny, inx), bool),
-            "background_norm": ((), np.float64)}
+    """(shape, dtype) of each product of a run, from the contract's dims and dtypes."""
+    sizes = {"lat": layout.slices[0].stop - layout.slices[0].start,
+             "lon": layout.slices[1].stop - layout.slices[1].start,
+             "lat_irf": layout.irf_slices[0].stop - layout.irf_slices[0].start,
+             "lon_irf": layout.irf_slices[1].stop - layout.irf_slices[1].start,
+             "energy": spec.energy.nbin, "energy_true": spec.energy_true.nbin, "rad": len(spec.rad_edges) - 1}
+    return {k: (tuple(sizes[d] for d in VARIABLES[k].dims), np.dtype(VARIABLES[k].dtype)) for k in _RUN_PRODUCTS}
 
 
 def _reduce_to_dict(run, spec, layout):

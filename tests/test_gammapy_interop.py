@@ -112,7 +112,8 @@ def test_analysis_datasets_round_trip_netcdf(reduced, tmp_path):
     back.set_models(m2)
     assert total_stat(got, m2) == total_stat(reduced.datasets, m1)
     if "obs_id" in reduced.datasets[0].attrs:       # a runs file written before cutouts were recorded
-        from gcxr.io import read_datasets, split_runs
+        from gcxr.contract import split_runs
+        from gcxr.io import read_datasets
         old = read_datasets(path).drop_vars(["cutout_lat", "cutout_lon", "cutout_lat_irf", "cutout_lon_irf"])
         full = split_runs(old)
         assert [d.sizes["lat"] for d in got] == [20, 20] and [d.attrs["slice_lat"] for d in got] == [[8, 28], [2, 22]]

@@ -134,10 +134,11 @@ def test_energy_mask_range_selects_whole_bins(args, data):
 @settings(max_examples=25, deadline=None)
 @given(geoms(max_pix=50))
 def test_netcdf_geom_attrs_round_trip(tmp_path_factory, g):
-    from gcxr.io import NETCDF_ENGINE, _grid_mapping, geom_from_dataset
+    from gcxr.contract import geom_from_dataset, grid_mapping
+    from gcxr.io import NETCDF_ENGINE
     path = tmp_path_factory.mktemp("nc") / "g.nc"
     ds = xr.Dataset({"img": (("lat", "lon"), np.zeros(g.shape))}, coords=g.coords())
-    ds["sky_wcs"] = _grid_mapping("sky_wcs", g)
+    ds["sky_wcs"] = grid_mapping("sky_wcs", g)
     ds.to_netcdf(path, engine=NETCDF_ENGINE)
     back = xr.load_dataset(path, engine=NETCDF_ENGINE)
     assert geom_from_dataset(back) == g                               # exact: attrs are float64

@@ -63,7 +63,8 @@ def test_psf_table_edisp_and_safe_mask(crab_fit):
     """psf_table PSF maps, EDISP and the aeff-default threshold against gammapy's per-run numbers."""
     import numpy as np
     from gcxr.irf._interp import interp_axis
-    from gcxr.npred import containment_radius, dataset_geoms, psf_profile_at
+    from gcxr.contract import geom_of
+    from gcxr.npred import containment_radius, psf_profile_at
     ana, _ = crab_fit
     ref = {r["obs_id"]: r for r in json.loads((HERE / "gammapy-2.1-datasets.json").read_text())["runs"]}
     for ds in ana.datasets:
@@ -73,7 +74,7 @@ def test_psf_table_edisp_and_safe_mask(crab_fit):
         assert (ms.sum(axis=(1, 2)) == ms[0].sum()).all()
         assert float(ds["livetime"]) == pytest.approx(r["livetime_s"], rel=1e-9)
         assert float(ds["ontime"]) == pytest.approx(r["ontime_s"], rel=1e-12)
-        geom, irf = dataset_geoms(ds)
+        geom, irf = geom_of(ds)
         prof = psf_profile_at(ds["psf"].values, irf, 83.633, 22.014) * (np.pi / 180) ** 2
         et = ds["energy_true"].values
         prof_1tev = interp_axis(prof, np.log(et), np.array([0.0]), axis=0)

@@ -87,7 +87,7 @@ def test_fit_statistic_identical_after_round_trip(tmp_path, stacked_fitted, seed
 
 
 def test_per_run_round_trip_places_each_cutout(tmp_path, seed_runs, seed_spec, run_110380):
-    from gcxr.datasets import _offsets, empty_like_grid
+    from gcxr.datasets import empty_like_grid
     from gcxr.io import read_datasets, write_datasets
     runs = [run_110380]
     path = write_datasets(runs, tmp_path / "runs.nc", spec=seed_spec)

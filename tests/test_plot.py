@@ -464,9 +464,10 @@ def test_seed_demo_plots_with_models(tmp_path, seed_stacked, seed_models):
 
 @needs_data
 def test_seed_images_accessor_and_irfs(tmp_path, seed_stacked, seed_models):
-    from gcxr.npred import dataset_geoms, npred_cubes
+    from gcxr.contract import geom_of
+    from gcxr.npred import npred_cubes
     ds = seed_stacked
-    assert ds.gcxr.geom == dataset_geoms(ds)[0]
+    assert ds.gcxr.geom == geom_of(ds)[0]
     npred = npred_cubes(ds, seed_models)
     axes = ds.gcxr.plot_overview(npred=npred, smooth=0.05)
     assert_png(axes, tmp_path / "overview.png")

@@ -309,9 +309,10 @@ def test_diffuse_npred_through_the_irfs_matches_gammapy(seed_stacked):
     """The exercise's diffuse component (norm 1) through gcxr's npred engine (stacked exposure, PSF
     kernel, EDISP matrix: the SourceEvaluator's cached parts) gives gammapy's npred_signal
     (tests/data/templates/make_gammapy_diffuse_npred.py)."""
-    from gcxr.npred import SourceEvaluator, dataset_geoms
+    from gcxr.contract import geom_of
+    from gcxr.npred import SourceEvaluator
     model = Models.read(REF / "exercise_diffuse_models.yaml")["diffuse"]
-    geom, irf = dataset_geoms(seed_stacked)
+    geom, irf = geom_of(seed_stacked)
     ev = SourceEvaluator.build(model, seed_stacked, geom, irf)
     reco = ev.npred({p.name: p.value for p in model.spectral_model.parameters},
                     {p.name: p.value for p in model.spatial_model.parameters})

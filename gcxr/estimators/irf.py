@@ -46,8 +46,8 @@ def _position(geom, position) -> tuple[float, float]:
 
 
 def _irf_pixel(ds: xr.Dataset, position, where: str):
-    from ..npred import dataset_geoms
-    geom, irf = dataset_geoms(ds)
+    from ..contract import geom_of
+    geom, irf = geom_of(ds)
     lon, lat = _position(geom, position)
     px, py = irf.world_to_pix(lon, lat)
     if not (-0.5 <= px <= irf.nx - 0.5 and -0.5 <= py <= irf.ny - 0.5):

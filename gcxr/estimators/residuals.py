@@ -98,11 +98,10 @@ def region_mask(ds: xr.Dataset, region) -> xr.DataArray:
     """Boolean (lat, lon) mask of the pixel centres inside a ``regions`` sky region."""
     from astropy.coordinates import SkyCoord
 
-    from ..geom import SkyGeom
-    frame = ds.attrs.get("frame", "galactic")
-    geom = SkyGeom.from_coords(ds, frame)
+    from ..contract import geom_of
+    geom = geom_of(ds)[0]
     lon, lat = geom.grid_lonlat()
-    coord = SkyCoord(lon, lat, unit="deg", frame=frame)
+    coord = SkyCoord(lon, lat, unit="deg", frame=geom.frame)
     inside = np.asarray(region.contains(coord, geom.wcs), bool).reshape(lon.shape)
     return xr.DataArray(inside, dims=("lat", "lon"), coords={k: ds.coords[k] for k in ("lat", "lon")},
                         name="region_mask")

@@ -74,17 +74,12 @@ def energy_range(ds: xr.Dataset) -> list[float]:
 
 # --------------------------------------------------------------------------- the sky grid
 def frame_of(obj, frame: str | None = None) -> str:
-    """The sky frame: explicit, else ``attrs['frame']``, else the lon coordinate's long_name."""
+    """The sky frame: ``frame`` if given (checked), else the dataset contract's rule
+    (:func:`gcxr.contract.frame_of`: ``attrs['frame']``, or the lon coordinate gcxr writes)."""
+    from ..contract import frame_of as contract_frame
     from ..geom import FRAMES
     if frame is None:
-        frame = obj.attrs.get("frame") or None
-    if frame is None and "lon" in obj.coords:
-        name = str(obj["lon"].attrs.get("long_name", "")).lower()
-        if "right ascension" in name or "icrs" in name:
-            frame = "icrs"
-        elif name:
-            frame = "galactic"
-    frame = frame or "galactic"
+        return contract_frame(obj)
     if frame not in FRAMES:
         raise ValueError(f"frame must be one of {sorted(FRAMES)}, got {frame!r}")
     return frame
@@ -165,8 +160,8 @@ def wcs_axes(geom: SkyGeom, ax=None, figsize=(6.4, 4.8)):
 
 def label_sky_axes(ax, geom: SkyGeom) -> None:
     """Axis labels and tick formats of the grid's frame."""
-    from ..geom import _LONG_NAMES
-    lon_name, lat_name = _LONG_NAMES[geom.frame]
+    from ..geom import COORD_LONG_NAMES
+    lon_name, lat_name = COORD_LONG_NAMES[geom.frame]
     ax.coords[0].set_axislabel(f"{lon_name} (deg)")
     ax.coords[1].set_axislabel(f"{lat_name} (deg)")
     ax.coords[0].set_major_formatter("d.d")
