@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .contract import frame_of
 from .plot import (masked, plot_edisp, plot_image, plot_psf_containment, plot_significance_distribution,
                    plot_spectra)
-from .contract import frame_of
 from .plot._common import plt, require_vars
 
 __all__ = ["run_demo", "demo_plots"]
