@@ -406,11 +406,13 @@ def _hessian_covariance(like, factors: np.ndarray, errors: np.ndarray) -> np.nda
     """2 H^-1 (the statistic is -2 ln L) from the likelihood's term-wise Hessian, assembled from
     its parts (:meth:`gcxr.likelihood.DatasetTerm.hessian`: Gauss-Newton on the bins with counts
     plus npred's second derivatives against the frozen weights; central differences of the
-    analytic gradient where the sparse form does not hold); None unless H is positive definite.
+    analytic gradient where the sparse form does not hold); None unless H is finite and positive definite.
     The outer difference steps are 0.05 MIGRAD sigma: on the seed fits the errors then agree with
     Minuit's HESSE within 1 % (at 1 sigma the cutoff's non-quadratic shape inflates them)."""
     steps = HESSIAN_STEP * np.where(np.isfinite(errors) & (errors > 0), errors, 0.2)
     H = like.hessian(factors, steps, "analytic")
+    if not np.all(np.isfinite(H)):      # e.g. npred not representable there (DatasetTerm.out_of_range)
+        return None                     # (np.linalg.cholesky passes NaN through without an error)
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:

@@ -15,6 +15,11 @@ A term is built once (numpy arrays and small value objects only, so it can be
 pickled to a dask worker) and evaluated for any parameter vector; what it keeps
 between calls are caches (each source's folded parts by spatial values, the
 predicted counts at the last values), never state that changes a result.
+Where the predicted counts cannot be represented (a source's bin flux or the
+background factor overflows: MIGRAD probing e.g. a power law of index 500), the
+statistic is ``+inf`` and its derivatives are NaN (:meth:`DatasetTerm.out_of_range`),
+so that no NaN is computed silently through npred; :func:`gcxr.fit.fit` steps back
+from such points.
 :meth:`DatasetTerm.value_and_grad` adds the analytic gradient (``dstat/dmu =
 2 (1 - n/mu)`` through npred, :meth:`gcxr.npred.SourceEvaluator.backprop`) and
 :meth:`DatasetTerm.curvature` the Gauss-Newton diagonal.  :class:`JointLikelihood`
@@ -387,6 +392,38 @@ class DatasetTerm:
         v = values[self.bkg_model]["spectral"]
         return v["norm"] * (self.energy_centers / v.get("reference", 1.0)) ** (-v.get("tilt", 0.0))
 
+    def out_of_range(self, values: dict, a: np.ndarray | None = None) -> bool:
+        """Whether the predicted counts cannot be represented at these values: the background factor
+        is not finite, or a source's flux is not finite in a true-energy bin that carries flux on its
+        cutout (an overflow far from any sensible model, such as the power law of index 500 that
+        MIGRAD may probe from a bad start).  There the statistic is ``+inf`` and its derivatives NaN
+        (undefined): nothing is folded, so no NaN flows through npred.
+
+        Parameters
+        ----------
+        values : dict
+            Parameter values by model and component (:meth:`ParameterSpace.values_by_model`).
+        a : numpy.ndarray, optional
+            The background factor at these values (computed if not given).
+
+        Returns
+        -------
+        bool
+            True where the model is out of the representable range.
+        """
+        if a is None:
+            a = self._bkg_factor(values)
+        if not np.all(np.isfinite(a)):
+            return True
+        return not all(ev.flux_finite(values[m]["spectral"], values[m].get("spatial", {}))
+                       for m, *_, ev in self.sources)
+
+    def _unsettled(self, values: dict) -> set:
+        """Sources whose flux is not finite in some true-energy bin, though in none that reaches the
+        data (so they predict no counts here): the statistic is defined, its derivatives with respect
+        to their parameters are not (0 x inf) and are given as NaN."""
+        return {m for m, *_, ev in self.sources if not np.all(np.isfinite(ev.flux(values[m]["spectral"])))}
+
     def _values_key(self, values: dict) -> tuple:
         names = [m for m, *_ in self.sources] + ([self.bkg_model] if self.bkg_model else [])
         return tuple((m, c, tuple(sorted(v.items()))) for m in names for c, v in sorted(values[m].items()))
@@ -415,7 +452,7 @@ class DatasetTerm:
         state = None
         if self.sparse and np.all(a >= 0):
             fluxes = [ev.flux(values[m]["spectral"]) for m, *_, ev in self.sources]
-            if all(np.all(F >= 0) for F in fluxes):
+            if all(np.all(F >= 0) and np.all(np.isfinite(F)) for F in fluxes):
                 regs = []
                 for r in self.regions:
                     ap = a[r.planes]
@@ -475,6 +512,8 @@ class DatasetTerm:
             The statistic.
         """
         a = self._bkg_factor(values)
+        if self.out_of_range(values, a):
+            return np.inf
         total = self._far(a)
         state = self._sparse_state(a, values)
         if state is not None:
@@ -505,6 +544,8 @@ class DatasetTerm:
         """
         steps = steps or {}
         a = self._bkg_factor(values)
+        if self.out_of_range(values, a) or self._unsettled(values):
+            return {k: np.nan for k in keys}
         pos = a > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             h_a = np.where(pos, 2.0 * self.far_sn / np.where(pos, a, 1.0) ** 2, 0.0)      # d2 stat/da_E^2
@@ -563,15 +604,17 @@ class DatasetTerm:
         Returns
         -------
         numpy.ndarray or None
-            ``(len(keys), len(keys))``.
+            ``(len(keys), len(keys))``; all NaN where :meth:`out_of_range`.
         """
         steps, outer = steps or {}, outer or {}
+        keys = list(keys)
         a = self._bkg_factor(values)
+        if self.out_of_range(values, a) or self._unsettled(values):
+            return np.full((len(keys),) * 2, np.nan)
         state = self._sparse_state(a, values)
         if state is None:
             return None
         regs, srcs = state
-        keys = list(keys)
         col = {k: i for i, k in enumerate(keys)}
         H = np.zeros((len(keys),) * 2)
         # ---- the background factor a_E(norm, tilt, ...): its first and second derivatives
@@ -729,6 +772,8 @@ class DatasetTerm:
         """
         steps = steps or {}
         a = self._bkg_factor(values)
+        if self.out_of_range(values, a):
+            return np.inf, {k: np.nan for k in keys}
         total = self._far(a)
         pos = a > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -737,6 +782,9 @@ class DatasetTerm:
         for key in keys:
             by_model.setdefault(key[0], []).append(key)
         grads: dict = {}
+        unsettled = self._unsettled(values)
+        for mname in unsettled:                  # derivatives of 0 x inf: undefined (the fit steps back)
+            grads.update({k: np.nan for k in by_model.get(mname, [])})
         state = self._sparse_state(a, values)
         if state is not None:
             stat_regions, grads = self._sparse_grads(state, values, by_model, steps, g_a)
@@ -747,7 +795,7 @@ class DatasetTerm:
             w = r.dstat_dmu(mu_t, mu.shape)
             g_a[r.planes] += np.einsum("eij,eij->e", w, r.background_fit_planes)
             for mname, rk, (dy, dx), ev in self.sources:
-                if rk != k or mname not in by_model:
+                if rk != k or mname not in by_model or mname in unsettled:
                     continue
                 v = values[mname]
                 spec = [n for m, c, n in by_model[mname] if c == "spectral"]

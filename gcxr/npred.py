@@ -609,15 +609,37 @@ class SourceEvaluator:
         F = self.flux(spectral_values)
         C, planes = self._folded(spatial_values)
         nt, ny, nx = C.shape
-        DF = self.edisp * F[:, None]                   # (n_true, n_reco)
-        if reco is not None:
-            DF = DF[:, reco]
+        D = self.edisp if reco is None else self.edisp[:, reco]
         if planes is not None:
             Cp = C[planes]
-            if Cp.shape[0] == 0:                       # no flux on the cutout at all
-                return np.zeros((DF.shape[1], ny, nx))
-            return (DF[planes].T @ Cp.reshape(Cp.shape[0], -1)).reshape(-1, ny, nx)
-        return (DF.T @ C.reshape(nt, -1)).reshape(-1, ny, nx)
+            if Cp.shape[0] == 0:                       # no flux on the cutout at all, whatever F is
+                return np.zeros((D.shape[1], ny, nx))
+            D, F, C = D[planes], F[planes], Cp
+        if not np.all(np.isfinite(F)):
+            raise ValueError(f"model {self.name!r}: its flux is not finite in some true-energy bin at "
+                             f"{spectral_values} (the spectral model overflows): no predicted counts")
+        DF = D * F[:, None]                            # (n_true, n_reco)
+        return (DF.T @ C.reshape(C.shape[0], -1)).reshape(-1, ny, nx)
+
+    def flux_finite(self, spectral_values: dict, spatial_values: dict) -> bool:
+        """Whether the bin fluxes are finite on every true-energy plane that carries flux on the cutout
+        (where no plane does, the source predicts no counts here, whatever its flux).
+
+        Parameters
+        ----------
+        spectral_values, spatial_values : dict
+            Parameter values by name.
+
+        Returns
+        -------
+        bool
+            False where :meth:`npred` cannot be computed (a spectral model that overflows).
+        """
+        F = self.flux(spectral_values)
+        if np.all(np.isfinite(F)):
+            return True
+        _, planes = self._folded(spatial_values)
+        return planes is not None and bool(np.all(np.isfinite(F[planes])))
 
     def sparse_parts(self, spatial_values: dict, sel: "SparseSelection") -> tuple[np.ndarray, np.ndarray]:
         """``(G, DS)`` for a statistic evaluated on a few bins plus per-plane sums (see

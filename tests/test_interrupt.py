@@ -99,6 +99,7 @@ def gcxr_run(setup, out: Path, stage: str, sig: int, *extra: str):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()                          # else a ResourceWarning (an error in the suite)
     return rc, elapsed, "".join(lines)
 
 
@@ -171,6 +172,7 @@ def test_a_signal_taken_by_another_thread_still_ends_the_run_at_once(setup, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()                          # else a ResourceWarning (an error in the suite)
     assert rc == 128 + signal.SIGTERM
 
 
