@@ -323,6 +323,9 @@ def test_reduce_bar_on_a_cluster_counts_runs(client, seed_runs, seed_spec, capsy
     assert float(ds["counts"].sum()) > 0
 
 
+# the test persists in-memory datasets (their arrays travel in the graph once); gcxr itself persists
+# runs reduced on the cluster, whose graphs read the DL3 files there
+@pytest.mark.filterwarnings("ignore:Sending large graph:UserWarning")
 def test_chunks_follow_the_datasets_on_the_cluster(client, joint_inprocess):
     """Run datasets persisted on the workers: each goes to the chunk of the worker that holds it,
     so building the terms moves no dataset; the fit on them equals the in-process one."""

@@ -16,7 +16,8 @@ from gcxr.geom import EnergyAxis, SkyGeom
 from gcxr.irf import DEG2_PER_SR, eval_aeff, eval_bkg_rate, eval_edisp_kernel, eval_psf_map, trapz_loglog
 from gcxr.irf.background import BkgEvaluator, integrate_log_rate
 from gcxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLawSpectralModel, SkyModel
-from gcxr.npred import containment_radius, dataset_geoms, npred_cubes, oddup, psf_kernel
+from gcxr.contract import geom_of
+from gcxr.npred import containment_radius, npred_cubes, oddup, psf_kernel
 from gcxr.stats import TRUNCATION, cash, cash_counts_significance, cash_sum, cash_ts_known_background
 
 DEG = np.pi / 180.0
@@ -304,7 +305,7 @@ def test_psf_kernel_of_a_gaussian_psf():
     at the 99.9 % radius, pixel integration) and spans oddup(2 r_99.9 / 0.02) pixels, with r_99.9 the
     grid's 99.9 % radius (3.717 x 0.1 deg to one rad bin, see above: 37 or 39 pixels)."""
     ds = flat_dataset(61, 61, 0.02, [1.0, 10.0, 100.0], 1.0, 0.1)
-    geom, irf = dataset_geoms(ds)
+    geom, irf = geom_of(ds)
     rad_b = ds["rad_bounds"].values
     rad_edges = np.append(rad_b[:, 0], rad_b[-1, 1])
     k = psf_kernel(ds["psf"].values, irf, geom, 0.0, 0.0, rad_edges)
