@@ -153,8 +153,10 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     ``derivatives``: ``"analytic"`` (default; ``"auto"`` and ``"structured"`` are the same): MIGRAD
     gets the analytic gradient of the statistic (the chain rule through npred, see
     :meth:`gcxr.likelihood.DatasetTerm.value_and_grad`), and the covariance comes from the
-    Hessian taken by central differences of that gradient, dataset by dataset over the parameters
-    each depends on; if that Hessian is not positive definite, Minuit's HESSE decides.
+    Hessian assembled dataset by dataset over the parameters each depends on
+    (:meth:`gcxr.likelihood.DatasetTerm.hessian`: Gauss-Newton on the bins with counts plus
+    npred's second derivatives; central differences of the gradient where the sparse form does
+    not hold); if that Hessian is not positive definite, Minuit's HESSE decides.
     ``"minuit"``: MIGRAD's numerical gradient and Minuit's HESSE on the joint statistic.
 
     Parameters
