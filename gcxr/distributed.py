@@ -45,17 +45,14 @@ _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins fo
 WORKER_SLOWDOWN = 1.5     # a worker's likelihood compute against the client's (measured 0.66-1.05x speed)
 
 
-def _noop() -> None:
-    return None
-
-
 def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) -> tuple[str, "JointLikelihood", dict]:
     """Where a fit of in-memory terms runs faster: ``"cluster"`` or ``"process"``.
 
     A round on the cluster costs the slowest chunk's compute plus a round trip to the workers;
-    in process it costs every term's compute.  Both are measured here: one statistic of all
-    terms in process (after a first call that folds the sources and fills the caches), and a
-    trivial call on every worker (best of three).  The cluster is chosen when
+    in process it costs every term's compute.  Both are measured here: one statistic of up to
+    three of the terms in process (after a first call that folds their sources and fills the
+    caches), scaled to all terms, and a trivial call on every worker (best of three; a builtin,
+    so the workers import nothing for it).  The cluster is chosen when
     ``t_process / n_workers * WORKER_SLOWDOWN + t_round_trip < 0.9 t_process``: a few small
     datasets stay in process, where each round would mostly wait for the network; a survey's
     runs go to the workers.
@@ -72,28 +69,31 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     Returns
     -------
     tuple
-        ``(choice, in-process likelihood (reusable when the choice is "process"), figures)``.
+        ``(choice, in-process likelihood of all the terms, figures)``.
     """
+    import os
+
     from .likelihood import JointLikelihood
-    like = JointLikelihood(terms, space)
+    sample = terms[::max(1, len(terms) // 3)][:3]
+    probe = JointLikelihood(sample, space)
     f0 = space.to_factors(space.start)
-    like(f0)                                         # folds the sources, fills the kernel caches
+    probe(f0)                                        # folds the sources, fills the kernel caches
     f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)   # every parameter moved: refolds, as a spatial round
     t = time.perf_counter()
-    like(f1)
-    t_process = time.perf_counter() - t
+    probe(f1)
+    t_process = (time.perf_counter() - t) * len(terms) / max(len(sample), 1)
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
     trips = []
     for _ in range(3):
         t = time.perf_counter()
-        client.run(_noop)
+        client.run(os.getpid)
         trips.append(time.perf_counter() - t)
     t_trip = min(trips)
     t_cluster = t_process / min(n_workers, max(len(terms), 1)) * WORKER_SLOWDOWN + t_trip
     choice = "cluster" if t_cluster < 0.9 * t_process else "process"
-    like.n_calls = 0
-    return choice, like, {"placement": choice, "round_in_process_s": t_process,
-                          "round_on_cluster_s_predicted": t_cluster, "round_trip_s": t_trip, "workers": n_workers}
+    return choice, JointLikelihood(terms, space), {
+        "placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
+        "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample)}
 
 
 def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
