@@ -27,7 +27,8 @@ from astropy.wcs import WCS
 
 from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
 
-__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg"]
+__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg",
+           "angular_separation"]
 
 Frame = Literal["icrs", "galactic"]
 MAX_CENTRE_LAT = 75.0
@@ -200,8 +201,32 @@ def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
+def angular_separation(lon1, lat1, lon2, lat2):
+    """Great-circle distance (Vincenty's formula, stable at all separations, as astropy uses),
+    radians; the one implementation behind :func:`separation_deg` and the spatial models.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (radians), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (radians).
+    """
+    dlon = lon2 - lon1
+    s1, c1 = np.sin(lat1), np.cos(lat1)
+    s2, c2 = np.sin(lat2), np.cos(lat2)
+    cd = np.cos(dlon)
+    num1 = c2 * np.sin(dlon)
+    num2 = c1 * s2 - s1 * c2 * cd
+    den = s1 * s2 + c1 * c2 * cd
+    return np.arctan2(np.hypot(num1, num2), den)
+
+
 def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation in degrees (Vincenty formula, as astropy uses).
+    """Great-circle separation in degrees (:func:`angular_separation` on degrees).
 
     Parameters
     ----------
@@ -219,13 +244,7 @@ def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
     90.0
     """
     l1, b1, l2, b2 = (np.deg2rad(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
-    dl = l2 - l1
-    sdl, cdl = np.sin(dl), np.cos(dl)
-    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
-    num1 = cb2 * sdl
-    num2 = cb1 * sb2 - sb1 * cb2 * cdl
-    den = sb1 * sb2 + cb1 * cb2 * cdl
-    return np.rad2deg(np.arctan2(np.hypot(num1, num2), den))
+    return np.rad2deg(angular_separation(l1, b1, l2, b2))
 
 
 def _wrap180(x):

@@ -72,6 +72,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ..geom import angular_separation
 from ._base import ParametricModel, lookup_type
 from .parameters import ModelError, Parameter, Parameters
 
@@ -102,29 +103,6 @@ MAX_OVERSAMPLING = 200  # gammapy 2.1's cap on the sub-pixels per axis (modeling
 # --------------------------------------------------------------------------
 # spherical helpers (radians in, radians out)
 # --------------------------------------------------------------------------
-def angular_separation(lon1, lat1, lon2, lat2):
-    """Great-circle distance (Vincenty's formula, stable at all separations), radians.
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : array_like
-        The two positions (radians), broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        Separation (radians).
-    """
-    dlon = lon2 - lon1
-    s1, c1 = np.sin(lat1), np.cos(lat1)
-    s2, c2 = np.sin(lat2), np.cos(lat2)
-    cd = np.cos(dlon)
-    num1 = c2 * np.sin(dlon)
-    num2 = c1 * s2 - s1 * c2 * cd
-    den = s1 * s2 + c1 * c2 * cd
-    return np.arctan2(np.hypot(num1, num2), den)
-
-
 _TRIG_CACHE: "OrderedDict[tuple[int, int], tuple]" = OrderedDict()
 
 
