@@ -544,6 +544,11 @@ class Analysis:
             missing = [v for v in ("counts", "exposure", "mask_safe") if v not in ds]
             if missing:
                 raise DataStoreError(f"{path}: not a gcxr datasets file (no {', '.join(missing)})")
+            from .contract import DatasetError, validate
+            try:
+                validate(ds)                    # dims, dtypes, units, coordinates, frame: the contract
+            except DatasetError as exc:
+                raise DataStoreError(f"{path}: {exc}") from None
             if "obs" in ds.dims:
                 out = split_runs(ds)
                 self.spec = _spec_of_file(ds, self.spec, path)

@@ -218,3 +218,19 @@ def test_split_refuses_a_stacked_dataset(stacked):
     with pytest.raises(DatasetError, match="no 'obs' dim"):
         split_runs(stacked.datasets[0])
     assert as_runs(stacked.datasets[0])[0] is stacked.datasets[0]
+
+
+def test_read_datasets_holds_a_file_to_the_contract(stacked, store, tmp_path):
+    """``Analysis.read_datasets`` (``gcxr run --datasets``) refuses a netCDF file whose datasets
+    break the contract, naming the file and what is wrong, before any fit."""
+    from gcxr.datastore import DataStoreError
+    from gcxr.io import write_datasets
+    from gcxr.analysis import Analysis
+    from gcxr.config import AnalysisConfig
+    ds = stacked.datasets[0] if hasattr(stacked, "datasets") else stacked
+    bad = ds.copy()
+    bad.attrs = dict(ds.attrs) | {"frame": "fk5"}
+    path = write_datasets(bad, tmp_path / "bad.nc")
+    ana = Analysis(AnalysisConfig.from_yaml(SMALL_STORE_CONFIG.format(store=store)), progress=False)
+    with pytest.raises(DataStoreError, match=r"bad\.nc.*frame"):
+        ana.read_datasets(path)
