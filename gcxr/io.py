@@ -17,14 +17,13 @@ parameters needed to rebuild :class:`gcxr.geom.SkyGeom` exactly.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from ._atomic import atomic_path
 from ._testhook import pause_point
 from .contract import geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs
 from .geom import SkyGeom
@@ -35,38 +34,6 @@ __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom
 
 NETCDF_ENGINE = "netcdf4"
 _MASKS = ("mask_safe", "mask_fit", "mask_safe_psf", "mask_safe_edisp")
-
-
-@contextmanager
-def atomic_path(path: str | Path, overwrite: bool = True):
-    """Yield a temporary path next to ``path``; move it into place only on success.
-
-    Parameters
-    ----------
-    path : str or Path
-        The target file.
-    overwrite : bool
-        Replace an existing file (else FileExistsError).
-
-    Examples
-    --------
-    >>> with atomic_path("result.json") as tmp:     # doctest: +SKIP
-    ...     tmp.write_text("{}")
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def json_safe(obj):

@@ -1,7 +1,6 @@
-"""Paths in a configuration: ``$VAR``/``${VAR}``/``~`` expansion and atomic text writes."""
+"""Paths in a configuration: ``$VAR``/``${VAR}``/``~`` expansion."""
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
@@ -66,45 +65,3 @@ def expand_path(path: str | os.PathLike[str], key: str | None = None) -> Path:
         raw,
     )
     return Path(os.path.expanduser(expanded))
-
-
-def _atomic_write_text(path: Path, text: str, overwrite: bool) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        if path.exists():
-            mode = path.stat().st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link() refuses to clobber a file that appeared since the check above.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(
-                    f"{path} already exists; pass overwrite=True to replace it"
-                ) from None
-            except OSError:  # file system without hard links
-                if path.exists():
-                    raise FileExistsError(
-                        f"{path} already exists; pass overwrite=True to replace it"
-                    ) from None
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

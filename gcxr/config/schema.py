@@ -11,7 +11,8 @@ from pydantic import BaseModel, BeforeValidator, Field, PositiveInt, ValidationE
 
 from ._section import _Section
 from .errors import ConfigError, _model_in_annotation
-from .paths import _atomic_write_text, expand_path
+from .._atomic import atomic_write_text
+from .paths import expand_path
 from .types import (
     AngleQuantity,
     BackgroundMethod,
@@ -381,7 +382,7 @@ class AnalysisConfig(_Section):
             Replace an existing file.
         """
         filename = expand_path(path)
-        _atomic_write_text(filename, self.to_yaml(), overwrite=overwrite)
+        atomic_write_text(filename, self.to_yaml(), overwrite=overwrite)
         return filename
 
     # ---------------------------------------------------------------------- helpers

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
-import tempfile
 import uuid
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import yaml
 
 from .._yaml import load_yaml
+from .._atomic import atomic_write_text
 from .parameters import ModelError, Parameter, Parameters
 from .spatial import SpatialModel, TemplateSpatialModel, spatial_model_from_dict
 from .spectral import PowerLawNormSpectralModel, SpectralModel, spectral_model_from_dict
@@ -390,22 +390,6 @@ def _version() -> str:
         return "unknown"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)          # mkstemp creates 0600; a models file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 class Models(Sequence[Model]):
     """Ordered collection of :class:`SkyModel` and :class:`FoVBackgroundModel`.
 
@@ -756,7 +740,7 @@ class Models(Sequence[Model]):
             self._write_covariance(path.parent / cov_name)
             data["covariance"] = cov_name
         data["metadata"] = self._metadata()
-        _atomic_write_text(path, yaml.safe_dump(data, **_YAML_FORMAT))
+        atomic_write_text(path, yaml.safe_dump(data, **_YAML_FORMAT))
 
     def _write_covariance(self, path: Path) -> None:
         from astropy.table import Table
@@ -770,7 +754,7 @@ class Models(Sequence[Model]):
             table[str(i)] = cov[i]
         buf = io.StringIO()
         table.write(buf, format="ascii.fixed_width", delimiter="|")
-        _atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
 
     def _read_covariance(self, path: Path) -> None:
         """Read gammapy's ``|``-delimited table (header ``Parameters | 0 | 1 ...``)."""
