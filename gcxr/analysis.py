@@ -20,7 +20,7 @@ import xarray as xr
 from .background import read_exclusion_mask
 from .config import AnalysisConfig, ConfigError
 from .config.support import check_supported, flux_points_options, fov_options, safe_mask_options
-from .datasets import check_fit_data, fit_mask, info, infos, stack_runs
+from .datasets import check_fit_data, fit_mask, info, infos, prefetch_numbers, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis, SkyGeom
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
@@ -442,6 +442,9 @@ class Analysis:
             mask = self._fit_range_mask(ds)
             if mask is not None:
                 ds["mask_fit"] = mask
+        if not lazy and self.client is not None and not self.config.datasets.stack:
+            # the numbers the fit's checks and result.json need, in one round while the runs are fresh
+            prefetch_numbers(out)
         self.datasets = out
         self.timings["reduce"] = time.perf_counter() - t0
         return out

@@ -347,3 +347,29 @@ def test_chunks_follow_the_datasets_on_the_cluster(client, joint_inprocess):
             assert count[w] == max(count.values()) and count[w] > 0     # pieces shared by runs are on both
     r = fit(placed, models0.copy(), likelihood_factory=DistributedLikelihood.factory(client))
     assert r.total_stat == ref.total_stat and r.nfev == ref.nfev
+
+
+def test_numbers_of_runs_on_the_cluster_are_fetched_once(client, joint_inprocess, monkeypatch):
+    """Runs kept on the cluster: the numbers the fit's data checks and result.json's summaries
+    need are computed in one round after the reduction (``prefetch_numbers``); the checks and the
+    summaries then ask the cluster for nothing, and give what a fresh computation gives."""
+    import dask
+    import gcxr.datasets as D
+    from gcxr.analysis import Analysis
+    ana0, models0, _ = joint_inprocess
+    ana = Analysis(ana0.config, client=client, progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    calls = []
+    real = dask.compute
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(dask, "compute", counting)
+    D.check_fit_data(ana.datasets, ("obs-110380",), counts=True)
+    kept = ana.dataset_summaries()
+    assert calls == []
+    D._NUMBERS.clear()
+    fresh = ana.dataset_summaries()
+    assert len(calls) == 1 and fresh == kept
