@@ -73,8 +73,8 @@ def test_flux_matches_gammapy(ref, name):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
     # the ~1e-8 left is the grid's pixel solid angle (exact CAR area here, gammapy's planar
     # triangles there); with gammapy's solid angles the cubes agree to rounding
-    from gcxr.models.spatial import _pixel_solid_angle
-    omega_gp = _pixel_solid_angle(geom.wcs, geom.ny, geom.nx)[rows]
+    from gcxr.models.spatial import pixel_solid_angle
+    omega_gp = pixel_solid_angle(geom.wcs, geom.ny, geom.nx)[rows]
     got_gp = sky_model_flux(model, lon, lat, omega_gp, ref["energy_true_edges"])
     np.testing.assert_allclose(got_gp, expected, rtol=1e-10, atol=0)
 

@@ -98,6 +98,31 @@ def interp_log_multilinear(log_values: np.ndarray, pix: list[np.ndarray]) -> np.
     return out
 
 
+def lin_interp_extrap(x, xp, fp):
+    """Piecewise-linear interpolation with linear extrapolation at both ends.
+
+    Parameters
+    ----------
+    x : array_like
+        Where to interpolate.
+    xp : numpy.ndarray
+        Increasing nodes.
+    fp : numpy.ndarray
+        Values at the nodes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values at ``x``.
+    """
+    x = np.asarray(x, dtype=float)
+    if len(xp) == 1:
+        return np.full_like(x, fp[0])
+    i = np.clip(np.searchsorted(xp, x) - 1, 0, len(xp) - 2)
+    t = (x - xp[i]) / (xp[i + 1] - xp[i])
+    return fp[i] + t * (fp[i + 1] - fp[i])
+
+
 # --------------------------------------------------------------------------
 # flux decomposition
 # --------------------------------------------------------------------------
