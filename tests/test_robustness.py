@@ -418,6 +418,7 @@ def test_35_simulate_zero_livetime(tmp_path, capsys):
 
 def test_36_interrupted_simulation_leaves_no_index(tmp_path, monkeypatch):
     import gcxr.simulate as sim
+    import gcxr.simulate.store as store       # where simulate_datastore looks simulate_events up
     real = sim.simulate_events
     calls = []
 
@@ -426,7 +427,7 @@ def test_36_interrupted_simulation_leaves_no_index(tmp_path, monkeypatch):
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(sim, "simulate_events", flaky)
+    monkeypatch.setattr(store, "simulate_events", flaky)
     out = tmp_path / "sim"
     with pytest.raises(KeyboardInterrupt):
         sim.simulate_datastore(out, livetime=60.0, quiet=True)
