@@ -356,7 +356,7 @@ def infos(datasets: list[xr.Dataset], names: list | None = None) -> list[dict]:
         One :func:`info` per dataset.
     """
     from .stats import cash_counts_significance
-    done = _numbers(datasets, "info", _info_lazy)
+    done = _numbers(datasets, "info", lambda ds, _: _info_lazy(ds))
     out = []
     for ds, name, d in zip(datasets, names or [None] * len(datasets), done):
         d = {k: float(v) for k, v in d.items()}
@@ -399,8 +399,9 @@ def _lazy_token(ds: xr.Dataset) -> str | None:
 
 
 def _numbers(datasets: list[xr.Dataset], kind: str, build) -> list[dict]:
-    """``build(ds)``'s lazy numbers computed for every dataset in one ``dask.compute``, except
-    those of dask-backed datasets already computed (:func:`prefetch_numbers`)."""
+    """``build(ds, lazy)``'s numbers (``lazy``: the dataset is dask-backed) computed for every
+    dataset in one ``dask.compute``, except those of dask-backed datasets already computed
+    (:func:`prefetch_numbers`)."""
     import dask
     tokens = [_lazy_token(ds) for ds in datasets]
     out: list = [None] * len(datasets)
@@ -410,7 +411,7 @@ def _numbers(datasets: list[xr.Dataset], kind: str, build) -> list[dict]:
         if hit is not None:
             out[i] = hit
         else:
-            todo.append((i, build(ds)))
+            todo.append((i, build(ds, tok is not None)))
     if todo:
         (done,) = dask.compute([lazy for _, lazy in todo])
         for (i, _), d in zip(todo, done):
@@ -455,7 +456,7 @@ def _summaries(datasets: list[xr.Dataset], background_fit: bool = True) -> list[
     one ``dask.compute`` for datasets on a cluster (nothing but these numbers comes to the
     client), directly for datasets in memory."""
     # dask-backed: with the background sum always (the kept numbers serve both kinds of call)
-    out = _numbers(datasets, "summary", lambda ds: _summary_lazy(ds, background_fit or _lazy_token(ds) is not None))
+    out = _numbers(datasets, "summary", lambda ds, lazy: _summary_lazy(ds, background_fit or lazy))
     return [{k: (tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)) for k, v in d.items()
              if background_fit or k != "background_fit"} for d in out]
 
