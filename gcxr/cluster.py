@@ -20,6 +20,11 @@ __all__ = ["make_client", "describe", "parse_scheduler", "max_local_workers", "D
            "worker_environ"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# imported by every worker gcxr starts, while it starts (dask's ``preload``): the reduction and the
+# likelihood code, so that the first task of each kind does not pay the imports (measured on the seed
+# joint fit: building a chunk's terms took 0.20-0.27 s on a fresh worker, 0.07-0.11 s afterwards).
+# For workers started by hand: ``dask worker --preload gcxr.likelihood --preload gcxr.reduce ...``
+WORKER_PRELOAD = ("gcxr.reduce", "gcxr.likelihood")
 """Seconds to wait for a running scheduler (``--scheduler-timeout``)."""
 
 _LOCAL = re.compile(r"local:(\d+)")
@@ -120,7 +125,8 @@ def make_client(spec: str | None, timeout: float = DEFAULT_CONNECT_TIMEOUT):
         from distributed import Client, LocalCluster
         import dask
         with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
-            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0")
+            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   preload=list(WORKER_PRELOAD))
         client = Client(cluster)
         print(f"gcxr: dask dashboard at {client.dashboard_link}", flush=True)
         return client, cluster, {"scheduler": spec, "n_workers": value}

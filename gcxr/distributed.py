@@ -279,6 +279,178 @@ def _plan_by_holder(client, datasets, workers: list[str], n_chunks: int | None) 
     return [p for p, _ in plan], [w for _, w in plan]
 
 
+def _dataset_parts(ds, futures: dict):
+    """A dask-backed dataset as ``(skeleton, layout, {name: nested futures of its chunks})`` when
+    every chunk of every variable is persisted on the cluster (``futures``: key -> Future), else
+    None.
+
+    A task given the parts receives the chunks themselves (numpy arrays, on the worker that holds
+    them) and :func:`_assemble` puts the dataset together without copying a single-chunk array:
+    no finalize task per dataset (which copies, and costs a scheduler hop: 50-70 ms per seed run)."""
+    parts = {}
+
+    def to_futures(k):
+        if isinstance(k, list):
+            return [to_futures(x) for x in k]
+        return futures[k]
+    for name, var in ds.data_vars.items():
+        if not hasattr(var.data, "__dask_keys__"):
+            return None
+        try:
+            parts[name] = to_futures(var.data.__dask_keys__())
+        except KeyError:                     # a chunk not persisted: the graph must run
+            return None
+    skeleton = ds.drop_vars(list(ds.data_vars))
+    layout = {name: (var.dims, dict(var.attrs), dict(var.encoding)) for name, var in ds.data_vars.items()}
+    return skeleton, layout, parts
+
+
+def _assemble(skeleton, layout: dict, parts: dict):
+    """Inverse of :func:`_dataset_parts`, on the worker (the futures have become arrays)."""
+    import xarray as xr
+    out = skeleton.copy()
+    for name, (dims, attrs, encoding) in layout.items():
+        chunks = parts[name]
+        out[name] = xr.Variable(dims, chunks[0] if len(dims) == 0 else _block(chunks), attrs)
+        out[name].encoding = encoding
+    return out
+
+
+def _block(nested):
+    """``np.block`` of a nested list of chunks; the array itself when there is a single chunk."""
+    inner = nested
+    while isinstance(inner, list) and len(inner) == 1:
+        inner = inner[0]
+    return inner if not isinstance(inner, list) else np.block(nested)
+
+
+def _build_from_parts(pieces: list, models, point_weights: str) -> list[DatasetTerm]:
+    """:func:`_build_chunk` of datasets given as :func:`_dataset_parts`."""
+    return _build_chunk([_assemble(*p) for p in pieces], models, point_weights)
+
+
+def _first_terms(terms: list, n: int) -> list:
+    """The first ``n`` terms of a chunk built on a worker (a sample to time in the client)."""
+    return terms[:n]
+
+
+def build_on_workers(client, datasets, models, point_weights: str, n_chunks: int | None = None,
+                     workers: list[str] | None = None) -> tuple:
+    """Build the terms of datasets that live on the cluster, each chunk on the worker holding its
+    datasets (:func:`_plan_by_holder`); nothing comes to the client.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    datasets : list of xarray.Dataset
+        Dask-backed datasets (persisted, or still a graph).
+    models : Models
+        The models at their current values.
+    point_weights : {'tent', 'cubic'}
+        Rendering of point sources.
+    n_chunks : int, optional
+        Chunks (default: one per worker holding data).
+    workers : list of str, optional
+        The workers (default: all).
+
+    Returns
+    -------
+    tuple
+        ``(plan, homes, inputs, built)``: term indices per chunk, each chunk's worker, the task
+        that rebuilds each chunk from the reduction graph (after a worker is lost), and the
+        futures of the built chunks (lists of :class:`~gcxr.likelihood.DatasetTerm`).
+    """
+    import dask
+    from distributed import futures_of
+    workers = workers or sorted(client.scheduler_info()["workers"])
+    plan, homes = _plan_by_holder(client, datasets, workers, n_chunks)
+    inputs = [dask.delayed(_build_chunk, pure=False)([datasets[i] for i in idx], models, point_weights)
+              for idx in plan]
+    built = []
+    for k, (idx, home) in enumerate(zip(plan, homes)):
+        pieces = []
+        for i in idx:
+            futures = {f.key: f for f in futures_of(datasets[i])}
+            pieces.append(_dataset_parts(datasets[i], futures) if futures else None)
+        if all(p is not None for p in pieces):
+            # persisted: the chunks go straight into the build task, on the worker holding them
+            built.append(client.submit(_build_from_parts, pieces, models, point_weights, workers=[home],
+                                       allow_other_workers=False, pure=False,
+                                       key=f"gcxr-terms-{k}-{uuid.uuid4().hex[:8]}"))
+        else:
+            built.append(client.compute(inputs[k], workers=[home], allow_other_workers=False))
+    return plan, homes, inputs, built
+
+
+def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
+    """For terms built on the workers (:func:`build_on_workers`): the in-process likelihood of
+    all of them when a round would be faster here, else None (the caller makes the chunk actors
+    from the built terms, which stay where they are).
+
+    Up to three terms of the largest chunk come to the client and are timed as in
+    :func:`choose_placement` (every parameter moved, after a first call), scaled to all terms by
+    their number; a round on the cluster is predicted as the largest chunk's share times
+    ``WORKER_SLOWDOWN`` plus a measured round trip.  When the process wins, every chunk's terms
+    are gathered in term order (the fit is identical to one built here) and no actor is made.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    built : tuple
+        ``(plan, homes, inputs, futures)`` from :func:`build_on_workers`.
+    space : ParameterSpace
+        The free parameters.
+    models : Models
+        The models (every one must reach some term: :func:`gcxr.likelihood.check_models_reach`).
+
+    Returns
+    -------
+    JointLikelihood or None
+        With ``placement_info`` (the figures) set.
+    """
+    import functools
+    import os
+
+    from .fit import sources_moved
+    from .likelihood import JointLikelihood, check_models_reach
+    plan, homes, _, futures = built
+    n_terms = sum(len(idx) for idx in plan)
+    big = max(range(len(plan)), key=lambda k: len(plan[k]))
+    sample = client.submit(_first_terms, futures[big], 3, pure=False).result()
+    probe = JointLikelihood(sample, space)
+    f0 = space.to_factors(space.start)
+    probe(f0)                                        # folds the sources, fills the kernel caches
+    f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)
+    t = time.perf_counter()
+    probe(f1)
+    per_term = (time.perf_counter() - t) / max(len(sample), 1)
+    trips = []
+    for _ in range(3):
+        t = time.perf_counter()
+        client.run(os.getpid)
+        trips.append(time.perf_counter() - t)
+    t_process = per_term * n_terms
+    t_cluster = per_term * len(plan[big]) * WORKER_SLOWDOWN + min(trips)
+    choice = "process" if t_process < 0.9 * t_cluster else "cluster"
+    figures = {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
+               "round_trip_s": min(trips), "workers": len(set(homes)), "terms_timed": len(sample)}
+    if choice == "cluster":
+        return None
+    chunks = client.gather(futures)
+    for f in futures:
+        f.release()
+    terms = [None] * n_terms
+    for i, term in zip([i for idx in plan for i in idx], [t for c in chunks for t in c]):
+        terms[i] = term
+    check_models_reach(models, {m for t in terms for m, *_ in t.sources})
+    like = JointLikelihood(terms, space)
+    like.moved = functools.partial(sources_moved, terms)
+    like.placement_info = figures
+    return like
+
+
 class _SizeOf:
     """A dataset's weight for the chunk plan (bins of its counts cube), without computing it."""
 
@@ -314,7 +486,8 @@ class DistributedLikelihood(TermwiseDerivatives):
     chunk actors on a cluster (see the module docstring)."""
 
     def __init__(self, terms: list[DatasetTerm] | None, space: ParameterSpace, client, n_chunks: int | None = None,
-                 timeout: float = 600.0, *, datasets=None, models=None, point_weights: str = "tent"):
+                 timeout: float = 600.0, *, datasets=None, models=None, point_weights: str = "tent",
+                 built: tuple | None = None):
         self.client = client
         self.space = space
         self.timeout = timeout
@@ -333,10 +506,8 @@ class DistributedLikelihood(TermwiseDerivatives):
             # worker from its datasets; the inputs are the build tasks (their datasets are
             # recomputed from the reduction graph if a worker holding them is lost)
             self.n_tiles = len(datasets)
-            self.plan, homes = _plan_by_holder(client, datasets, workers, n_chunks)
-            import dask
-            self._inputs = [dask.delayed(_build_chunk, pure=False)([datasets[i] for i in idx], models, point_weights)
-                            for idx in self.plan]
+            built = built or build_on_workers(client, datasets, models, point_weights, n_chunks, workers)
+            self.plan, homes, self._inputs, built = built
             self.chunk_nbytes = None
         self.steps = derivative_steps(space)
         self.tag = uuid.uuid4().hex[:8]
@@ -352,7 +523,7 @@ class DistributedLikelihood(TermwiseDerivatives):
         self.placement = [None] * len(self.plan)
         if terms is not None:
             homes = [workers[k % len(workers)] for k in range(len(self.plan))]
-        self._place(list(enumerate(homes)))
+        self._place(list(enumerate(homes)), built)
         if self.chunk_nbytes is None:
             from .likelihood import check_models_reach
             self.chunk_nbytes = [f.result() for f in [a.nbytes() for a in self.actors]]
@@ -391,8 +562,13 @@ class DistributedLikelihood(TermwiseDerivatives):
         if placement not in ("cluster", "auto"):
             raise ValueError(f"placement must be 'cluster' or 'auto', got {placement!r}")
         if any(is_lazy(ds) for ds in datasets):
-            like = cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights)
-            return like._home_if_faster() if placement == "auto" else like
+            built = build_on_workers(client, datasets, models, point_weights, n_chunks)
+            if placement == "auto":
+                home = _home_if_faster(client, built, space, models)
+                if home is not None:
+                    return home
+            return cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights,
+                       built=built)
         from .likelihood import build_terms
         return cls._placed(build_terms(datasets, models, point_weights), space, client, n_chunks, placement)
 
@@ -410,39 +586,6 @@ class DistributedLikelihood(TermwiseDerivatives):
             from .fit import sources_moved
             like = local
             like.moved = functools.partial(sources_moved, terms)
-        like.placement_info = figures
-        return like
-
-    def _home_if_faster(self):
-        """Terms built on the workers from datasets that live there: measure a round (each
-        chunk's compute on its worker, and an empty round trip, best of three) and, when all the
-        terms would be evaluated faster in this process than a round on the cluster takes
-        (``sum(t_chunk) < 0.9 (max(t_chunk) + t_trip)``), fetch the built terms and return a
-        :class:`~gcxr.likelihood.JointLikelihood` of them in term order; else ``self``."""
-        import functools
-
-        from .fit import sources_moved
-        from .likelihood import JointLikelihood
-        f0 = self.space.to_factors(self.space.start)
-        f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)
-        times = [f.result(timeout=self.timeout) for f in [a.time_stat(f1, 1) for a in self.actors]]
-        trips = []
-        for _ in range(3):
-            t = time.perf_counter()
-            [f.result(timeout=self.timeout) for f in [a.nbytes() for a in self.actors]]
-            trips.append(time.perf_counter() - t)
-        t_cluster, t_process = max(times) + min(trips), float(sum(times))
-        choice = "process" if t_process < 0.9 * t_cluster else "cluster"
-        figures = {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s": t_cluster,
-                   "round_trip_s": min(trips), "workers": len(set(self.placement))}
-        if choice == "cluster":
-            self.placement_info = figures
-            return self
-        chunks = [f.result(timeout=self.timeout) for f in [a.fetch_terms() for a in self.actors]]
-        terms = self._in_term_order(chunks)
-        self.close()
-        like = JointLikelihood(terms, self.space)
-        like.moved = functools.partial(sources_moved, terms)
         like.placement_info = figures
         return like
 
@@ -465,14 +608,17 @@ class DistributedLikelihood(TermwiseDerivatives):
     def _workers(self) -> list[str]:
         return sorted(self.client.scheduler_info()["workers"])
 
-    def _place(self, placements: list[tuple[int, str]]) -> None:
+    def _place(self, placements: list[tuple[int, str]], built: list | None = None) -> None:
         """Make the actors of chunks ``k`` on their workers, all at once: each chunk's tiles are
-        scattered to its worker first (no large task graph), or built there from its datasets;
-        then the actors are made."""
+        scattered to its worker first (no large task graph), or built there from its datasets
+        (``built``: futures of terms built there already, :func:`build_on_workers`); then the
+        actors are made."""
         made = []
         for k, worker in placements:
             inp = self._inputs[k]
-            if isinstance(inp, list):
+            if built is not None:
+                data = [built[k]]
+            elif isinstance(inp, list):
                 data = self.client.scatter(inp, workers=[worker], broadcast=False, hash=False)
             else:
                 data = [self.client.compute(inp, workers=[worker], allow_other_workers=False)]
