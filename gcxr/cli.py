@@ -495,6 +495,24 @@ def main(argv=None) -> int:
     return status
 
 
+def program() -> None:
+    """The ``gcxr`` program (console script and ``python -m gcxr``): :func:`main`, then the end of
+    the process.
+
+    Every output is closed and in place and a cluster closed when :func:`main` returns; the
+    atexit handlers run (logging's flush among them) and the streams are flushed, then the
+    process ends without the interpreter's teardown of its modules (0.05-0.1 s of a 2.5 s seed
+    reduction, measured; nothing in it writes or releases anything the operating system does
+    not).
+    """
+    status = main()
+    import atexit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def _main(argv=None) -> int:
     # No global logging or warnings configuration here (no logging.basicConfig: it would route
     # every library's INFO lines, e.g. distributed's, to the terminal; --quiet hides progress and
