@@ -27,8 +27,8 @@ import xarray as xr
 from .contract import as_runs, grid_coords, make_variable, run_offsets
 from .geom import EnergyAxis
 
-__all__ = ["stack", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data", "check_counts",
-           "prefetch_numbers"]
+__all__ = ["stack", "is_lazy", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data",
+           "check_counts", "prefetch_numbers"]
 
 
 
@@ -390,8 +390,22 @@ def _info_lazy(ds: xr.Dataset) -> dict:
 _NUMBERS: "dict[tuple[str, str], dict]" = {}
 
 
+def is_lazy(ds) -> bool:
+    """Whether a dataset's cubes are dask arrays (reduced or persisted on a cluster, not in memory).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset.
+
+    Returns
+    -------
+    bool
+    """
+    return any(getattr(v, "chunks", None) is not None for v in ds.data_vars.values())
+
+
 def _lazy_token(ds: xr.Dataset) -> str | None:
-    from .distributed import is_lazy
     if not is_lazy(ds):
         return None
     import dask.base

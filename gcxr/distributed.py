@@ -35,6 +35,7 @@ import uuid
 
 import numpy as np
 
+from .datasets import is_lazy
 from .likelihood import DatasetTerm, ParameterSpace, TermwiseDerivatives, derivative_steps
 
 __all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement"]
@@ -456,21 +457,6 @@ class _SizeOf:
 
     def __init__(self, ds):
         self.n_bins = int(np.prod([ds.sizes[d] for d in ("energy", "lat", "lon") if d in ds.sizes]))
-
-
-def is_lazy(ds) -> bool:
-    """Whether a dataset's cubes are dask arrays (reduced or persisted on a cluster, not in memory).
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A dataset.
-
-    Returns
-    -------
-    bool
-    """
-    return any(getattr(v, "chunks", None) is not None for v in ds.data_vars.values())
 
 
 def _worker_lost(exc: BaseException) -> bool:
