@@ -356,7 +356,7 @@ def infos(datasets: list[xr.Dataset], names: list | None = None) -> list[dict]:
         One :func:`info` per dataset.
     """
     from .stats import cash_counts_significance
-    done = _numbers(datasets, "info", lambda ds, _: _info_lazy(ds))
+    done = _numbers(datasets, "info", lambda ds, lazy: _info_lazy(ds) if lazy else _info_numpy(ds))
     out = []
     for ds, name, d in zip(datasets, names or [None] * len(datasets), done):
         d = {k: float(v) for k, v in d.items()}
@@ -381,6 +381,33 @@ def _info_lazy(ds: xr.Dataset) -> dict:
             "n_fit_bins": combined_mask(ds).broadcast_like(ds["counts"]).sum(),
             "livetime_s": ds["livetime"], "ontime_s": ds["ontime"],
             "exposure_min": expo.min(skipna=True), "exposure_max": expo.max(skipna=True)}
+
+
+def _info_numpy(ds: xr.Dataset) -> dict:
+    """:func:`_info_lazy`'s numbers of an in-memory dataset, with numpy reductions over masked
+    views (no masked copies of the cubes: ~5 ms instead of ~0.1 s for the seed's 2e6 bins).
+    Sums accumulate in float64."""
+    counts = ds["counts"]
+    ms = _aligned(ds["mask_safe"], counts)
+    fit = _aligned(combined_mask(ds), counts)
+    img = ms.any(axis=counts.dims.index("energy")) if "energy" in counts.dims else ms
+    expo = ds["exposure"]
+    e = expo.values
+    ok = (e > 0) & _aligned(xr.DataArray(img, dims=[d for d in counts.dims if d != "energy"]), expo)
+    has = bool(ok.any())
+    return {"counts": float(np.sum(counts.values, where=ms, dtype=np.float64)),
+            "background": (float(np.sum(ds["background"].values, where=_aligned(ds["mask_safe"], ds["background"]),
+                                        dtype=np.float64)) if "background" in ds else float("nan")),
+            "n_fit_bins": int(np.count_nonzero(fit)),
+            "livetime_s": float(ds["livetime"]), "ontime_s": float(ds["ontime"]),
+            "exposure_min": float(np.min(e, where=ok, initial=np.inf)) if has else float("nan"),
+            "exposure_max": float(np.max(e, where=ok, initial=-np.inf)) if has else float("nan")}
+
+
+def _aligned(mask: xr.DataArray, like: xr.DataArray) -> np.ndarray:
+    """``mask`` as a numpy view broadcast to ``like``'s dims and shape (no copy)."""
+    return np.broadcast_to(mask.transpose(*[d for d in like.dims if d in mask.dims]).values
+                           .reshape([mask.sizes[d] if d in mask.dims else 1 for d in like.dims]), like.shape)
 
 
 # Numbers of datasets that live on a cluster (dask-backed), kept by the dataset's dask token: a
