@@ -20,9 +20,9 @@ import xarray as xr
 from ._testhook import pause_point
 from .background import ExclusionMask, fov_background_norm
 from .contract import VARIABLES, make_variable, run_coords
-from .coords import icrs_to_frame_fast, icrs_to_frame_float32, to_fov, transform_lonlat
+from .coords import icrs_to_frame_fast, icrs_to_frame_float32, lonlat_to_unit, separation_deg, to_fov, transform_lonlat
 from .datastore import DataStoreError, RunRef, read_events, read_gti
-from .geom import EnergyAxis, SkyGeom, lonlat_to_unit, separation_deg
+from .geom import EnergyAxis, SkyGeom
 from .irf import RAD_EDGES, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg, read_edisp, read_psf
 from .irf.aeff import AeffEvaluator
 from .irf.background import BkgEvaluator

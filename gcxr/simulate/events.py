@@ -12,8 +12,7 @@ import xarray as xr
 from astropy.coordinates import offset_by
 
 from .._maths import trapz_loglog
-from ..coords import fov_matrix, transform_lonlat
-from ..geom import lonlat_to_unit, separation_deg, unit_to_lonlat
+from ..coords import fov_matrix, lonlat_to_unit, separation_deg, transform_lonlat, unit_to_lonlat
 from ..irf import eval_aeff, eval_bkg_rate
 from ..irf._interp import interp_scattered
 from .irfs import IRFSet, geom_edges
