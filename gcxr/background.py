@@ -205,7 +205,7 @@ def exclusion_mask_from_circles(geom: SkyGeom, circles) -> np.ndarray:
     >>> int((~exclusion_mask_from_circles(g, [(0, 0, 0.2)])).sum())
     12
     """
-    from .geom import separation_deg
+    from .coords import separation_deg
     keep = np.ones(geom.shape, bool)
     lon, lat = geom.lon[None, :], geom.lat[:, None]
     for lon0, lat0, radius in circles:

@@ -1,6 +1,10 @@
-"""Sky-frame rotations as 3x3 matrices.
+"""Sky coordinates: unit vectors, great-circle separations, and frame rotations as 3x3 matrices.
 
-astropy is asked once per frame pair (or per pointing) for the rotation; the
+:func:`lonlat_to_unit` and :func:`unit_to_lonlat` convert between longitudes/latitudes (deg)
+and unit vectors; :func:`angular_separation` (radians) and :func:`separation_deg` are the one
+great-circle distance of gcxr.
+
+For the rotations, astropy is asked once per frame pair (or per pointing); the
 per-pixel work is then a matrix product on unit vectors.  ICRS <-> Galactic is
 a fixed rotation, and the field-of-view frame of a run (an offset frame
 centred on the ICRS pointing, longitude reversed) is another.
@@ -12,11 +16,96 @@ import threading
 
 import numpy as np
 
-from .geom import lonlat_to_unit, unit_to_lonlat
+__all__ = ["lonlat_to_unit", "unit_to_lonlat", "angular_separation", "separation_deg", "frame_matrix",
+           "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32", "icrs_to_frame_fast"]
 
-__all__ = ["frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32", "icrs_to_frame_fast"]
+
+# --------------------------------------------------------------------------- unit vectors and separations
+def lonlat_to_unit(lon_deg, lat_deg) -> np.ndarray:
+    """Unit vectors (..., 3) for longitudes/latitudes in degrees.
+
+    Parameters
+    ----------
+    lon_deg, lat_deg : array_like
+        Longitudes and latitudes (deg), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Unit vectors, shape ``(..., 3)``.
+    """
+    lon = np.deg2rad(np.asarray(lon_deg, dtype=float))
+    lat = np.deg2rad(np.asarray(lat_deg, dtype=float))
+    cl = np.cos(lat)
+    return np.stack(np.broadcast_arrays(cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)), axis=-1)
 
 
+def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`lonlat_to_unit`; longitude in [0, 360).
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        Vectors, shape ``(..., 3)`` (need not be normalised).
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        Longitude in [0, 360) and latitude (deg).
+    """
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    lon = np.rad2deg(np.arctan2(y, x)) % 360.0
+    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    return lon, lat
+
+
+def angular_separation(lon1, lat1, lon2, lat2):
+    """Great-circle distance (Vincenty's formula, stable at all separations, as astropy uses),
+    radians; the one implementation behind :func:`separation_deg` and the spatial models.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (radians), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (radians).
+    """
+    dlon = lon2 - lon1
+    s1, c1 = np.sin(lat1), np.cos(lat1)
+    s2, c2 = np.sin(lat2), np.cos(lat2)
+    cd = np.cos(dlon)
+    num1 = c2 * np.sin(dlon)
+    num2 = c1 * s2 - s1 * c2 * cd
+    den = s1 * s2 + c1 * c2 * cd
+    return np.arctan2(np.hypot(num1, num2), den)
+
+
+def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """Great-circle separation in degrees (:func:`angular_separation` on degrees).
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (deg), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Separation (deg).
+
+    Examples
+    --------
+    >>> float(separation_deg(0.0, 0.0, 90.0, 0.0))
+    90.0
+    """
+    l1, b1, l2, b2 = (np.deg2rad(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
+    return np.rad2deg(angular_separation(l1, b1, l2, b2))
+
+
+# --------------------------------------------------------------------------- frame rotations
 _GRAPH_LOCK = threading.Lock()
 _graph_ready = False
 

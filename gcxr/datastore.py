@@ -249,7 +249,7 @@ class DataStore:
             rows = {int(o): i for i, o in enumerate(self.obs_table["OBS_ID"])}
             ra = np.array([float(self.obs_table["RA_PNT"][rows[o]]) for o in ids])
             dec = np.array([float(self.obs_table["DEC_PNT"][rows[o]]) for o in ids])
-            from .geom import separation_deg
+            from .coords import separation_deg
             l0, b0 = transform_lonlat(np.array([lon]), np.array([lat]), frame or "icrs", "icrs")
             sep = separation_deg(ra, dec, l0[0], b0[0])
             ids = [o for o, s in zip(ids, sep) if s <= radius]

@@ -26,9 +26,12 @@ import xarray as xr
 from astropy.wcs import WCS
 
 from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
+from .coords import lonlat_to_unit
+# the sphere helpers live in gcxr.coords; these names stay importable from here for modules
+# not yet moved over (gcxr.fit, gcxr.models.spatial)
+from .coords import angular_separation, separation_deg  # noqa: F401
 
-__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES", "lonlat_to_unit", "unit_to_lonlat", "separation_deg",
-           "angular_separation"]
+__all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES"]
 
 Frame = Literal["icrs", "galactic"]
 MAX_CENTRE_LAT = 75.0
@@ -160,91 +163,6 @@ class EnergyAxis:
         if emax is not None:
             keep &= self.hi <= emax * (1 + rtol)
         return keep
-
-
-# --------------------------------------------------------------------------- sphere helpers
-def lonlat_to_unit(lon_deg, lat_deg) -> np.ndarray:
-    """Unit vectors (..., 3) for longitudes/latitudes in degrees.
-
-    Parameters
-    ----------
-    lon_deg, lat_deg : array_like
-        Longitudes and latitudes (deg), broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        Unit vectors, shape ``(..., 3)``.
-    """
-    lon = np.deg2rad(np.asarray(lon_deg, dtype=float))
-    lat = np.deg2rad(np.asarray(lat_deg, dtype=float))
-    cl = np.cos(lat)
-    return np.stack(np.broadcast_arrays(cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)), axis=-1)
-
-
-def unit_to_lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`lonlat_to_unit`; longitude in [0, 360).
-
-    Parameters
-    ----------
-    v : numpy.ndarray
-        Vectors, shape ``(..., 3)`` (need not be normalised).
-
-    Returns
-    -------
-    lon, lat : numpy.ndarray
-        Longitude in [0, 360) and latitude (deg).
-    """
-    x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    lon = np.rad2deg(np.arctan2(y, x)) % 360.0
-    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
-    return lon, lat
-
-
-def angular_separation(lon1, lat1, lon2, lat2):
-    """Great-circle distance (Vincenty's formula, stable at all separations, as astropy uses),
-    radians; the one implementation behind :func:`separation_deg` and the spatial models.
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : array_like
-        The two positions (radians), broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        Separation (radians).
-    """
-    dlon = lon2 - lon1
-    s1, c1 = np.sin(lat1), np.cos(lat1)
-    s2, c2 = np.sin(lat2), np.cos(lat2)
-    cd = np.cos(dlon)
-    num1 = c2 * np.sin(dlon)
-    num2 = c1 * s2 - s1 * c2 * cd
-    den = s1 * s2 + c1 * c2 * cd
-    return np.arctan2(np.hypot(num1, num2), den)
-
-
-def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation in degrees (:func:`angular_separation` on degrees).
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : array_like
-        The two positions (deg), broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        Separation (deg).
-
-    Examples
-    --------
-    >>> float(separation_deg(0.0, 0.0, 90.0, 0.0))
-    90.0
-    """
-    l1, b1, l2, b2 = (np.deg2rad(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
-    return np.rad2deg(angular_separation(l1, b1, l2, b2))
 
 
 def _wrap180(x):

@@ -525,7 +525,7 @@ def eff_safe_mask_methods(env, mp):
 
 
 def eff_safe_mask_parameters(env, mp):
-    from gcxr.geom import separation_deg
+    from gcxr.coords import separation_deg
     ds = env.analysis({"datasets.stack": False, "datasets.safe_mask.methods": ["offset-max"],
                        "datasets.safe_mask.parameters": {"offset_max": "1 deg"}}).datasets[0]
     lon, lat = np.meshgrid(ds["lon"].values, ds["lat"].values)

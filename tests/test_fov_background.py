@@ -119,7 +119,7 @@ def test_exclusion_mask_round_trip(tmp_path):
     gp = read_exclusion_mask(MASK, g).array
     assert int((~gp).sum()) > 2 * int(np.pi * 0.28 ** 2 / 0.02 ** 2)
     # they differ only on pixel centres lying on a circle (0.3 deg within 1e-6 deg: regions tests them in pixel coordinates)
-    from gcxr.geom import separation_deg
+    from gcxr.coords import separation_deg
     ys, xs = np.nonzero(mask != gp)
     assert ys.size < 20
     for y, x in zip(ys, xs):

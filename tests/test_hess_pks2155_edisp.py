@@ -49,7 +49,7 @@ def _at_source(da, ref):
 
 def test_edisp_mask_neighbours_pins_the_reference_rounding():
     from gcxr.geom import EnergyAxis
-    from gcxr.reduce import edisp_mask_neighbours
+    from gcxr.safe_mask import edisp_mask_neighbours
     nb = edisp_mask_neighbours(EnergyAxis.from_bounds(0.3, 30, 12))
     assert nb.tolist() == [1, 0, 2, 3, 4, 5, 6, 8, 8, 9, 9, 11]
 

@@ -50,15 +50,16 @@ def test_reference_cases_cut():
 def test_bkg_peak_by_hand():
     """bkg-peak keeps the bins from the lower edge of the bin where the background spectrum peaks."""
     from gcxr.geom import EnergyAxis
-    from gcxr.reduce import ReductionSpec, SkyGeom, _safe_energy_range
+    from gcxr.reduce import ReductionSpec, SkyGeom
+    from gcxr.safe_mask import safe_energy_range
     spec = ReductionSpec(geom=SkyGeom.create((0, 0), 0.5, 2, "galactic"),
                          energy=EnergyAxis.from_bounds(0.1, 10, 4), energy_true=EnergyAxis.from_bounds(0.1, 10, 4))
-    keep = _safe_energy_range(["bkg-peak"], None, spec, None, None, None, np.array([1.0, 5.0, 9.0, 2.0]), None)
+    keep = safe_energy_range(["bkg-peak"], None, spec, None, np.array([1.0, 5.0, 9.0, 2.0]), None)
     np.testing.assert_array_equal(keep, [False, False, True, True])
 
 
 def test_edisp_bias_threshold_by_hand():
-    from gcxr.reduce import edisp_bias_threshold
+    from gcxr.safe_mask import edisp_bias_threshold
     e = np.array([0.1, 1.0, 10.0])
     # biases 0.4, 0.05, 0.01: 10 % is crossed between 0.1 and 1 TeV, at 0.1 x 10^(2/3) in log-log
     t = edisp_bias_threshold(np.eye(3), e, np.array([0.14, 1.05, 10.1]), 10)
@@ -88,7 +89,8 @@ def run_110380_wide():
 @pytest.mark.parametrize("where", ["centre", "fixed_offset_1.5deg"])
 def test_thresholds_match_gammapy(run_110380_wide, where):
     """The aeff-max and edisp-bias thresholds themselves (not only the bins they keep), to 1e-7."""
-    from gcxr.reduce import _fixed_offset_pixels, aeff_max_threshold, edisp_bias_threshold, run_layout
+    from gcxr.reduce import run_layout
+    from gcxr.safe_mask import aeff_max_threshold, edisp_bias_threshold, fixed_offset_pixels
     ana, ref = run_110380_wide
     ds, spec, run = ana.datasets[0], ana.spec, ana.runs[0]
     lay = run_layout(run, spec)
@@ -96,7 +98,7 @@ def test_thresholds_match_gammapy(run_110380_wide, where):
     if where == "centre":
         (cy, cx), (icy, icx) = ((sub.ny - 1) // 2, (sub.nx - 1) // 2), ((isub.ny - 1) // 2, (isub.nx - 1) // 2)
     else:
-        (cy, cx), (icy, icx) = _fixed_offset_pixels(run.obs_id, ds.attrs["ra_pnt"], ds.attrs["dec_pnt"], 1.5, sub, isub)
+        (cy, cx), (icy, icx) = fixed_offset_pixels(run.obs_id, ds.attrs["ra_pnt"], ds.attrs["dec_pnt"], 1.5, sub, isub)
     aeff = ds["exposure"].values[:, cy, cx]
     kernel = ds["edisp"].values[:, :, icy, icx]
     et, er = spec.energy_true.centers, spec.energy.centers

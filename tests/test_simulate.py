@@ -8,7 +8,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from gcxr.datastore import DataStore
-from gcxr.geom import EnergyAxis, SkyGeom, separation_deg
+from gcxr.coords import separation_deg
+from gcxr.geom import EnergyAxis, SkyGeom
 from gcxr.reduce import ReductionSpec, reduce_run
 from gcxr.simulate import (IRFSet, ParametricIRF, default_models, make_runs, simulate_counts,
                            simulate_datastore, simulate_events)

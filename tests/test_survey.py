@@ -11,7 +11,7 @@ from astropy.io import fits
 from gcxr.config import AnalysisConfig
 from gcxr.coords import transform_lonlat
 from gcxr.datastore import DataStore, read_events, read_gti
-from gcxr.geom import separation_deg
+from gcxr.coords import separation_deg
 from gcxr.models import Models
 from gcxr.survey import SHAPES, SPECTRA, SurveyPlan, default_survey_irf, simulate_survey, survey_models
 

@@ -2,8 +2,9 @@
 
 One module per component: :mod:`.aeff`, :mod:`.psf`, :mod:`.edisp`, :mod:`.background`.
 """
+from .._maths import trapz_loglog
 from .aeff import eval_aeff, read_aeff
-from .background import eval_bkg_rate, read_bkg, trapz_loglog
+from .background import eval_bkg_rate, read_bkg
 from .edisp import eval_edisp_kernel, read_edisp
 from .psf import DEG2_PER_SR, RAD_EDGES, eval_psf_map, read_psf
 

@@ -5,6 +5,9 @@ along the axes evaluated at a handful of fixed values (energies), and then
 jointly along the axes evaluated per pixel (offset, FoV position) with a
 gather of the 2^k surrounding nodes.  Both helpers extrapolate linearly, as
 the reference does; callers zero values outside the axis edges.
+:func:`interp_linear_spline` is the same 1-D interpolation rounded as scipy's
+degree-1 spline, for the one place where the last bit matters
+(:func:`gcxr.safe_mask.edisp_mask_neighbours`).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import itertools
 
 import numpy as np
 
-__all__ = ["lin_weights", "interp_axis", "interp_scattered"]
+__all__ = ["lin_weights", "interp_axis", "interp_scattered", "interp_linear_spline"]
 
 
 def lin_weights(nodes: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,3 +76,16 @@ def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np
         else:
             out += term
     return out.reshape(lead + shape)
+
+
+def interp_linear_spline(xp: np.ndarray, fp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation (linear extrapolation at the ends) rounded as scipy's
+    ``interp1d(kind=1)``, i.e. a degree-1 B-spline evaluated by de Boor's recursion:
+    ``w = 1 / (x_hi - x_lo)``, ``y_lo * (w (x_hi - x)) + y_hi * (w (x - x_lo))``, with the
+    intervals of :func:`lin_weights`.  The rounding matters to
+    :func:`gcxr.safe_mask.edisp_mask_neighbours`; this keeps scipy off the reduction path."""
+    x = np.asarray(x, float)
+    j, _ = lin_weights(xp, x)
+    lo, hi = xp[j], xp[j + 1]
+    w = 1.0 / (hi - lo)
+    return 0.0 + fp[j] * (w * (hi - x)) + fp[j + 1] * (w * (x - lo))

@@ -13,7 +13,7 @@ from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered
 from ._table import axis_coords, column, edges, read_irf_table
 
-__all__ = ["read_bkg", "eval_bkg_rate", "BkgEvaluator", "integrate_log_rate", "trapz_loglog"]
+__all__ = ["read_bkg", "eval_bkg_rate", "BkgEvaluator", "integrate_log_rate"]
 
 
 
@@ -170,43 +170,10 @@ def eval_bkg_rate(bkg: xr.DataArray, energy: np.ndarray, fov_lon: np.ndarray, fo
     return BkgEvaluator(bkg, energy)(fov_lon, fov_lat, log=log)
 
 
-def trapz_loglog(y: np.ndarray, x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Integral of a power-law segment between consecutive samples along ``axis``.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Positive samples.
-    x : numpy.ndarray
-        Positive, increasing abscissae along ``axis``.
-    axis : int
-        The axis to integrate along.
-
-    Returns
-    -------
-    numpy.ndarray
-        Per-segment integrals (one fewer along ``axis``).
-    """
-    y = np.moveaxis(np.asarray(y, float), axis, 0)
-    x = np.moveaxis(np.asarray(x, float), axis, 0) if np.ndim(x) == np.ndim(y) else \
-        np.asarray(x, float).reshape((-1,) + (1,) * (y.ndim - 1))
-    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        lr = np.log(np.clip(y0 / y1, np.finfo(float).tiny, None))
-        index = -lr / np.log(x0 / x1)
-        index = np.where(np.isnan(index), np.inf, index)
-        g = 1.0 - index
-        res = y0 * x0 / g * ((x1 / x0) ** g - 1.0)
-        iso = np.isclose(g, 0.0)
-        res = np.where(iso, y0 * x0 * np.log(x1 / x0), res)
-    res[~np.isfinite(res)] = 0.0
-    return np.moveaxis(res, 0, axis)
-
-
 def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
     """Per-bin power-law-segment integral (axis 0) of a rate given by its log at the bin edges.
 
-    Same result as :func:`trapz_loglog` on ``exp(log_rate)``, without the log of
+    Same result as :func:`gcxr._maths.trapz_loglog` on ``exp(log_rate)``, without the log of
     the ratio: the index of each segment is (ln R0 - ln R1) / ln(e1 / e0).
 
     Parameters
@@ -226,7 +193,7 @@ def integrate_log_rate(log_rate: np.ndarray, energy_edges: np.ndarray) -> np.nda
     le = np.log(e[1:] / e[:-1])
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         g = l0 - l1
-        np.maximum(g, _LOG_TINY, out=g)                              # ln(R0/R1), floored as in trapz_loglog
+        np.maximum(g, _LOG_TINY, out=g)                              # ln(R0/R1), floored as in _maths.trapz_loglog
         g /= le
         np.subtract(1.0, g, out=g)                                   # 1 - index
         y0x0 = np.exp(l0)

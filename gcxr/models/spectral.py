@@ -33,6 +33,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from .._maths import trapz_loglog
 from ._base import ParametricModel, lookup_type
 from .parameters import ModelError, Parameter
 
@@ -94,33 +95,6 @@ def _powerlaw_energy_flux(energy_min, energy_max, index, amplitude, reference):
         general = pref * ((energy_max / reference) ** g2 - (energy_min / reference) ** g2)
         logform = amplitude * reference**2 * np.log(energy_max / energy_min)
     return np.where(np.isclose(g2, 0.0), logform, general)
-
-
-def trapz_loglog(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Integrals of the power-law segments through consecutive points, last axis.
-
-    For each pair of neighbours the segment through ``(x0, y0)`` and ``(x1,
-    y1)`` has local index ``g = -ln(y0/y1) / ln(x0/x1)`` (ratios floored at the
-    float64 ``tiny`` before the log; a NaN index becomes +inf, i.e. a zero
-    integral) and is integrated with :func:`powerlaw_integral`.  Returns the
-    per-segment integrals (shape ``x.shape[:-1] + (n - 1,)``); sum the last
-    axis for the total.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Function values (last axis).
-    x : numpy.ndarray
-        Abscissae (last axis), positive.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    x0, x1 = x[..., :-1], x[..., 1:]
-    y0, y1 = y[..., :-1], y[..., 1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = -np.log(np.clip(y0 / y1, _TINY, None)) / np.log(np.clip(x0 / x1, _TINY, None))
-    g = np.where(np.isnan(g), np.inf, g)
-    return powerlaw_integral(x0, x1, g, y0, x0)
 
 
 def _n_points(energy_min: np.ndarray, energy_max: np.ndarray, ndecade: float = 100) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geom import EnergyAxis, SkyGeom, separation_deg
+from ..coords import separation_deg
+from ..geom import EnergyAxis, SkyGeom
 
 __all__ = ["MARGIN_DEG", "RAD_SR_TO_DEG2", "POINT_WEIGHTS", "oddup", "psf_profile_at", "containment_radius",
            "psf_kernel", "taps", "background_factor"]

@@ -6,12 +6,14 @@ IRF background, for one run.
 """
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 import xarray as xr
+from astropy.coordinates import offset_by
 
-from ..coords import fov_matrix, transform_lonlat
-from ..geom import lonlat_to_unit, separation_deg, unit_to_lonlat
-from ..irf import eval_aeff, eval_bkg_rate, trapz_loglog
+from .._maths import trapz_loglog
+from ..coords import fov_matrix, lonlat_to_unit, separation_deg, transform_lonlat, unit_to_lonlat
+from ..irf import eval_aeff, eval_bkg_rate
 from ..irf._interp import interp_scattered
 from .irfs import IRFSet, geom_edges
 from .runs import EventList, RunSpec, as_rng
@@ -40,23 +42,16 @@ def _powerlaw_draw(u, lo, hi, f_lo, f_hi):
 
 
 def _offset_by(lon, lat, pa, r):
-    """Points at angular distance ``r`` and position angle ``pa`` (east of north) from (lon, lat); deg."""
-    lon, lat, pa, r = (np.deg2rad(np.asarray(x, float)) for x in (lon, lat, pa, r))
-    slat = np.sin(lat) * np.cos(r) + np.cos(lat) * np.sin(r) * np.cos(pa)
-    lat2 = np.arcsin(np.clip(slat, -1.0, 1.0))
-    dlon = np.arctan2(np.sin(pa) * np.sin(r) * np.cos(lat), np.cos(r) - np.sin(lat) * slat)
-    return np.rad2deg(lon + dlon) % 360.0, np.rad2deg(lat2)
-
-
-def _pairwise(table: np.ndarray, nodes: list[np.ndarray], coords: list[np.ndarray]) -> np.ndarray:
-    """Multilinear interpolation of the trailing dims of ``table`` at per-event coordinates."""
-    return interp_scattered(table, nodes, coords)
+    """Points at angular distance ``r`` and position angle ``pa`` (east of north) from (lon, lat); deg
+    (astropy's :func:`~astropy.coordinates.offset_by`, longitude in [0, 360))."""
+    lon2, lat2 = offset_by(lon * u.deg, lat * u.deg, pa * u.deg, r * u.deg)
+    return lon2.deg, lat2.deg
 
 
 def _aeff_at(aeff: xr.DataArray, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """A_eff (m²) per (energy, offset) pair, as :func:`gcxr.irf.eval_aeff` interpolates."""
-    val = np.clip(_pairwise(aeff.values, [np.log(aeff["energy_true"].values), aeff["offset"].values],
-                            [np.log(energy), offset]), 0.0, None)
+    val = np.clip(interp_scattered(aeff.values, [np.log(aeff["energy_true"].values), aeff["offset"].values],
+                                   [np.log(energy), offset]), 0.0, None)
     e_e, o_e = _edges_of(aeff, "energy_true"), _edges_of(aeff, "offset")
     val[(energy < e_e[0]) | (energy > e_e[-1]) | (offset < o_e[0]) | (offset > o_e[-1])] = 0.0
     return val
@@ -241,7 +236,7 @@ def _psf_radius(rng, psf: xr.DataArray, energy, offset) -> np.ndarray:
         sl = slice(s, s + _CHUNK)
         coords = [np.log(energy[sl]), offset[sl]]
         if psf.attrs["hdu_class"] == "psf_3gauss":
-            scale, s1, a2, s2, a3, s3 = np.clip(_pairwise(psf.values, nodes, coords), 0.0, None)
+            scale, s1, a2, s2, a3, s3 = np.clip(interp_scattered(psf.values, nodes, coords), 0.0, None)
             w = np.stack([scale * s1 ** 2, scale * a2 * s2 ** 2, scale * a3 * s3 ** 2])
             tot = w.sum(axis=0)
             cum = np.cumsum(w, axis=0) / np.where(tot > 0, tot, 1.0)
@@ -250,7 +245,7 @@ def _psf_radius(rng, psf: xr.DataArray, energy, offset) -> np.ndarray:
             r[sl] = np.where(tot > 0, sig * np.sqrt(-2.0 * np.log1p(-rng.random(s1.size))), 0.0)
         else:
             tab = np.moveaxis(psf.values, 2, 0)                              # (rad, E, offset)
-            dens = np.clip(_pairwise(tab, nodes, coords), 0.0, None)        # (rad, n) sr^-1
+            dens = np.clip(interp_scattered(tab, nodes, coords), 0.0, None)  # (rad, n) sr^-1
             r_e = _edges_of(psf, "rad")
             rc = 0.5 * (r_e[:-1] + r_e[1:])
             e_e, o_e = _edges_of(psf, "energy_true"), _edges_of(psf, "offset")
@@ -281,7 +276,7 @@ def _migra(rng, edisp: xr.DataArray, energy, offset) -> np.ndarray:
     out = np.empty(energy.size)
     for s in range(0, energy.size, _CHUNK):
         sl = slice(s, s + _CHUNK)
-        dens = np.clip(_pairwise(tab, nodes, [np.log(energy[sl]), offset[sl]]), 0.0, None)
+        dens = np.clip(interp_scattered(tab, nodes, [np.log(energy[sl]), offset[sl]]), 0.0, None)
         dens[:, (offset[sl] < o_e[0]) | (offset[sl] > o_e[-1])] = 0.0
         out[sl] = _inverse_cdf(rng, dens * np.diff(m_e)[:, None], m_e)
     return out
@@ -339,6 +334,7 @@ def _sample_background(rng, bkg: xr.DataArray, run: RunSpec, n_sub_e: int = 4, n
     X, Y = np.meshgrid(xc, yc, indexing="ij")
     rate = eval_bkg_rate(bkg, e, X, Y)                                       # (nE+1, nx, ny)
     integ = trapz_loglog(rate, e, axis=0)                                    # s-1 sr-1
+    integ[~np.isfinite(integ)] = 0.0                                         # a zero rate next to a non-zero one
     sin_y = np.sin(np.deg2rad(y))
     omega = np.deg2rad(np.diff(x))[:, None] * np.diff(sin_y)[None, :]       # sr
     mu = integ * omega[None] * run.ontime
