@@ -19,11 +19,13 @@ edges of the parent grid (see docs/conventions.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import xarray as xr
-from astropy.wcs import WCS
+
+if TYPE_CHECKING:                      # astropy.wcs is imported where a WCS is made (not by a reduction)
+    from astropy.wcs import WCS
 
 from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
 from .coords import lonlat_to_unit
@@ -239,7 +241,7 @@ class SkyGeom:
                    x_ref=(nx - 1) / 2.0, y_ref=(ny - 1) / 2.0 - lat0 / binsz, nx=nx, ny=ny)
 
     @classmethod
-    def from_wcs(cls, wcs: WCS, shape: tuple[int, int]) -> "SkyGeom":
+    def from_wcs(cls, wcs: "WCS", shape: tuple[int, int]) -> "SkyGeom":
         """From a CAR WCS whose CRVAL2 is 0 (the grids gcxr writes).
 
         Parameters
@@ -278,8 +280,9 @@ class SkyGeom:
         return abs(self.dlat)
 
     @property
-    def wcs(self) -> WCS:
+    def wcs(self) -> "WCS":
         """The grid as an astropy WCS (CAR, CRVAL2 = 0)."""
+        from astropy.wcs import WCS
         w = WCS(naxis=2)
         a, b = FRAMES[self.frame]
         w.wcs.ctype = [f"{a}-CAR", f"{b}-CAR"]
