@@ -33,6 +33,8 @@ from gcxr.models import (
     TemplateSpatialModel,
 )
 
+from gcxr.likelihood import ParameterSpace, parameter_scale
+
 from conftest import shared_data  # noqa: E402
 
 REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "gammapy-2.1-cta1dc-gc"
@@ -53,17 +55,22 @@ def quad_bins(f, edges):
 # ---------------------------------------------------------------------------
 # parameters
 # ---------------------------------------------------------------------------
-def test_parameter_autoscale_and_factor():
-    p = Parameter("amplitude", 2.8e-12, "cm-2 s-1 TeV-1")
-    p.autoscale()
-    assert p.scale == pytest.approx(1e-12, rel=1e-15)
-    assert p.factor == pytest.approx(2.8, rel=1e-15)
-    p.factor = 3.0
-    assert p.value == pytest.approx(3e-12, rel=1e-15)
-    for value, scale in [(-0.05, 0.01), (0.02, 0.01), (1.3, 1.0), (0.0, 1.0), (-5.0, 1.0), (150.0, 100.0)]:
-        q = Parameter("x", value)
-        q.autoscale()
-        assert q.scale == pytest.approx(scale, rel=1e-15), value
+def test_parameter_space_scale_rule():
+    # the one scale rule of the fit vector: the power of ten at or below |value|
+    assert parameter_scale(2.8e-12) == pytest.approx(1e-12, rel=1e-15)
+    for value, scale in [(-0.05, 0.01), (0.02, 0.01), (1.3, 1.0), (0.0, 1.0), (-5.0, 1.0), (150.0, 100.0),
+                         (math.inf, 1.0), (math.nan, 1.0)]:
+        assert parameter_scale(value) == pytest.approx(scale, rel=1e-15), value
+    # in the space: amplitude 2.8e-12 -> scale 1e-12, factor 2.8; positions are offsets in 0.01 deg
+    models = Models([SkyModel(PowerLawSpectralModel(amplitude=2.8e-12), PointSpatialModel(lon_0=0.5, lat_0=-0.05),
+                              name="s")])
+    space = ParameterSpace.from_models(models)
+    assert space.names == ["s.index", "s.amplitude", "s.lon_0", "s.lat_0"]
+    np.testing.assert_allclose(space.scale, [1.0, 1e-12, 0.01, 0.01], rtol=1e-15)
+    f = space.to_factors(space.start)
+    np.testing.assert_allclose(f, [2.0, 2.8, 0.0, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(space.to_values([2.0, 3.0, 1.0, -2.0]), [2.0, 3e-12, 0.51, -0.07], rtol=1e-14)
+    assert not hasattr(models["s"].spectral_model.amplitude, "scale")
 
 
 def test_parameter_dict_form():
@@ -339,7 +346,7 @@ def test_models_parameters_are_live_and_copy_is_deep():
     assert models["s"].spectral_model.index.value == 1.0
     assert [m.name for m in models.for_dataset("d2")] == ["s", "d2-bkg"]
     # values for a trial free vector, models untouched
-    vals = models.component_values(np.arange(11.0, 18.0))
+    vals = ParameterSpace.from_models(models).values_by_model(np.arange(11.0, 18.0))
     assert vals["s"]["spectral"] == {"index": 11.0, "amplitude": 12.0, "reference": 1.0, "lambda_": 13.0, "alpha": 1.0}
     assert vals["s"]["spatial"] == {"lon_0": 14.0, "lat_0": 15.0}
     assert vals["d2-bkg"] == {"spectral": {"tilt": 0.0, "norm": 17.0, "reference": 1.0}}

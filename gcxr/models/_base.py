@@ -38,7 +38,6 @@ def _set_from_user(par: Parameter, value: Any, where: str) -> None:
         par.min = value.min * f
         par.max = value.max * f
         par.frozen = value.frozen
-        par.scale = value.scale * abs(f)
         return
     if isinstance(value, str):
         import astropy.units as u

@@ -597,36 +597,6 @@ class Models(Sequence[Model]):
         self._param_ids = ids
         return new
 
-    def component_values(self, free_values: Sequence[float] | np.ndarray | None = None) -> dict[str, dict[str, dict[str, float]]]:
-        """Parameter values per model and component, without touching the models.
-
-        Returns ``{model_name: {"spectral": {name: value}, "spatial": {...}}}``
-        (no ``"spatial"`` key for background models or 1D sky models), ready for
-        the pure forms, e.g. ``type(m.spectral_model)._integral(lo, hi,
-        **values["src"]["spectral"])``.  With ``free_values`` (in the order of
-        ``parameters.free``) those replace the current values of the free
-        parameters.
-
-        Parameters
-        ----------
-        free_values : sequence of float, optional
-            Values of the free parameters, in order (default: the current values).
-        """
-        pars = self.parameters
-        values = pars.values
-        if free_values is not None:
-            free_idx = np.flatnonzero(~pars.frozen)
-            fv = np.asarray(free_values, dtype=float).ravel()
-            if fv.size != free_idx.size:
-                raise ValueError(f"got {fv.size} free values for {free_idx.size} free parameters {pars.free.unique_names}")
-            values = values.copy()
-            values[free_idx] = fv
-        out: dict[str, dict[str, dict[str, float]]] = {}
-        for unique, p, v in zip(pars.unique_names, pars, values):
-            model, component, _ = unique.rsplit(".", 2)
-            out.setdefault(model, {}).setdefault(component, {})[p.name] = float(v)
-        return out
-
     @property
     def covariance(self) -> np.ndarray | None:
         """The covariance over :attr:`parameters` (set by a fit), or None."""

@@ -276,6 +276,7 @@ class SpectralModel(ParametricModel):
         numpy.ndarray
             The errors (cm-2 s-1).
         """
+        from ..likelihood.space import parameter_scale
         pars = self.parameters
         if covariance is None:
             covariance = pars.covariance
@@ -291,9 +292,7 @@ class SpectralModel(ParametricModel):
         for i, p in enumerate(pars):
             if covariance[i, i] <= 0:
                 continue
-            q = p.copy()
-            q.autoscale()
-            h = 1e-5 * q.scale
+            h = 1e-5 * parameter_scale(p.value)
             hi = dict(base, **{p.name: p.value + h})
             lo = dict(base, **{p.name: p.value - h})
             jac[i] = (type(self)._integral(energy_min, energy_max, **hi)
