@@ -34,6 +34,7 @@ from gcxr.models import (
 )
 
 from gcxr.likelihood import ParameterSpace, parameter_scale
+from gcxr.models.spectral import propagate_errors
 
 from conftest import shared_data  # noqa: E402
 
@@ -471,6 +472,16 @@ def test_integral_error_linear():
     m.amplitude.error = 1e-13
     err = m.integral_error(E_TRUE[:-1], E_TRUE[1:])
     np.testing.assert_allclose(err, 0.1 * m.integral(E_TRUE[:-1], E_TRUE[1:]), rtol=1e-6)
+
+
+def test_propagate_errors_hand_numbers():
+    # f = 3a - 2b + c (c has no variance): var = 9*0.04 + 4*0.01 - 2*3*2*0.01 = 0.28
+    cov = np.array([[0.04, 0.01, 0.0], [0.01, 0.01, 0.0], [0.0, 0.0, 0.0]])
+    err = propagate_errors(lambda a, b, c: np.array([3 * a - 2 * b + c]), dict(a=1.0, b=2.0, c=5.0),
+                           ["a", "b", "c"], cov)
+    np.testing.assert_allclose(err, [np.sqrt(0.28)], rtol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        propagate_errors(lambda a: a, dict(a=1.0), ["a"], np.eye(2))
 
 
 # ---------------------------------------------------------------------------

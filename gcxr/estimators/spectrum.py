@@ -5,7 +5,9 @@ Linear error propagation:
 .. math:: \sigma^2(E) = J(E)^T C J(E), \qquad J_i(E) = \partial\,\mathrm{dN/dE}(E) / \partial p_i
 
 over the spectral parameters with a non-zero variance; ``J`` is a central
-difference with a step of 1e-3 of each parameter's error.  (The reference
+difference with a step of 1e-3 of each parameter's error
+(:func:`gcxr.models.spectral.propagate_errors`, the rule of
+:meth:`~gcxr.models.SpectralModel.integral_error` too).  (The reference
 samples the parameters instead; the two agree where dN/dE is close to linear
 over the errors, see the tests.)
 """
@@ -16,11 +18,10 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from ..models.spectral import propagate_errors
 from ._core import as_tev
 
 __all__ = ["spectrum_band"]
-
-STEP = 1e-3        # finite-difference step, in units of each parameter's error
 
 
 def _resolve(model, source):
@@ -125,16 +126,11 @@ def spectrum_band(model, energies, covariance=None, source: str | None = None) -
     e = as_tev(energies)
     f = type(spectral)._evaluate
     dnde = np.asarray(f(e, **values), float)
-    jac = np.zeros((len(values),) + e.shape)
-    for i, p in enumerate(spectral.parameters):
-        if not cov[i, i] > 0:
-            continue
-        h = STEP * np.sqrt(cov[i, i])
-        up = dict(values, **{p.name: values[p.name] + h})
-        lo = dict(values, **{p.name: values[p.name] - h})
-        jac[i] = (np.asarray(f(e, **up), float) - np.asarray(f(e, **lo), float)) / (2 * h)
-    var = np.einsum("i...,ij,j...->...", jac, cov, jac)
-    err = np.sqrt(np.clip(var, 0.0, None))
+
+    def func(**v):
+        return f(e, **v)
+
+    err = propagate_errors(func, values, spectral.parameters.names, cov)
     unit = "cm-2 s-1 TeV-1"
     eunit = "TeV cm-2 s-1"
     coords = {"energy": ("energy", e, {"units": "TeV", "long_name": "Energy"})}
