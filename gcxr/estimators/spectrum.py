@@ -49,7 +49,11 @@ def _finite(cov: np.ndarray, name) -> np.ndarray:
 
 
 def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
-    """Parameter values and covariance over ``spectral.parameters`` (all, in order)."""
+    """Parameter values and covariance over ``spectral.parameters`` (all, in order).
+
+    From a :class:`~gcxr.fit.FitResult`, an explicit matrix, or the covariance of ``models``
+    (set by :meth:`FitResult.apply <gcxr.fit.FitResult.apply>`); else the parameter errors
+    without correlations, with a warning."""
     from ..fit import FitResult
     pars = spectral.parameters
     values = {p.name: p.value for p in pars}
@@ -86,8 +90,6 @@ def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
         allp = models.parameters
         idx = [allp.index(f"{name}.spectral.{p.name}") for p in pars]
         return values, np.asarray(models.covariance, float)[np.ix_(idx, idx)]
-    if pars.covariance is not None:
-        return values, np.asarray(pars.covariance, float)
     errors = pars.errors
     if not np.any(errors > 0):
         raise ValueError("spectrum_band: the model has no covariance and no parameter errors; fit it first "
@@ -111,8 +113,8 @@ def spectrum_band(model, energies, covariance=None, source: str | None = None) -
         Covariance over all the spectral model's parameters (in order), or a
         :class:`~gcxr.fit.FitResult`, whose values and covariance block of the
         source's free spectral parameters are used.  Default: the covariance
-        of ``Models`` (set by a fit), else of the spectral parameters, else
-        their errors without correlations (with a warning).
+        of ``Models`` (set by :meth:`FitResult.apply <gcxr.fit.FitResult.apply>`),
+        else the parameter errors without correlations (with a warning).
     source : str, optional
         The source's name (needed with a FitResult and a bare SpectralModel).
 
