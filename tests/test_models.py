@@ -467,6 +467,32 @@ def test_default_parameters_like_gammapy():
     assert PowerLawSpectralModel(amplitude="1e-8 m-2 s-1 GeV-1").amplitude.value == pytest.approx(1e-9, rel=1e-14)
 
 
+def test_parameters_named_once_keyword_only_constructor():
+    import inspect
+    # the constructor's keywords are the _defaults' names (with their defaults), plus the options
+    assert str(inspect.signature(PowerLawSpectralModel)) == "(*, index=2.0, amplitude=1e-12, reference=1.0)"
+    sig = inspect.signature(GaussianSpatialModel)
+    assert list(sig.parameters) == ["lon_0", "lat_0", "sigma", "e", "phi", "frame"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
+    assert sig.parameters["sigma"].default == 1.0 and sig.parameters["frame"].default == "icrs"
+    assert list(inspect.signature(TemplateSpatialModel).parameters) == ["filename", "normalize", "lon_0", "lat_0",
+                                                                        "hdu"]
+    for cls in (PowerLawSpectralModel, ExpCutoffPowerLawSpectralModel, LogParabolaSpectralModel,
+                PowerLawNormSpectralModel, PointSpatialModel, GaussianSpatialModel, DiskSpatialModel):
+        names = [n for n in inspect.signature(cls).parameters if n != "frame"]
+        assert names == cls.parameter_names(), cls
+        assert cls().values == {p.name: p.value for p in cls._defaults}, cls
+    with pytest.raises(ModelError, match=r"PowerLawSpectralModel has no parameter or option 'indx'; "
+                                         r"allowed: index, amplitude, reference"):
+        PowerLawSpectralModel(indx=2.5)
+    with pytest.raises(ModelError, match=r"GaussianSpatialModel .*'sgma'.*lon_0, lat_0, sigma, e, phi, frame"):
+        GaussianSpatialModel(sgma=0.2)
+    with pytest.raises(TypeError):
+        PowerLawSpectralModel(2.5)
+    g = GaussianSpatialModel(lon_0=1.0, sigma="0.5 deg", frame="galactic")
+    assert g.frame == "galactic" and g.values == {"lon_0": 1.0, "lat_0": 0.0, "sigma": 0.5, "e": 0.0, "phi": 0.0}
+
+
 def test_integral_error_linear():
     m = PowerLawSpectralModel(index=2.0, amplitude=1e-12)
     m.amplitude.error = 1e-13

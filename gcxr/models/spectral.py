@@ -382,9 +382,6 @@ class PowerLawSpectralModel(SpectralModel):
         Parameter("reference", 1.0, "TeV", frozen=True),
     )
 
-    def __init__(self, index: Any = 2.0, amplitude: Any = 1e-12, reference: Any = 1.0) -> None:
-        self._init_parameters(dict(index=index, amplitude=amplitude, reference=reference))
-
     @staticmethod
     def _evaluate(energy, index, amplitude, reference):
         return amplitude * np.power(energy / reference, -index)
@@ -418,18 +415,6 @@ class ExpCutoffPowerLawSpectralModel(SpectralModel):
         Parameter("alpha", 1.0, frozen=True),
     )
 
-    def __init__(
-        self,
-        index: Any = 1.5,
-        amplitude: Any = 1e-12,
-        reference: Any = 1.0,
-        lambda_: Any = 0.1,
-        alpha: Any = 1.0,
-    ) -> None:
-        self._init_parameters(
-            dict(index=index, amplitude=amplitude, reference=reference, lambda_=lambda_, alpha=alpha)
-        )
-
     @staticmethod
     def _evaluate(energy, index, amplitude, reference, lambda_, alpha):
         return amplitude * (energy / reference) ** (-index) * np.exp(-np.power(energy * lambda_, alpha))
@@ -451,9 +436,6 @@ class LogParabolaSpectralModel(SpectralModel):
         Parameter("alpha", 2.0),
         Parameter("beta", 1.0),
     )
-
-    def __init__(self, amplitude: Any = 1e-12, reference: Any = 10.0, alpha: Any = 2.0, beta: Any = 1.0) -> None:
-        self._init_parameters(dict(amplitude=amplitude, reference=reference, alpha=alpha, beta=beta))
 
     @classmethod
     def from_log10(cls, amplitude: Any, reference: Any, alpha: Any, beta: Any) -> "LogParabolaSpectralModel":
@@ -495,9 +477,6 @@ class PowerLawNormSpectralModel(SpectralModel):
         Parameter("norm", 1.0),
         Parameter("reference", 1.0, "TeV", frozen=True),
     )
-
-    def __init__(self, norm: Any = 1.0, tilt: Any = 0.0, reference: Any = 1.0) -> None:
-        self._init_parameters(dict(tilt=tilt, norm=norm, reference=reference))
 
     @staticmethod
     def _evaluate(energy, tilt, norm, reference):
