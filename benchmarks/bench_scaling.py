@@ -311,6 +311,7 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
     kw = {} if derivatives == "auto" else {"derivatives": derivatives}
     result = fit(datasets, models, likelihood_factory=factory, **kw)
     t_fit = time.perf_counter() - t_fit0
+    result.apply(models)                                  # the fit leaves the models as they were
     lk = result.timings.get("likelihood", {})
     space = ParameterSpace.from_models(models)
     res.update(fit_s=t_fit, fit_internal_s=result.timings.get("fit"), success=bool(result.success),

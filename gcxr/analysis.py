@@ -758,5 +758,6 @@ class Analysis:
             result = fit(self.datasets, self.models, likelihood_factory=factory, **kwargs)
         self.timings["fit"] = time.perf_counter() - t0
         self.fit_result = result
+        self.fit_result.apply(self.models)
         self.likelihood_info = result.timings.get("likelihood", {})
         return result

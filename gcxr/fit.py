@@ -9,9 +9,16 @@ source's position when the likelihood is built.  If a fit ends with a source
 more than 0.1 deg from that position, they are rebuilt there and MIGRAD runs
 again from the current best fit (at most ``max_refresh`` times), so a fit is a
 sequence of minimisations of pure functions.
+
+:func:`fit` does not change the models it is given: it works on the vector of
+:class:`~gcxr.likelihood.ParameterSpace` (and a private copy of the models
+where the IRFs must be rebuilt at moved positions).  The :class:`FitResult`
+owns the best-fit values, errors and covariance of the free parameters;
+:meth:`FitResult.apply` writes them to models explicitly.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from dataclasses import dataclass, field
@@ -31,6 +38,29 @@ HESSIAN_STEP = 0.05          # Hessian of the gradient: central-difference steps
 
 @dataclass
 class FitResult:
+    """The outcome of :func:`fit`: it owns the values, errors and covariance of the free parameters.
+
+    Attributes
+    ----------
+    success : bool
+        MIGRAD converged.
+    nfev : int
+        Statistic evaluations.
+    total_stat : float
+        The statistic at the best fit.
+    parameters : list of dict
+        Every parameter of the models (``model``, ``name``, ``value``, ``error``, ``unit``,
+        ``frozen``) at the best fit; frozen ones with error 0.
+    covariance : numpy.ndarray
+        Covariance of the free parameters (value units, in the order of ``names``); NaN when
+        HESSE was not run or failed.
+    names : list of str
+        ``<model>.<name>`` of each free parameter.
+
+    The models are not changed by a fit; :meth:`apply` sets their values, errors and
+    covariance block from the result.
+    """
+
     success: bool
     nfev: int
     total_stat: float
@@ -66,6 +96,58 @@ class FitResult:
             if p["model"] == model and p["name"] == name:
                 return p
         raise KeyError(f"no parameter {model}.{name}")
+
+    @property
+    def values(self) -> np.ndarray:
+        """Best-fit values of the free parameters, in the order of :attr:`names`."""
+        return np.array([self.parameter(*n.rsplit(".", 1))["value"] for n in self.names], dtype=float)
+
+    @property
+    def errors(self) -> np.ndarray:
+        """1-sigma errors of the free parameters, in the order of :attr:`names`."""
+        return np.array([self.parameter(*n.rsplit(".", 1))["error"] for n in self.names], dtype=float)
+
+    def apply(self, models):
+        """Set the free parameters of ``models`` to this result: values, errors and covariance.
+
+        The values and errors of the result's free parameters are written to the models'
+        parameters, and (when the covariance is finite) their block of
+        ``models.parameters.covariance`` is set (:meth:`gcxr.models.Parameters.set_covariance`:
+        cross terms with other parameters become zero).  Other parameters are not touched.
+
+        Parameters
+        ----------
+        models : Models
+            Models holding the result's free parameters (usually those that were fitted, or a copy).
+
+        Returns
+        -------
+        Models
+            ``models``, updated.
+        """
+        unique = []
+        for name in self.names:
+            model, pname = name.rsplit(".", 1)
+            entry = self.parameter(model, pname)
+            try:
+                comp = models[model]
+            except KeyError:
+                raise KeyError(f"FitResult.apply: the models have no component {model!r} "
+                               f"(the result's free parameters are {self.names})") from None
+            for cname in ("spectral", "spatial"):
+                sub = getattr(comp, f"{cname}_model", None)
+                if sub is not None and pname in sub.parameter_names():
+                    break
+            else:
+                raise KeyError(f"FitResult.apply: model {model!r} has no parameter {pname!r}")
+            par = sub.parameters[pname]
+            par.value = float(entry["value"])
+            par.error = float(entry["error"])
+            unique.append(f"{model}.{cname}.{pname}")
+        cov = np.asarray(self.covariance, float)
+        if unique and cov.shape == (len(unique), len(unique)) and np.all(np.isfinite(cov)):
+            models.parameters.set_covariance(unique, cov)
+        return models
 
     def table(self):
         """Parameters as an astropy Table."""
@@ -111,11 +193,25 @@ def sources_moved(terms, models) -> bool:
     return False
 
 
-def _apply(models, space: ParameterSpace, values, errors):
+def _set_values(models, space: ParameterSpace, values, errors):
+    """Write a vector of the space to ``models`` (fit's private copy)."""
     for (m, comp, n), v, e in zip(space.keys, values, errors):
         sub = models[m].spectral_model if comp == "spectral" else models[m].spatial_model
         sub.parameters[n].value = float(v)
         sub.parameters[n].error = float(e)
+
+
+def _private_copy(models):
+    """A copy of ``models`` with new parameter objects, for fit to move; the component models'
+    array attributes (template maps, which no parameter changes) are shared, not copied."""
+    memo: dict = {}
+    for m in models:
+        for sub in (getattr(m, "spectral_model", None), getattr(m, "spatial_model", None)):
+            if sub is not None:
+                for v in vars(sub).values():
+                    if isinstance(v, np.ndarray):
+                        memo[id(v)] = v
+    return copy.deepcopy(models, memo)
 
 
 def free_background_datasets(datasets, models) -> tuple[str, ...]:
@@ -145,7 +241,10 @@ def free_background_datasets(datasets, models) -> tuple[str, ...]:
 def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: int = 1,
         max_refresh: int = 3, hesse: bool = True, progress=None, point_weights: str = "tent",
         derivatives: str = "auto", check_data: bool = True) -> FitResult:
-    """Fit ``models`` to ``datasets`` (list of xarray Datasets); updates the models in place.
+    """Fit ``models`` to ``datasets`` (list of xarray Datasets).
+
+    The models are not changed; apply the result with ``result.apply(models)``
+    (:meth:`FitResult.apply`: values, errors and covariance of the free parameters).
 
     ``likelihood_factory(terms, space)`` builds the likelihood (default: in-process
     :class:`JointLikelihood`; :mod:`gcxr.distributed` provides one on a dask cluster).
@@ -165,7 +264,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
         The reduced datasets (their safe and fit masks apply); a joint set along ``obs`` (e.g. a
         runs file read back) is split into its runs (:func:`gcxr.contract.split_runs`).
     models : Models
-        The models; their free parameters are fitted and updated in place.
+        The models; their free parameters are fitted from their current values.  Not modified.
     likelihood_factory : callable, optional
         ``factory(terms, space)`` -> likelihood (default: in-process).
     tol : float
@@ -195,6 +294,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     --------
     >>> result = fit(datasets, models)     # doctest: +SKIP
     >>> result.success, result.total_stat    # doctest: +SKIP
+    >>> result.apply(models)                 # the best fit into the models  # doctest: +SKIP
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
@@ -216,6 +316,9 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     space = ParameterSpace.from_models(models)
     if not space.keys:
         raise ValueError("fit: no free parameters")
+    # the caller's models are not changed: the vector lives in ``space``; a private copy follows it
+    # where terms are (re)built at the current positions and where ``moved`` reads them
+    models = _private_copy(models)
     if check_data:            # Analysis.run_fit has checked them already (with the counts, in one pass)
         check_fit_data(datasets, free_background_datasets(datasets, models))
     method = "minuit" if derivatives == "minuit" else "analytic"
@@ -288,7 +391,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
             m = _migrad(fcn, space, space.to_factors(values), None, None, tol, strategy)
         nfev += m.nfcn
         values = space.to_values(np.array(m.values))
-        _apply(models, space, values, np.zeros_like(values))
+        _set_values(models, space, values, np.zeros_like(values))
         if n_refresh < max_refresh and moved(models):
             n_refresh += 1
             continue
@@ -321,7 +424,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
     errors_f = np.sqrt(np.clip(np.diag(cov_f), 0, None)) if cov_f is not None else np.full(len(values), np.nan)
     errors = errors_f * space.scale
     cov = cov_f * np.outer(space.scale, space.scale) if cov_f is not None else np.full((len(values),) * 2, np.nan)
-    _apply(models, space, values, errors)
+    _set_values(models, space, values, errors)
     total = like(space.to_factors(values))
     _count(like)
     like.close()
@@ -334,8 +437,6 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
                 params.append({"model": model.name, "name": p.name, "value": float(p.value),
                                "error": float(p.error) if (model.name, p.name) in free else 0.0,
                                "unit": p.unit, "frozen": bool(p.frozen)})
-    if np.all(np.isfinite(cov)):
-        models.parameters.set_covariance([f"{mm}.{c}.{n}" for mm, c, n in space.keys], cov)
     success = bool(m.valid)
     msg = "Optimization terminated successfully." if success else (
         f"MIGRAD did not converge (EDM {m.fmin.edm:.3g}, calls {nfev}); "
@@ -453,7 +554,7 @@ def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0
     v0, err = float(par.value), float(par.error)
     if not err > 0:
         raise ValueError(f"profile_interval: {model}.{name} has no error; fit first")
-    stat0 = fit(datasets, best_models.copy(), hesse=False).total_stat
+    stat0 = fit(datasets, best_models, hesse=False).total_stat
 
     def dstat(v):
         m = best_models.copy()

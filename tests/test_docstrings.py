@@ -102,7 +102,7 @@ def test_public_api_is_found():
     """The walker sees the top-level API, submodule functions, classes and their methods."""
     objs = public_objects()
     for name in ("gcxr.analysis.Analysis", "gcxr.analysis.Analysis.run_fit", "gcxr.fit.fit",
-                 "gcxr.models.sky.Models.read", "gcxr.estimators.flux_points.flux_points", "gcxr.geom.SkyGeom"):
+                 "gcxr.models.collection.Models.read", "gcxr.estimators.flux_points.flux_points", "gcxr.geom.SkyGeom"):
         assert name in objs, name
     assert all(not part.startswith("_") for name in objs for part in name.split(".")[1:])
     for name in gcxr.__all__:

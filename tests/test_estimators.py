@@ -183,6 +183,7 @@ def seed_fit(seed_stacked):
     models = Models.read(REF / "seed_models_stacked.yaml")
     result = fit([ds], models)
     assert result.success
+    result.apply(models)
     return ds, models, result
 
 

@@ -17,8 +17,27 @@ def stacked_fitted(seed_stacked):
     ds.attrs["name"] = "stacked"
     ds["mask_fit"] = fit_mask(ds, 0.3, None)
     models = Models.read(REF / "seed_models_stacked.yaml")
+    start = models.to_dict()
     result = fit([ds], models)
+    assert models.to_dict() == start and models.covariance is None      # fit leaves the models alone
+    result.apply(models)
     return ds, models, result
+
+
+def test_fit_result_owns_the_fit_and_applies_it(stacked_fitted):
+    """FitResult.apply writes the result's values, errors and covariance block into models."""
+    from gcxr.models import Models
+    _, fitted, result = stacked_fitted
+    free = fitted.parameters.free
+    assert result.names == [u.split(".")[0] + "." + u.split(".")[-1] for u in free.unique_names]
+    np.testing.assert_array_equal(result.values, free.values)
+    np.testing.assert_allclose(free.errors, result.errors, rtol=1e-14)     # sqrt(diag(covariance))
+    np.testing.assert_allclose(result.errors, np.sqrt(np.diag(result.covariance)), rtol=1e-14)
+    fresh = Models.read(REF / "seed_models_stacked.yaml")
+    assert result.apply(fresh) is fresh
+    assert fresh.to_dict() == fitted.to_dict()
+    np.testing.assert_array_equal(fresh.covariance, fitted.covariance)
+    np.testing.assert_array_equal(fresh.parameters.free.covariance, result.covariance)
 
 
 def _assert_identical_arrays(a: xr.Dataset, b: xr.Dataset, names):

@@ -33,6 +33,9 @@ from gcxr.models import (
     TemplateSpatialModel,
 )
 
+from gcxr.likelihood import ParameterSpace, parameter_scale
+from gcxr.models.spectral import propagate_errors
+
 from conftest import shared_data  # noqa: E402
 
 REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "gammapy-2.1-cta1dc-gc"
@@ -53,17 +56,22 @@ def quad_bins(f, edges):
 # ---------------------------------------------------------------------------
 # parameters
 # ---------------------------------------------------------------------------
-def test_parameter_autoscale_and_factor():
-    p = Parameter("amplitude", 2.8e-12, "cm-2 s-1 TeV-1")
-    p.autoscale()
-    assert p.scale == pytest.approx(1e-12, rel=1e-15)
-    assert p.factor == pytest.approx(2.8, rel=1e-15)
-    p.factor = 3.0
-    assert p.value == pytest.approx(3e-12, rel=1e-15)
-    for value, scale in [(-0.05, 0.01), (0.02, 0.01), (1.3, 1.0), (0.0, 1.0), (-5.0, 1.0), (150.0, 100.0)]:
-        q = Parameter("x", value)
-        q.autoscale()
-        assert q.scale == pytest.approx(scale, rel=1e-15), value
+def test_parameter_space_scale_rule():
+    # the one scale rule of the fit vector: the power of ten at or below |value|
+    assert parameter_scale(2.8e-12) == pytest.approx(1e-12, rel=1e-15)
+    for value, scale in [(-0.05, 0.01), (0.02, 0.01), (1.3, 1.0), (0.0, 1.0), (-5.0, 1.0), (150.0, 100.0),
+                         (math.inf, 1.0), (math.nan, 1.0)]:
+        assert parameter_scale(value) == pytest.approx(scale, rel=1e-15), value
+    # in the space: amplitude 2.8e-12 -> scale 1e-12, factor 2.8; positions are offsets in 0.01 deg
+    models = Models([SkyModel(PowerLawSpectralModel(amplitude=2.8e-12), PointSpatialModel(lon_0=0.5, lat_0=-0.05),
+                              name="s")])
+    space = ParameterSpace.from_models(models)
+    assert space.names == ["s.index", "s.amplitude", "s.lon_0", "s.lat_0"]
+    np.testing.assert_allclose(space.scale, [1.0, 1e-12, 0.01, 0.01], rtol=1e-15)
+    f = space.to_factors(space.start)
+    np.testing.assert_allclose(f, [2.0, 2.8, 0.0, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(space.to_values([2.0, 3.0, 1.0, -2.0]), [2.0, 3e-12, 0.51, -0.07], rtol=1e-14)
+    assert not hasattr(models["s"].spectral_model.amplitude, "scale")
 
 
 def test_parameter_dict_form():
@@ -339,7 +347,7 @@ def test_models_parameters_are_live_and_copy_is_deep():
     assert models["s"].spectral_model.index.value == 1.0
     assert [m.name for m in models.for_dataset("d2")] == ["s", "d2-bkg"]
     # values for a trial free vector, models untouched
-    vals = models.component_values(np.arange(11.0, 18.0))
+    vals = ParameterSpace.from_models(models).values_by_model(np.arange(11.0, 18.0))
     assert vals["s"]["spectral"] == {"index": 11.0, "amplitude": 12.0, "reference": 1.0, "lambda_": 13.0, "alpha": 1.0}
     assert vals["s"]["spatial"] == {"lon_0": 14.0, "lat_0": 15.0}
     assert vals["d2-bkg"] == {"spectral": {"tilt": 0.0, "norm": 17.0, "reference": 1.0}}
@@ -459,11 +467,47 @@ def test_default_parameters_like_gammapy():
     assert PowerLawSpectralModel(amplitude="1e-8 m-2 s-1 GeV-1").amplitude.value == pytest.approx(1e-9, rel=1e-14)
 
 
+def test_parameters_named_once_keyword_only_constructor():
+    import inspect
+    # the constructor's keywords are the _defaults' names (with their defaults), plus the options
+    assert str(inspect.signature(PowerLawSpectralModel)) == "(*, index=2.0, amplitude=1e-12, reference=1.0)"
+    sig = inspect.signature(GaussianSpatialModel)
+    assert list(sig.parameters) == ["lon_0", "lat_0", "sigma", "e", "phi", "frame"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
+    assert sig.parameters["sigma"].default == 1.0 and sig.parameters["frame"].default == "icrs"
+    assert list(inspect.signature(TemplateSpatialModel).parameters) == ["filename", "normalize", "lon_0", "lat_0",
+                                                                        "hdu"]
+    for cls in (PowerLawSpectralModel, ExpCutoffPowerLawSpectralModel, LogParabolaSpectralModel,
+                PowerLawNormSpectralModel, PointSpatialModel, GaussianSpatialModel, DiskSpatialModel):
+        names = [n for n in inspect.signature(cls).parameters if n != "frame"]
+        assert names == cls.parameter_names(), cls
+        assert cls().values == {p.name: p.value for p in cls._defaults}, cls
+    with pytest.raises(ModelError, match=r"PowerLawSpectralModel has no parameter or option 'indx'; "
+                                         r"allowed: index, amplitude, reference"):
+        PowerLawSpectralModel(indx=2.5)
+    with pytest.raises(ModelError, match=r"GaussianSpatialModel .*'sgma'.*lon_0, lat_0, sigma, e, phi, frame"):
+        GaussianSpatialModel(sgma=0.2)
+    with pytest.raises(TypeError):
+        PowerLawSpectralModel(2.5)
+    g = GaussianSpatialModel(lon_0=1.0, sigma="0.5 deg", frame="galactic")
+    assert g.frame == "galactic" and g.values == {"lon_0": 1.0, "lat_0": 0.0, "sigma": 0.5, "e": 0.0, "phi": 0.0}
+
+
 def test_integral_error_linear():
     m = PowerLawSpectralModel(index=2.0, amplitude=1e-12)
     m.amplitude.error = 1e-13
     err = m.integral_error(E_TRUE[:-1], E_TRUE[1:])
     np.testing.assert_allclose(err, 0.1 * m.integral(E_TRUE[:-1], E_TRUE[1:]), rtol=1e-6)
+
+
+def test_propagate_errors_hand_numbers():
+    # f = 3a - 2b + c (c has no variance): var = 9*0.04 + 4*0.01 - 2*3*2*0.01 = 0.28
+    cov = np.array([[0.04, 0.01, 0.0], [0.01, 0.01, 0.0], [0.0, 0.0, 0.0]])
+    err = propagate_errors(lambda a, b, c: np.array([3 * a - 2 * b + c]), dict(a=1.0, b=2.0, c=5.0),
+                           ["a", "b", "c"], cov)
+    np.testing.assert_allclose(err, [np.sqrt(0.28)], rtol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        propagate_errors(lambda a: a, dict(a=1.0), ["a"], np.eye(2))
 
 
 # ---------------------------------------------------------------------------

@@ -210,6 +210,7 @@ def test_gradient_is_zero_at_the_fitted_minimum(small_stacked, tmp_path):
     models["stacked-bkg"].spectral_model.parameters["tilt"].frozen = True
     result = fit([small_stacked], models)
     assert result.success
+    result.apply(models)
     space = ParameterSpace.from_models(models)
     like = JointLikelihood(build_terms([small_stacked], models), space)
     g = like.gradient(space.to_factors(space.start))

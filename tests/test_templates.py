@@ -131,7 +131,7 @@ def test_flux_parts_decomposition(ref):
     model.spectral_model.parameters["tilt"].value = 0.5
     np.testing.assert_allclose(parts.flux(values), sky_model_flux(model, lon, lat, omega, edges), rtol=1e-14)
     # an energy-independent model: one plane
-    g = SkyModel(PowerLawSpectralModel(), GaussianSpatialModel(1.0, 0.5, 0.2, frame="galactic"), name="g")
+    g = SkyModel(PowerLawSpectralModel(), GaussianSpatialModel(lon_0=1.0, lat_0=0.5, sigma=0.2, frame="galactic"), name="g")
     gp = flux_parts(g, lon, lat, omega, edges)
     assert gp.planes.shape == (1,) + lon.shape and gp.coefficients().shape == (n_t, 1)
     expected = g.spectral_model.integral(edges[:-1], edges[1:])[:, None, None] * g.spatial_model.evaluate(lon, lat) * omega

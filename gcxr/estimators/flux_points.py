@@ -179,6 +179,7 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
             continue
         m = base.copy()
         res = fit(sliced, m, max_refresh=0)
+        res.apply(m)                 # the stat function (re)fits from the bin's best fit
         stat = _stat_function(sliced, m, source, amp_name, reoptimize)
         stat_null = stat(0.0)
         if stat_null < res.total_stat - RETRY_TOL:
@@ -192,6 +193,7 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
             else:
                 par.max = 0.0
             res_retry = fit(sliced, m_retry, max_refresh=0)
+            res_retry.apply(m_retry)
             if res_retry.total_stat < res.total_stat:
                 res, m = res_retry, m_retry
                 bounded[k] = True

@@ -5,7 +5,9 @@ Linear error propagation:
 .. math:: \sigma^2(E) = J(E)^T C J(E), \qquad J_i(E) = \partial\,\mathrm{dN/dE}(E) / \partial p_i
 
 over the spectral parameters with a non-zero variance; ``J`` is a central
-difference with a step of 1e-3 of each parameter's error.  (The reference
+difference with a step of 1e-3 of each parameter's error
+(:func:`gcxr.models.spectral.propagate_errors`, the rule of
+:meth:`~gcxr.models.SpectralModel.integral_error` too).  (The reference
 samples the parameters instead; the two agree where dN/dE is close to linear
 over the errors, see the tests.)
 """
@@ -16,11 +18,10 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from ..models.spectral import propagate_errors
 from ._core import as_tev
 
 __all__ = ["spectrum_band"]
-
-STEP = 1e-3        # finite-difference step, in units of each parameter's error
 
 
 def _resolve(model, source):
@@ -48,7 +49,11 @@ def _finite(cov: np.ndarray, name) -> np.ndarray:
 
 
 def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
-    """Parameter values and covariance over ``spectral.parameters`` (all, in order)."""
+    """Parameter values and covariance over ``spectral.parameters`` (all, in order).
+
+    From a :class:`~gcxr.fit.FitResult`, an explicit matrix, or the covariance of ``models``
+    (set by :meth:`FitResult.apply <gcxr.fit.FitResult.apply>`); else the parameter errors
+    without correlations, with a warning."""
     from ..fit import FitResult
     pars = spectral.parameters
     values = {p.name: p.value for p in pars}
@@ -85,8 +90,6 @@ def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
         allp = models.parameters
         idx = [allp.index(f"{name}.spectral.{p.name}") for p in pars]
         return values, np.asarray(models.covariance, float)[np.ix_(idx, idx)]
-    if pars.covariance is not None:
-        return values, np.asarray(pars.covariance, float)
     errors = pars.errors
     if not np.any(errors > 0):
         raise ValueError("spectrum_band: the model has no covariance and no parameter errors; fit it first "
@@ -110,8 +113,8 @@ def spectrum_band(model, energies, covariance=None, source: str | None = None) -
         Covariance over all the spectral model's parameters (in order), or a
         :class:`~gcxr.fit.FitResult`, whose values and covariance block of the
         source's free spectral parameters are used.  Default: the covariance
-        of ``Models`` (set by a fit), else of the spectral parameters, else
-        their errors without correlations (with a warning).
+        of ``Models`` (set by :meth:`FitResult.apply <gcxr.fit.FitResult.apply>`),
+        else the parameter errors without correlations (with a warning).
     source : str, optional
         The source's name (needed with a FitResult and a bare SpectralModel).
 
@@ -125,16 +128,11 @@ def spectrum_band(model, energies, covariance=None, source: str | None = None) -
     e = as_tev(energies)
     f = type(spectral)._evaluate
     dnde = np.asarray(f(e, **values), float)
-    jac = np.zeros((len(values),) + e.shape)
-    for i, p in enumerate(spectral.parameters):
-        if not cov[i, i] > 0:
-            continue
-        h = STEP * np.sqrt(cov[i, i])
-        up = dict(values, **{p.name: values[p.name] + h})
-        lo = dict(values, **{p.name: values[p.name] - h})
-        jac[i] = (np.asarray(f(e, **up), float) - np.asarray(f(e, **lo), float)) / (2 * h)
-    var = np.einsum("i...,ij,j...->...", jac, cov, jac)
-    err = np.sqrt(np.clip(var, 0.0, None))
+
+    def func(**v):
+        return f(e, **v)
+
+    err = propagate_errors(func, values, spectral.parameters.names, cov)
     unit = "cm-2 s-1 TeV-1"
     eunit = "TeV cm-2 s-1"
     coords = {"energy": ("energy", e, {"units": "TeV", "long_name": "Energy"})}

@@ -28,12 +28,12 @@ on a cluster.
 """
 from __future__ import annotations
 
-from .space import ANGLE_SCALE, ParameterSpace, derivative_steps
+from .space import ANGLE_SCALE, ParameterSpace, derivative_steps, parameter_scale
 from .term import DatasetTerm
 from .joint import (JointLikelihood, TermwiseDerivatives, assemble_gradient, assemble_hessian, build_terms,
                     check_models_reach, term_curvature, term_gradient, term_hessian, term_parameters,
                     term_value_and_grad, total_stat)
 
-__all__ = ["ParameterSpace", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
+__all__ = ["ParameterSpace", "parameter_scale", "DatasetTerm", "JointLikelihood", "build_terms", "total_stat", "term_hessian",
            "assemble_hessian", "term_parameters", "term_gradient", "term_value_and_grad", "assemble_gradient",
            "derivative_steps", "term_curvature", "check_models_reach"]

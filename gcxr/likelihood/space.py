@@ -1,6 +1,9 @@
 """The fit vector: :class:`ParameterSpace` maps the free parameters of a :class:`~gcxr.models.Models`
 to the factors MIGRAD sees (with per-parameter scales), and :func:`derivative_steps` gives the
 steps of the cheap inner derivatives.
+
+This is the only map between models and the fit vector: parameters carry values, errors and
+limits, never a scale; :func:`parameter_scale` is the one scale rule.
 """
 from __future__ import annotations
 
@@ -12,6 +15,28 @@ _ANGLES = {"lon_0", "lat_0"}
 ANGLE_SCALE = 0.01     # deg: position parameters are fitted as offsets from the start in units of 0.01 deg
 
 
+def parameter_scale(value: float) -> float:
+    """The scale of a (non-angle) parameter in the fit vector: the power of ten at or below ``|value|``.
+
+    ``10**floor(log10|value|)``, so that the factor ``value / scale`` MIGRAD sees lies in
+    [1, 10) (an amplitude of 2.8e-12 becomes 2.8 x 1e-12); 1 for a zero or non-finite value.
+
+    Parameters
+    ----------
+    value : float
+        The parameter's start value.
+
+    Returns
+    -------
+    float
+        The scale.
+    """
+    v = float(value)
+    if v == 0.0 or not np.isfinite(v):
+        return 1.0
+    return float(10.0 ** np.floor(np.log10(abs(v))))
+
+
 @dataclass
 class ParameterSpace:
     """Free parameters of a model collection as a flat vector.
@@ -19,7 +44,8 @@ class ParameterSpace:
     Minuit sees factors ``f = (v - offset) / scale``: positions are offsets from
     their start value in units of 0.01 deg (so a source at RA 228 deg needs no
     bounds), other parameters are divided by the power of ten below their
-    start value.
+    start value (:func:`parameter_scale`).  :meth:`values_by_model` gives the
+    values of all parameters for a trial vector without touching the models.
     """
 
     keys: list[tuple[str, str, str]]          # (model name, component, parameter name)
@@ -61,7 +87,7 @@ class ParameterSpace:
                     if p.name in _ANGLES and comp == "spatial":
                         s, o = ANGLE_SCALE, v
                     else:
-                        s, o = (10.0 ** np.floor(np.log10(abs(v))) if v != 0 else 1.0), 0.0
+                        s, o = parameter_scale(v), 0.0
                     start.append(v)
                     scale.append(s)
                     offset.append(o)

@@ -18,7 +18,8 @@ Units are canonical and stored as strings on each :class:`Parameter`: TeV,
 cm-2 s-1 TeV-1, TeV-1, deg; YAML values in other units are converted on read.
 """
 from .parameters import ModelError, Parameter, Parameters
-from .sky import MODEL_TYPES, FoVBackgroundModel, Models, SkyModel
+from .collection import Models
+from .sky import MODEL_TYPES, FoVBackgroundModel, SkyModel
 from .spatial import (
     MAX_OVERSAMPLING,
     SPATIAL_MODELS,

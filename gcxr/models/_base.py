@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import math
 from typing import Any, ClassVar, Mapping
 
 from .parameters import ModelError, Parameter, Parameters
@@ -38,7 +40,6 @@ def _set_from_user(par: Parameter, value: Any, where: str) -> None:
         par.min = value.min * f
         par.max = value.max * f
         par.frozen = value.frozen
-        par.scale = value.scale * abs(f)
         return
     if isinstance(value, str):
         import astropy.units as u
@@ -78,7 +79,14 @@ class ParametricModel:
 
     Subclasses define ``tag``, ``tag_short``, ``kind`` and ``_defaults`` (the
     default :class:`Parameter` objects, in gammapy's order and with its frozen
-    flags and limits).  Parameters are reachable as attributes
+    flags and limits): the one place a model names its parameters.  The
+    constructor takes them as keyword arguments (a number in the canonical
+    unit, a string such as ``"1e-12 cm-2 s-1 TeV-1"``, a Quantity or a
+    :class:`Parameter`); a subclass that needs other options (a spatial
+    model's ``frame``, a template's file) defines ``__init__(self, <options>,
+    **parameters)`` and passes ``parameters`` on.  The class's signature
+    (``help``, :func:`inspect.signature`) lists the options and the parameters
+    with their defaults.  Parameters are reachable as attributes
     (``model.index.value``).
     """
 
@@ -89,7 +97,38 @@ class ParametricModel:
 
     parameters: Parameters
 
+    def __init__(self, **parameters: Any) -> None:
+        self._init_parameters(parameters)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "_defaults"):
+            cls.__signature__ = cls._signature()
+
+    @classmethod
+    def _signature(cls) -> inspect.Signature:
+        """The constructor's signature: the explicit options of ``__init__`` and, keyword-only,
+        the parameters with their default values (None where the default is NaN: set later)."""
+        init = inspect.signature(cls.__init__)
+        explicit = [p for name, p in init.parameters.items()
+                    if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+        positional = [p for p in explicit if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        options = [p for p in explicit if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        pars = [inspect.Parameter(d.name, inspect.Parameter.KEYWORD_ONLY,
+                                  default=None if math.isnan(d.value) else d.value)
+                for d in cls._defaults]
+        return inspect.Signature(positional + pars + options)
+
     def _init_parameters(self, values: Mapping[str, Any]) -> None:
+        """The default parameters, updated by ``values`` (keyed by parameter name; None keeps the
+        default); :class:`ModelError` naming the model and the allowed names for an unknown key."""
+        valid = self.parameter_names()
+        unknown = [k for k in values if k not in valid]
+        if unknown:
+            sig = getattr(type(self), "__signature__", None)
+            allowed = list(sig.parameters) if sig is not None else valid
+            raise ModelError(f"{type(self).__name__} has no parameter or option "
+                             f"{', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}")
         pars = []
         for spec in self._defaults:
             p = spec.copy()

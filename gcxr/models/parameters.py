@@ -5,9 +5,9 @@ string such as ``"TeV"`` or ``"cm-2 s-1 TeV-1"``); units are converted once,
 where a value enters (a constructor argument or a YAML file), never in the
 numerical kernels.
 
-The fitter works on ``factor = value / scale``: :meth:`Parameter.autoscale`
-picks ``scale = 10**floor(log10|value|)`` so that every factor Minuit sees is
-of order one (an amplitude of 2.8e-12 becomes 2.8 x 1e-12).
+How the fitter scales parameters (factors of order one for Minuit) is not a
+property of a parameter: :class:`gcxr.likelihood.ParameterSpace` alone maps
+models to the fit vector.
 
 :class:`Parameters` is an ordered, list-like view on :class:`Parameter`
 objects.  Every entry has a *unique name* (``"gc-source.spectral.index"`` in a
@@ -50,8 +50,6 @@ class Parameter:
         Limits for the fitter; NaN means unbounded.
     frozen : bool
         Frozen parameters are not varied by the fitter.
-    scale : float
-        The fitter varies ``factor = value / scale`` (see :meth:`autoscale`).
     """
 
     name: str
@@ -61,7 +59,6 @@ class Parameter:
     min: float = math.nan
     max: float = math.nan
     frozen: bool = False
-    scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.value = float(self.value)
@@ -69,36 +66,7 @@ class Parameter:
         self.min = float(self.min)
         self.max = float(self.max)
         self.frozen = bool(self.frozen)
-        self.scale = float(self.scale)
         self.unit = str(self.unit)
-
-    # -- scaling used by the fitter ---------------------------------------
-    def autoscale(self) -> None:
-        """Set ``scale = 10**floor(log10|value|)`` (1 for a zero or non-finite value)."""
-        v = self.value
-        if v == 0.0 or not math.isfinite(v):
-            self.scale = 1.0
-        else:
-            self.scale = float(10.0 ** math.floor(math.log10(abs(v))))
-
-    @property
-    def factor(self) -> float:
-        """``value / scale``: the number the fitter varies."""
-        return self.value / self.scale
-
-    @factor.setter
-    def factor(self, factor: float) -> None:
-        self.value = float(factor) * self.scale
-
-    @property
-    def factor_min(self) -> float:
-        """Lower limit in factor units (NaN if unbounded)."""
-        return self.min / self.scale
-
-    @property
-    def factor_max(self) -> float:
-        """Upper limit in factor units (NaN if unbounded)."""
-        return self.max / self.scale
 
     @property
     def quantity(self):
@@ -341,16 +309,6 @@ class Parameters(Sequence[Parameter]):
         """Boolean mask of frozen entries."""
         return np.array([p.frozen for p in self._parameters], dtype=bool)
 
-    @property
-    def scales(self) -> np.ndarray:
-        """Scales (``value = factor * scale``)."""
-        return np.array([p.scale for p in self._parameters], dtype=float)
-
-    @property
-    def factors(self) -> np.ndarray:
-        """``value / scale`` of each entry."""
-        return np.array([p.factor for p in self._parameters], dtype=float)
-
     def set_values(self, values: Sequence[float] | np.ndarray) -> None:
         """Set all values, in order (length must match).
 
@@ -364,25 +322,6 @@ class Parameters(Sequence[Parameter]):
             raise ValueError(f"got {values.size} values for {len(self)} parameters {self._unique_names}")
         for p, v in zip(self._parameters, values):
             p.value = float(v)
-
-    def set_factors(self, factors: Sequence[float] | np.ndarray) -> None:
-        """Set all values from factors (``value = factor * scale``).
-
-        Parameters
-        ----------
-        factors : sequence of float
-            One factor per entry.
-        """
-        factors = np.asarray(factors, dtype=float).ravel()
-        if factors.size != len(self):
-            raise ValueError(f"got {factors.size} factors for {len(self)} parameters {self._unique_names}")
-        for p, f in zip(self._parameters, factors):
-            p.factor = float(f)
-
-    def autoscale(self) -> None:
-        """:meth:`Parameter.autoscale` on every entry."""
-        for p in self._parameters:
-            p.autoscale()
 
     # -- subsets ------------------------------------------------------------
     def _subset(self, idx: Sequence[int]) -> "Parameters":

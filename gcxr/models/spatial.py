@@ -262,10 +262,22 @@ def check_frame(frame: Any, where: str) -> str:
 # base class
 # --------------------------------------------------------------------------
 class SpatialModel(ParametricModel):
-    """Base class of spatial models (``lon_0``, ``lat_0`` in deg, a frame)."""
+    """Base class of spatial models (``lon_0``, ``lat_0`` in deg, a frame).
+
+    Parameters
+    ----------
+    frame : {'icrs', 'galactic'}
+        The frame of ``lon_0``/``lat_0`` (keyword-only, like the parameters).
+    **parameters
+        The model's parameters by name (see :class:`~gcxr.models._base.ParametricModel`).
+    """
 
     kind: ClassVar[str] = "spatial"
     frame: str
+
+    def __init__(self, *, frame: Frame = "icrs", **parameters: Any) -> None:
+        self.frame = check_frame(frame, self.tag)
+        super().__init__(**parameters)
 
     @property
     def position(self) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from .parameters import Parameter
-from .spatial import Frame, SpatialModel, check_frame, position_angle, separation_from
+from .spatial import SpatialModel, position_angle, separation_from
 
 __all__ = [
     "PointSpatialModel",
@@ -69,10 +69,6 @@ class PointSpatialModel(SpatialModel):
         Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0),
     )
 
-    def __init__(self, lon_0: Any = 0.0, lat_0: Any = 0.0, frame: Frame = "icrs") -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0))
-
     @property
     def evaluation_radius(self) -> float:
         """0: a point source has no extent."""
@@ -108,18 +104,6 @@ class GaussianSpatialModel(SpatialModel):
         Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
         Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
     )
-
-    def __init__(
-        self,
-        lon_0: Any = 0.0,
-        lat_0: Any = 0.0,
-        sigma: Any = 1.0,
-        e: Any = 0.0,
-        phi: Any = 0.0,
-        frame: Frame = "icrs",
-    ) -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, sigma=sigma, e=e, phi=phi))
 
     @property
     def evaluation_radius(self) -> float:
@@ -174,19 +158,6 @@ class DiskSpatialModel(SpatialModel):
         Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
         Parameter("edge_width", 0.01, min=0.0, max=1.0, frozen=True),
     )
-
-    def __init__(
-        self,
-        lon_0: Any = 0.0,
-        lat_0: Any = 0.0,
-        r_0: Any = 1.0,
-        e: Any = 0.0,
-        phi: Any = 0.0,
-        edge_width: Any = 0.01,
-        frame: Frame = "icrs",
-    ) -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, r_0=r_0, e=e, phi=phi, edge_width=edge_width))
 
     @classmethod
     def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
@@ -273,19 +244,6 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
         Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
     )
 
-    def __init__(
-        self,
-        lon_0: Any = 0.0,
-        lat_0: Any = 0.0,
-        r_0: Any = 1.0,
-        eta: Any = 0.5,
-        e: Any = 0.0,
-        phi: Any = 0.0,
-        frame: Frame = "icrs",
-    ) -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, r_0=r_0, eta=eta, e=e, phi=phi))
-
     @property
     def evaluation_radius(self) -> float:
         """r_0 (1 + 8 eta) (deg): r_0 for a disk-like profile, 5 r_0 at eta = 0.5
@@ -342,17 +300,6 @@ class ShellSpatialModel(SpatialModel):
         Parameter("width", 0.2, "deg"),
     )
 
-    def __init__(
-        self,
-        lon_0: Any = 0.0,
-        lat_0: Any = 0.0,
-        radius: Any = 1.0,
-        width: Any = 0.2,
-        frame: Frame = "icrs",
-    ) -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, radius=radius, width=width))
-
     @classmethod
     def has_sharp_edges(cls, values: dict[str, float], binsz_deg: float) -> bool:
         """Always: the projected shell's inner and outer edges are sharp.
@@ -407,17 +354,6 @@ class Shell2SpatialModel(SpatialModel):
         Parameter("r_0", 1.0, "deg"),
         Parameter("eta", 0.2, min=0.02, max=1.0),
     )
-
-    def __init__(
-        self,
-        lon_0: Any = 0.0,
-        lat_0: Any = 0.0,
-        r_0: Any = 1.0,
-        eta: Any = 0.2,
-        frame: Frame = "icrs",
-    ) -> None:
-        self.frame = check_frame(frame, self.tag)
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0, r_0=r_0, eta=eta))
 
     @property
     def r_in(self) -> float:

@@ -55,7 +55,9 @@ class TemplateSpatialModel(SpatialModel):
         cm-2 s-1 MeV-1 sr-1 (gammapy's rule).
     lon_0, lat_0 : float, optional
         Shift the template so that its centre pixel lands here (deg; frozen,
-        default the map centre).
+        default the map centre).  Keyword-only, like ``hdu``.
+    hdu : str or int, optional
+        The HDU holding the map (default: the primary HDU, or the first image HDU).
 
     Notes
     -----
@@ -80,15 +82,15 @@ class TemplateSpatialModel(SpatialModel):
         self,
         filename: str | os.PathLike,
         normalize: bool = True,
-        lon_0: Any = None,
-        lat_0: Any = None,
+        *,
         hdu: str | int | None = None,
+        **parameters: Any,
     ) -> None:
         self.filename = str(filename)
         self.normalize = bool(normalize)
         self._hdu = hdu
         self._read()
-        self._init_parameters(dict(lon_0=lon_0, lat_0=lat_0))
+        self._init_parameters(parameters)      # the frame is the map's
         c_lon, c_lat = self.map_center
         if np.isnan(self.parameters["lon_0"].value):
             self.parameters["lon_0"].value = c_lon
