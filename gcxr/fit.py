@@ -27,7 +27,7 @@ import numpy as np
 
 from .contract import as_runs
 from .datasets import check_fit_data
-from .geom import separation_deg
+from .coords import separation_deg
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
 
 __all__ = ["FitResult", "fit", "profile_interval", "REFRESH_DEG"]

@@ -29,9 +29,6 @@ if TYPE_CHECKING:                      # astropy.wcs is imported where a WCS is 
 
 from . import accessor as _accessor  # noqa: F401  registers ds.gcxr wherever gcxr makes datasets (all use geom)
 from .coords import lonlat_to_unit
-# the sphere helpers live in gcxr.coords; these names stay importable from here for modules
-# not yet moved over (gcxr.fit, gcxr.models.spatial)
-from .coords import angular_separation, separation_deg  # noqa: F401
 
 __all__ = ["EnergyAxis", "SkyGeom", "FRAMES", "COORD_LONG_NAMES"]
 

@@ -71,7 +71,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..geom import angular_separation
+from ..coords import angular_separation
 from ._base import ParametricModel, lookup_type
 from .parameters import ModelError, Parameter, Parameters
 
