@@ -632,6 +632,113 @@ class Analysis:
                                       for k, v in like["placement"].items()}
         return sched
 
+    # ---- outputs
+    def result(self, t_import: float | None = None, scheduler: dict | None = None) -> dict:
+        """What ``result.json`` holds: the dataset summaries, the fit, the timings and the compute.
+
+        Parameters
+        ----------
+        t_import : float, optional
+            Seconds spent importing gcxr before the analysis (``timings_s.import``; ``gcxr run``
+            measures it; default 0).
+        scheduler : dict, optional
+            The scheduler description (:func:`gcxr.cluster.describe`; default: threads in process).
+
+        Returns
+        -------
+        dict
+            ``datasets`` (:meth:`dataset_summaries`), ``fit`` (the fit result's ``to_dict()``, or
+            None before a fit), ``timings_s`` (``import``, ``reduce``, ``fit``) and ``compute``
+            (:meth:`compute_info`).  :meth:`write` adds ``outputs`` and the ``write`` and ``total``
+            timings.
+
+        Examples
+        --------
+        >>> ana.result()["fit"]["success"]          # doctest: +SKIP
+        True
+        """
+        return {
+            "datasets": self.dataset_summaries(),
+            "fit": self.fit_result.to_dict() if self.fit_result is not None else None,
+            "timings_s": {"import": float(t_import or 0.0), "reduce": self.timings.get("reduce", 0.0),
+                          "fit": self.timings.get("fit", 0.0)},
+            "compute": self.compute_info(scheduler),
+        }
+
+    def write(self, outdir: str | Path | None, outputs=None, *, result: dict | None = None,
+              t_start: float | None = None) -> list[Path]:
+        """Write the outputs of the analysis to ``outdir`` as one set, as ``gcxr run`` does.
+
+        ``datasets.nc`` (one stacked dataset, or the runs along ``obs``: :meth:`write_datasets`),
+        after a fit ``models_bestfit.yaml`` (+ ``models_bestfit_covariance.dat``) and
+        ``fit_result.nc`` (:func:`gcxr.io.write_fit_result`), and ``result.json``
+        (:meth:`result`, plus ``outputs``: each file's name and size in bytes) last.  They are
+        staged in a private folder of ``outdir`` and swapped in together
+        (:class:`gcxr.outputs.OutputSet`): a reader of ``outdir`` sees the complete previous set
+        or the complete new one; the outputs of the previous set that this one lacks (a
+        ``fit_result.nc`` when there is no fit now) are removed.
+
+        Parameters
+        ----------
+        outdir : str or Path or None
+            The output folder (made if missing).  None: the folder of ``outputs``.
+        outputs : gcxr.outputs.OutputSet, optional
+            An output set to stage into (``gcxr run`` opens its own before the reduction, to check
+            ``--out`` early and to clean up on a signal); default: one opened on ``outdir`` here,
+            and its staging folder removed if the writing fails.
+        result : dict, optional
+            The ``result.json`` content (default: :meth:`result`).
+        t_start : float, optional
+            ``time.perf_counter()`` at the start of the work: ``timings_s.total`` is the time from
+            then to the writing of ``result.json`` (default: the sum of the other timings).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written, ``result.json`` last.
+
+        Raises
+        ------
+        gcxr.outputs.OutputError
+            ``outdir`` is a file, cannot be made or written, or the disk is full.
+
+        Examples
+        --------
+        >>> ana.run_fit()                     # doctest: +SKIP
+        >>> ana.write("gcxr-out")             # doctest: +SKIP
+        [PosixPath('gcxr-out/datasets.nc'), ..., PosixPath('gcxr-out/result.json')]
+        """
+        from .io import write_fit_result, write_json
+        from .outputs import MANIFEST, OutputSet
+        own = outputs is None
+        if own:
+            if outdir is None:
+                raise ValueError("write: give the output folder (outdir)")
+            outputs = OutputSet(outdir).open()
+        elif outputs.staging is None:
+            outputs.open(outdir)
+        elif outdir is not None and OutputSet(outdir).out.resolve() != outputs.out.resolve():
+            raise ValueError(f"write: outdir {outdir} is not the folder of the output set ({outputs.out})")
+        try:
+            t0 = time.perf_counter()
+            result = dict(self.result() if result is None else result)
+            # one stacked dataset, or the runs along obs, as the datasets are (also when read from a file)
+            outputs.write("datasets.nc", self.write_datasets)
+            if self.fit_result is not None and result.get("fit") is not None:
+                outputs.write("models_bestfit.yaml", lambda p: self.models.write(p, overwrite=True))
+                outputs.stage_file("models_bestfit_covariance.dat")
+                outputs.write("fit_result.nc", lambda p: write_fit_result(self.fit_result, p, models=self.models))
+            result["outputs"] = {n: p.stat().st_size for n, p in outputs.staged.items()}
+            timings = result["timings_s"] = dict(result.get("timings_s", {}))
+            timings["write"] = time.perf_counter() - t0
+            timings["total"] = (time.perf_counter() - t_start if t_start is not None
+                                else sum(v for k, v in timings.items() if k != "total"))
+            outputs.write(MANIFEST, lambda p: write_json(result, p))
+            return outputs.commit()
+        finally:
+            if own:
+                outputs.discard()        # a failed or interrupted write: the staging folder goes
+
     # ---- models and fit
     def set_models(self, models) -> None:
         """Use ``models``; a FoVBackgroundModel is added for every dataset that lacks one.
