@@ -2,190 +2,34 @@
 
 A thin orchestration of the modules below it, mirroring the reference
 workflow's ``Analysis`` (``get_observations``, ``get_datasets``, models,
-``run_fit``).  Datasets are built lazily (one dask task per run, a tree of
-stacking tasks) and computed by ``get_datasets`` unless ``lazy=True``.
+``run_fit``, and ``write``: the outputs of ``gcxr run``).  Datasets are built
+lazily (one dask task per run, a tree of stacking tasks) and computed by
+``get_datasets`` unless ``lazy=True``.  What the config asks for (the grid, the
+run selection, the fit range, the memory needed) is read by :mod:`gcxr.plan`;
+this module holds the state and carries out the steps.
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 
-import dask
 import numpy as np
 import xarray as xr
 
-from .background import read_exclusion_mask
 from .config import AnalysisConfig, ConfigError
-from .config.support import check_supported, flux_points_options, fov_options, safe_mask_options
-from .datasets import check_fit_data, fit_mask, info, infos, prefetch_numbers, stack_runs
+from .config.support import flux_points_options
+from .datasets import check_fit_data, fit_mask, infos, prefetch_numbers, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
-from .geom import EnergyAxis, SkyGeom
+from .geom import EnergyAxis
+from .plan import (check_fit_selection, check_memory, cone_from_config, excess_map_options, fit_range,
+                   flux_points_edges, read_obs_file, select_time, spec_from_config)
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
 
-__all__ = ["Analysis", "spec_from_config", "read_obs_file", "select_time"]
+__all__ = ["Analysis"]
 
 log = logging.getLogger(__name__)
-
-
-def _deg(q) -> float:
-    return float(q.to_value("deg"))
-
-
-def _tev(q) -> float:
-    return float(q.to_value("TeV"))
-
-
-def _safe_mask_number(params: dict, key: str, default: float, lo: float, hi: float, hi_included: bool = True) -> float:
-    """``datasets.safe_mask.parameters.<key>`` as a float in (lo, hi] (or (lo, hi)), or a :class:`ConfigError`."""
-    path = f"datasets.safe_mask.parameters.{key}"
-    value = params.get(key, default)
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError([(path, f"expected a number, got {value!r}")]) from None
-    if not (lo < out <= hi if hi_included else lo < out < hi):
-        raise ConfigError([(path, f"must be in ({lo:g}, {hi:g}{']' if hi_included else ')'}, got {out:g}")])
-    return out
-
-
-def spec_from_config(config: AnalysisConfig) -> ReductionSpec:
-    """The reduction specification of a config's ``datasets`` section.
-
-    Raises :class:`~gcxr.config.ConfigError` naming every key gcxr cannot honour
-    (:func:`gcxr.config.support.check_supported`).
-
-    Parameters
-    ----------
-    config : AnalysisConfig
-        The configuration.
-
-    Returns
-    -------
-    ReductionSpec
-        The sky grid, energy axes, safe-mask and background settings.
-    """
-    check_supported(config)
-    d = config.datasets
-    w = d.geom.wcs
-    frame = w.skydir.frame or "icrs"
-    if w.skydir.lon is None or w.skydir.lat is None:
-        raise ConfigError([("datasets.geom.wcs.skydir", "lon and lat are required")])
-    try:
-        geom = SkyGeom.create((_deg(w.skydir.lon), _deg(w.skydir.lat)), _deg(w.binsize),
-                              (_deg(w.width.width), _deg(w.width.height)), frame)
-    except ValueError as err:
-        raise ConfigError([("datasets.geom.wcs", str(err))]) from None
-    energy, energy_true = (_energy_axis(getattr(d.geom.axes, name), name) for name in ("energy", "energy_true"))
-    safe = safe_mask_options(config)
-    bkg = dict(background_method=d.background.method)
-    if d.background.method == "fov_background":
-        fov = fov_options(config)
-        bkg.update(fov_min_counts=fov.min_counts, fov_min_npred_background=fov.min_npred_background)
-        if d.background.exclusion is not None:
-            bkg["exclusion"] = read_exclusion_mask(d.background.exclusion_path, geom)
-    return ReductionSpec(geom=geom, energy=energy, energy_true=energy_true, binsz_irf=_deg(w.binsize_irf),
-                         cutout_width=2 * _deg(d.geom.selection.offset_max),
-                         safe_mask_methods=tuple(d.safe_mask.methods), offset_max=safe.offset_max,
-                         aeff_percent=safe.aeff_percent, bias_percent=safe.bias_percent,
-                         fixed_offset=safe.fixed_offset,
-                         map_selection=tuple(d.map_selection), **bkg)
-
-
-def _energy_axis(axis, name: str) -> EnergyAxis:
-    """The energy axis of ``datasets.geom.axes.<name>``; ConfigError if incomplete."""
-    missing = [k for k in ("min", "max", "nbins") if getattr(axis, k) is None]
-    if missing:
-        raise ConfigError([(f"datasets.geom.axes.{name}", f"{' and '.join(missing)} required for a 3d analysis")])
-    try:
-        return EnergyAxis.from_bounds(_tev(axis.min), _tev(axis.max), axis.nbins, name)
-    except (ValueError, MemoryError) as exc:
-        raise ConfigError([(f"datasets.geom.axes.{name}", str(exc))]) from None
-
-
-def read_obs_file(path: Path, key: str = "observations.obs_file") -> list[int]:
-    """Run ids from the first column of a text file, as gammapy reads ``obs_file``.
-
-    gammapy reads it with ``Table.read(path, format="ascii", data_start=0)``: every
-    line is data (no header), columns separated by blanks or commas; ``#`` starts a
-    comment.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The text file.
-    key : str
-        The config key, for error messages.
-
-    Returns
-    -------
-    list of int
-        The run ids.
-    """
-    from astropy.table import Table
-    if not path.is_file():
-        raise ConfigError([(key, f"file {str(path)!r} does not exist")])
-    try:
-        col = Table.read(path, format="ascii", data_start=0).columns[0]
-        return [int(v) for v in col]
-    except Exception as exc:
-        raise ConfigError([(key, f"{str(path)!r}: cannot read run ids from its first column ({exc})")]) from None
-
-
-def _time_windows(start, stop) -> list[tuple]:
-    if start.ndim == 0:
-        return [(start, stop)]
-    return list(zip(start, stop))
-
-
-def select_time(datastore: DataStore, ids: list[int], start, stop) -> list[int]:
-    """The runs of ``ids`` that lie inside one of the windows ``start``-``stop``.
-
-    gammapy keeps the part of each run inside the windows; gcxr reduces whole runs, so a
-    window that cuts a run is refused (:class:`~gcxr.config.ConfigError`) rather than
-    giving a different livetime.
-
-    Parameters
-    ----------
-    datastore : DataStore
-        The data store.
-    ids : list of int
-        Candidate runs.
-    start, stop : astropy.time.Time
-        The window(s): scalars or equal-length arrays.
-
-    Returns
-    -------
-    list of int
-        The runs inside a window.
-    """
-    windows = _time_windows(start, stop)
-    times = datastore.run_times()
-    keep, cut = [], []
-    for o in ids:
-        a, b = times[int(o)]
-        inside = any(a >= lo and b <= hi for lo, hi in windows)
-        overlap = any(b > lo and a < hi for lo, hi in windows)
-        if inside:
-            keep.append(o)
-        elif overlap:
-            cut.append(o)
-    if cut:
-        raise ConfigError([("observations.obs_time", f"the time window cuts run(s) {cut} part-way; gcxr "
-                                                     "reduces whole runs: widen or narrow the window to whole "
-                                                     "runs (gammapy would keep only the part inside)")])
-    return keep
-
-
-def _axis_edges(axis, key: str) -> np.ndarray | None:
-    """Log-spaced edges (TeV) of an ``EnergyAxisConfig``; None if min, max or nbins is unset."""
-    if axis.min is None or axis.max is None or axis.nbins is None:
-        if any(v is not None for v in (axis.min, axis.max, axis.nbins)):
-            raise ConfigError([(key, "give min, max and nbins together")])
-        return None
-    return np.geomspace(_tev(axis.min), _tev(axis.max), int(axis.nbins) + 1)
 
 
 def threaded_scheduler(n_jobs: int | None):
@@ -218,75 +62,6 @@ def configure_logging(log_config) -> logging.Logger:
         handler._gcxr_config = True
         logger.addHandler(handler)
     return logger
-
-
-def estimate_dataset_bytes(spec: ReductionSpec, n_datasets: int) -> int:
-    """A lower bound of the memory the reduced datasets take: ``n_datasets`` x (counts, background
-    (float64, reco energy), exposure (float64, true energy), safe mask (1 byte)) on the analysis grid."""
-    npix = spec.geom.nx * spec.geom.ny
-    return int(n_datasets) * npix * (8 * (2 * spec.energy.nbin + spec.energy_true.nbin) + spec.energy.nbin)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to this process now (``MemAvailable``), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory(spec: ReductionSpec, n_datasets: int, available: int | None = None) -> None:
-    """Raise :class:`ConfigError` if the datasets cannot fit in the available memory.
-
-    Checked before any run is reduced, so a grid that is too large is refused in a second rather
-    than after a long reduction ends in ``MemoryError``.
-    """
-    available = available_memory() if available is None else available
-    need = estimate_dataset_bytes(spec, n_datasets)
-    if available is not None and need > available:
-        g = spec.geom
-        raise ConfigError([("datasets.geom", (
-            f"the reduced datasets need at least {need / 2**30:.1f} GiB ({n_datasets} dataset(s) of "
-            f"{spec.energy.nbin} x {g.ny} x {g.nx} bins and {spec.energy_true.nbin} true-energy planes), "
-            f"more than the {available / 2**30:.1f} GiB of memory available; make the grid smaller: raise "
-            f"datasets.geom.wcs.binsize, lower datasets.geom.wcs.width, datasets.geom.axes.energy.nbins or "
-            f"datasets.geom.axes.energy_true.nbins" + (", or set datasets.stack: true" if n_datasets > 1 else "")))])
-
-
-def cone_from_config(config: AnalysisConfig) -> tuple[float, float, float, str | None] | None:
-    """``observations.obs_cone`` as (lon, lat, radius in deg, frame), None if not given.
-
-    Raises :class:`ConfigError` naming the missing keys when only some of lon, lat, radius are set.
-    """
-    c = config.observations.obs_cone
-    given = {k: getattr(c, k) for k in ("lon", "lat", "radius")}
-    if all(v is None for v in given.values()):
-        return None
-    missing = [k for k, v in given.items() if v is None]
-    if missing:
-        raise ConfigError([(f"observations.obs_cone.{missing[0]}",
-                            f"a cone selection needs lon, lat and radius; {missing} not given")])
-    return _deg(c.lon), _deg(c.lat), _deg(c.radius), c.frame
-
-
-FIT_MAPS = ("counts", "exposure", "background", "psf", "edisp")
-"""The maps a fit reads (``datasets.map_selection`` must list them all to fit)."""
-
-
-def check_fit_selection(config: AnalysisConfig) -> None:
-    """Raise :class:`ConfigError` naming ``datasets.map_selection`` if it lacks a map a fit reads."""
-    missing = [m for m in FIT_MAPS if m not in config.datasets.map_selection]
-    if missing:
-        raise ConfigError([("datasets.map_selection",
-                            f"a fit needs the maps {list(FIT_MAPS)}; {missing} not selected "
-                            f"(add them, or reduce only: gcxr run --no-fit)")])
 
 
 def drop_models_without_dataset(models, dataset_names: list[str]) -> list[str]:
@@ -451,11 +226,8 @@ class Analysis:
 
     def _fit_range_mask(self, ds: xr.Dataset) -> xr.DataArray | None:
         """The ``fit.fit_range`` of the config as an ``energy`` mask (None if no range is set)."""
-        fr = self.config.fit.fit_range
-        if fr.min is None and fr.max is None:
-            return None
-        return fit_mask(ds, _tev(fr.min) if fr.min is not None else None,
-                        _tev(fr.max) if fr.max is not None else None)
+        bounds = fit_range(self.config)
+        return None if bounds is None else fit_mask(ds, *bounds)
 
     def write_datasets(self, path: str | Path | None = None, overwrite: bool = True) -> Path:
         """Write :attr:`datasets`, in the format the suffix of ``path`` names; as in gammapy, the
@@ -530,7 +302,7 @@ class Analysis:
         >>> ana.read_datasets("gcxr-out/datasets.nc")  # doctest: +SKIP
         >>> ana.read_models("models.yaml"); ana.run_fit()   # doctest: +SKIP
         """
-        from .contract import split_runs
+        from .contract import DatasetError, split_runs
         from .io import read_datasets, read_gammapy_dataset
         path = self._config_file(path, "datasets_file")
         fmt = _datasets_format(path)
@@ -541,17 +313,11 @@ class Analysis:
             out = [read_gammapy_dataset(path)]
         else:
             try:
-                ds = read_datasets(path)
+                ds = read_datasets(path)        # held to the contract there (gcxr.contract.validate)
+            except DatasetError as exc:
+                raise DataStoreError(str(exc)) from None        # names the file and what is wrong
             except (OSError, ValueError) as exc:
                 raise DataStoreError(f"{path}: cannot read as a gcxr datasets netCDF file ({exc})") from None
-            missing = [v for v in ("counts", "exposure", "mask_safe") if v not in ds]
-            if missing:
-                raise DataStoreError(f"{path}: not a gcxr datasets file (no {', '.join(missing)})")
-            from .contract import DatasetError, validate
-            try:
-                validate(ds)                    # dims, dtypes, units, coordinates, frame: the contract
-            except DatasetError as exc:
-                raise DataStoreError(f"{path}: {exc}") from None
             if "obs" in ds.dims:
                 out = split_runs(ds)
                 self.spec = _spec_of_file(ds, self.spec, path)
@@ -632,6 +398,113 @@ class Analysis:
                                       for k, v in like["placement"].items()}
         return sched
 
+    # ---- outputs
+    def result(self, t_import: float | None = None, scheduler: dict | None = None) -> dict:
+        """What ``result.json`` holds: the dataset summaries, the fit, the timings and the compute.
+
+        Parameters
+        ----------
+        t_import : float, optional
+            Seconds spent importing gcxr before the analysis (``timings_s.import``; ``gcxr run``
+            measures it; default 0).
+        scheduler : dict, optional
+            The scheduler description (:func:`gcxr.cluster.describe`; default: threads in process).
+
+        Returns
+        -------
+        dict
+            ``datasets`` (:meth:`dataset_summaries`), ``fit`` (the fit result's ``to_dict()``, or
+            None before a fit), ``timings_s`` (``import``, ``reduce``, ``fit``) and ``compute``
+            (:meth:`compute_info`).  :meth:`write` adds ``outputs`` and the ``write`` and ``total``
+            timings.
+
+        Examples
+        --------
+        >>> ana.result()["fit"]["success"]          # doctest: +SKIP
+        True
+        """
+        return {
+            "datasets": self.dataset_summaries(),
+            "fit": self.fit_result.to_dict() if self.fit_result is not None else None,
+            "timings_s": {"import": float(t_import or 0.0), "reduce": self.timings.get("reduce", 0.0),
+                          "fit": self.timings.get("fit", 0.0)},
+            "compute": self.compute_info(scheduler),
+        }
+
+    def write(self, outdir: str | Path | None, outputs=None, *, result: dict | None = None,
+              t_start: float | None = None) -> list[Path]:
+        """Write the outputs of the analysis to ``outdir`` as one set, as ``gcxr run`` does.
+
+        ``datasets.nc`` (one stacked dataset, or the runs along ``obs``: :meth:`write_datasets`),
+        after a fit ``models_bestfit.yaml`` (+ ``models_bestfit_covariance.dat``) and
+        ``fit_result.nc`` (:func:`gcxr.io.write_fit_result`), and ``result.json``
+        (:meth:`result`, plus ``outputs``: each file's name and size in bytes) last.  They are
+        staged in a private folder of ``outdir`` and swapped in together
+        (:class:`gcxr.outputs.OutputSet`): a reader of ``outdir`` sees the complete previous set
+        or the complete new one; the outputs of the previous set that this one lacks (a
+        ``fit_result.nc`` when there is no fit now) are removed.
+
+        Parameters
+        ----------
+        outdir : str or Path or None
+            The output folder (made if missing).  None: the folder of ``outputs``.
+        outputs : gcxr.outputs.OutputSet, optional
+            An output set to stage into (``gcxr run`` opens its own before the reduction, to check
+            ``--out`` early and to clean up on a signal); default: one opened on ``outdir`` here,
+            and its staging folder removed if the writing fails.
+        result : dict, optional
+            The ``result.json`` content (default: :meth:`result`).
+        t_start : float, optional
+            ``time.perf_counter()`` at the start of the work: ``timings_s.total`` is the time from
+            then to the writing of ``result.json`` (default: the sum of the other timings).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files written, ``result.json`` last.
+
+        Raises
+        ------
+        gcxr.outputs.OutputError
+            ``outdir`` is a file, cannot be made or written, or the disk is full.
+
+        Examples
+        --------
+        >>> ana.run_fit()                     # doctest: +SKIP
+        >>> ana.write("gcxr-out")             # doctest: +SKIP
+        [PosixPath('gcxr-out/datasets.nc'), ..., PosixPath('gcxr-out/result.json')]
+        """
+        from .io import write_fit_result, write_json
+        from .outputs import MANIFEST, OutputSet
+        own = outputs is None
+        if own:
+            if outdir is None:
+                raise ValueError("write: give the output folder (outdir)")
+            outputs = OutputSet(outdir).open()
+        elif outputs.staging is None:
+            outputs.open(outdir)
+        elif outdir is not None and OutputSet(outdir).out.resolve() != outputs.out.resolve():
+            raise ValueError(f"write: outdir {outdir} is not the folder of the output set ({outputs.out})")
+        try:
+            t0 = time.perf_counter()
+            result = dict(self.result() if result is None else result)
+            # one stacked dataset, or the runs along obs, as the datasets are (also when read from a file)
+            outputs.write("datasets.nc", self.write_datasets)
+            if self.fit_result is not None and result.get("fit") is not None:
+                outputs.write("models_bestfit.yaml", lambda p: self.models.write(p, overwrite=True))
+                outputs.stage_file("models_bestfit_covariance.dat")
+                outputs.write("fit_result.nc", lambda p: write_fit_result(self.fit_result, p, models=self.models))
+            result["outputs"] = {n: p.stat().st_size for n, p in outputs.staged.items()}
+            timings = result["timings_s"] = dict(result.get("timings_s", {}))
+            timings["write"] = time.perf_counter() - t0
+            timings["total"] = (time.perf_counter() - t_start if t_start is not None
+                                else sum(v for k, v in timings.items() if k != "total"))
+            outputs.write(MANIFEST, lambda p: write_json(result, p))
+            return outputs.commit()
+        finally:
+            if own:
+                outputs.discard()        # a failed or interrupted write: the staging folder goes
+
     # ---- models and fit
     def set_models(self, models) -> None:
         """Use ``models``; a FoVBackgroundModel is added for every dataset that lacks one.
@@ -700,10 +573,7 @@ class Analysis:
             raise ValueError("get_excess_map: no datasets; call get_datasets() first")
         if len(self.datasets) > 1:
             raise ValueError("get_excess_map: the datasets must be stacked (datasets.stack: true), as in gammapy")
-        s = self.config.excess_map
-        self.excess_map = excess_map(self.datasets[0], models=self.models,
-                                     correlation_radius=_deg(s.correlation_radius),
-                                     energy_edges=_axis_edges(s.energy_edges, "excess_map.energy_edges"))
+        self.excess_map = excess_map(self.datasets[0], models=self.models, **excess_map_options(self.config))
         return self.excess_map
 
     def get_flux_points(self) -> xr.Dataset:
@@ -716,11 +586,8 @@ class Analysis:
         from .estimators import flux_points
         if not self.datasets or self.models is None:
             raise ValueError("get_flux_points: needs datasets and models (after run_fit())")
-        s = self.config.flux_points
-        edges = _axis_edges(s.energy, "flux_points.energy")
-        if edges is None:
-            raise ConfigError([("flux_points.energy", "min, max and nbins are required for flux points")])
-        self.flux_points = flux_points(self.datasets, self.models, s.source, edges,
+        edges = flux_points_edges(self.config)
+        self.flux_points = flux_points(self.datasets, self.models, self.config.flux_points.source, edges,
                                        **flux_points_options(self.config))
         return self.flux_points
 

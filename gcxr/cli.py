@@ -182,7 +182,7 @@ def run_analysis(config, models=None, out=None, no_fit: bool = False, datasets=N
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
     from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
-    from .outputs import OutputSet, handle_signals, write_analysis
+    from .outputs import OutputSet, handle_signals
     from .progress import set_quiet
     _imports_done()
     t_import = time.perf_counter() - t_start
@@ -198,15 +198,9 @@ def run_analysis(config, models=None, out=None, no_fit: bool = False, datasets=N
                 ana.get_datasets()
             if not no_fit:
                 ana.run_fit(point_weights=point_source_rendering, placement=fit_placement)
-            result = {
-                "datasets": ana.dataset_summaries(),
-                "fit": ana.fit_result.to_dict() if ana.fit_result is not None else None,
-                "timings_s": {"import": t_import, "reduce": ana.timings.get("reduce", 0.0),
-                              "fit": ana.timings.get("fit", 0.0)},
-                "compute": ana.compute_info(sched),
-            }
+            result = ana.result(t_import=t_import, scheduler=sched)
             # written while the cluster is up: run datasets kept on the workers stream from there
-            paths = write_analysis(outputs, ana, result, t_start=t_start)
+            paths = ana.write(None, outputs, result=result, t_start=t_start)
         finally:
             if client is not None:
                 client.close()

@@ -21,6 +21,11 @@ from :func:`gcxr.datasets.stack`, a file from :func:`gcxr.io.read_datasets` or
   :func:`as_runs` gives the list of datasets that :func:`gcxr.fit.fit` and
   :func:`gcxr.datasets.stack` work on, whatever form they were given in.
 
+The public entries that take datasets from a user hold them to the contract once, on entry:
+the readers (:func:`gcxr.io.read_datasets`, :func:`gcxr.io.read_gammapy_dataset`, and so
+:meth:`gcxr.analysis.Analysis.read_datasets` and ``gcxr run --datasets``), :func:`gcxr.datasets.stack`
+and :func:`split_runs`; the error names the file or run and the variable.
+
 The module is ``contract`` rather than ``dataset``: ``gcxr.dataset`` beside ``gcxr.datasets``
 (stacking and summaries) would be one letter from it, and the two would be confused in every
 import.
@@ -386,10 +391,10 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     if not isinstance(ds, xr.Dataset):
         raise DatasetError(f"expected an xarray.Dataset, got {type(ds).__name__}")
     where = _label(ds)
-    frame_of(ds)
     missing = [k for k, v in VARIABLES.items() if v.required and k not in ds.data_vars]
-    if missing:
+    if missing:      # first: a file that is no gcxr dataset at all is told so, not that it lacks a frame
         raise DatasetError(f"{where}: required variable(s) {missing} missing (has {sorted(map(str, ds.data_vars))})")
+    frame_of(ds)
     joint = "obs" in ds.dims
     used = set()
     for name, spec in VARIABLES.items():

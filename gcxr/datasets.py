@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .contract import as_runs, grid_coords, make_variable, run_offsets
+from .contract import DatasetError, as_runs, grid_coords, make_variable, run_offsets, validate
 from .geom import EnergyAxis
 
 __all__ = ["stack", "is_lazy", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data",
@@ -203,12 +203,25 @@ def stack(runs: list[xr.Dataset] | xr.Dataset, spec, name: str = "stacked", spli
     -------
     xarray.Dataset
         The stacked dataset on the full grid (lazy when the runs are).
+
+    Raises
+    ------
+    gcxr.contract.DatasetError
+        A run that breaks the dataset contract (:func:`gcxr.contract.validate`): the message
+        names the run and the variable, dim or attribute.
     """
     import dask
     import dask.array as dsa
-    runs = as_runs(runs)
+    joint = isinstance(runs, xr.Dataset) and "obs" in runs.dims
+    runs = as_runs(runs)                # a joint set is validated as it is split
     if not runs:
         raise ValueError("stack: no runs to stack")
+    if not joint:
+        for i, ds in enumerate(runs):
+            try:
+                validate(ds)
+            except DatasetError as exc:
+                raise DatasetError(f"stack: run {i} of {len(runs)}: {exc}") from None
     grid = empty_like_grid(spec)
     first = runs[0]
     lazy = any(isinstance(ds[v].data, dsa.Array) for ds in runs for v in ds.data_vars)

@@ -25,7 +25,7 @@ import xarray as xr
 
 from ._atomic import atomic_path
 from ._testhook import pause_point
-from .contract import geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs
+from .contract import DatasetError, geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs, validate
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
@@ -263,6 +263,8 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
 def read_datasets(path: str | Path) -> xr.Dataset:
     """Read a file written by :func:`write_datasets`; masks come back as bool.
 
+    The dataset is held to the contract (:func:`gcxr.contract.validate`) before it is returned.
+
     Parameters
     ----------
     path : str or Path
@@ -271,7 +273,13 @@ def read_datasets(path: str | Path) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        The dataset(s).
+        The dataset(s): one stacked dataset, or a joint set of runs along ``obs``.
+
+    Raises
+    ------
+    gcxr.contract.DatasetError
+        The file holds no gcxr dataset, or one that breaks the contract; the message names the
+        file and the variable, dim or attribute.
     """
     ds = xr.load_dataset(path, engine=NETCDF_ENGINE)
     for m in _MASKS:
@@ -279,6 +287,10 @@ def read_datasets(path: str | Path) -> xr.Dataset:
             attrs = {k: v for k, v in ds[m].attrs.items() if k not in ("flag_values", "flag_meanings")}
             ds[m] = ds[m].astype(bool)
             ds[m].attrs = attrs
+    try:
+        validate(ds)                    # dims, dtypes, units, coordinates, frame: the contract
+    except DatasetError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     return ds
 
 

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .contract import VARIABLES, coords_of, frame_of, geom_from_dataset, grid_mapping, make_variable
+from .contract import (VARIABLES, DatasetError, coords_of, frame_of, geom_from_dataset, grid_mapping, make_variable,
+                       validate)
 from .datastore import DataStoreError
 from .geom import EnergyAxis, SkyGeom
 
@@ -301,7 +302,11 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
         data_vars["sky_wcs"] = grid_mapping("sky_wcs", sky).variable
         if irf is not None:
             data_vars["sky_wcs_irf"] = grid_mapping("sky_wcs_irf", irf).variable
-        return xr.Dataset(data_vars, coords=_coords(axes, sky, irf), attrs=attrs)
+        ds = xr.Dataset(data_vars, coords=_coords(axes, sky, irf), attrs=attrs)
+    try:
+        return validate(ds)             # the contract, as for every dataset gcxr reads
+    except DatasetError as exc:
+        raise DataStoreError(f"{path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- writing

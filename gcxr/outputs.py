@@ -44,8 +44,7 @@ from typing import Callable
 
 from ._testhook import pause_point, release
 
-__all__ = ["OutputError", "Interrupted", "OutputSet", "OUTPUT_NAMES", "MANIFEST", "recover", "handle_signals",
-           "write_analysis"]
+__all__ = ["OutputError", "Interrupted", "OutputSet", "OUTPUT_NAMES", "MANIFEST", "recover", "handle_signals"]
 
 #: the files one ``gcxr run`` writes, in the order they are written (the manifest last)
 OUTPUT_NAMES = ("datasets.nc", "fit_result.nc", "models_bestfit.yaml", "models_bestfit_covariance.dat",
@@ -343,42 +342,3 @@ def handle_signals(outputs: OutputSet):
         outputs.discard()
         for s, h in old.items():
             signal.signal(s, h)
-
-
-# --------------------------------------------------------------------------- gcxr run
-def write_analysis(outputs: OutputSet, ana, result: dict, t_start: float | None = None) -> list[Path]:
-    """Stage and swap in the outputs of an :class:`~gcxr.analysis.Analysis` run; returns their paths.
-
-    ``datasets.nc`` (one stacked dataset, or the runs along ``obs``), with a fit
-    ``models_bestfit.yaml`` (+ ``models_bestfit_covariance.dat``) and ``fit_result.nc``, and
-    ``result.json`` (``result`` plus ``outputs``: each file's name and size in bytes) last.
-    ``t_start`` (a ``time.perf_counter()`` value): record ``timings_s.total`` up to the manifest.
-
-    Parameters
-    ----------
-    outputs : OutputSet
-        The opened output set.
-    ana : Analysis
-        The analysis (datasets, models, fit).
-    result : dict
-        The ``result.json`` content.
-    t_start : float, optional
-        ``time.perf_counter()`` at the start.
-    """
-    import time
-    from .io import write_fit_result, write_json
-    t0 = time.perf_counter()
-    # one stacked dataset, or the runs along obs, as the datasets are (also when read with --datasets)
-    outputs.write("datasets.nc", ana.write_datasets)
-    if ana.fit_result is not None and result.get("fit") is not None:
-        outputs.write("models_bestfit.yaml", lambda p: ana.models.write(p, overwrite=True))
-        outputs.stage_file("models_bestfit_covariance.dat")
-        outputs.write("fit_result.nc", lambda p: write_fit_result(ana.fit_result, p, models=ana.models))
-    result = dict(result)
-    result["outputs"] = {n: p.stat().st_size for n, p in outputs.staged.items()}
-    timings = result["timings_s"] = dict(result.get("timings_s", {}))
-    timings["write"] = time.perf_counter() - t0
-    if t_start is not None:
-        timings["total"] = time.perf_counter() - t_start
-    outputs.write(MANIFEST, lambda p: write_json(result, p))
-    return outputs.commit()

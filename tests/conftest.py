@@ -74,7 +74,7 @@ def seed_config():
 
 @pytest.fixture(scope="session")
 def seed_spec(seed_config):
-    from gcxr.analysis import spec_from_config
+    from gcxr.plan import spec_from_config
     return spec_from_config(seed_config)
 
 

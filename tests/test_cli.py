@@ -155,6 +155,47 @@ def test_library_info_logs_stay_off_the_terminal(files, tmp_path, capsys):
     assert len(logging.getLogger("gcxr").handlers) <= 1              # gcxr's own logger, one handler
 
 
+# --------------------------------------------------------------------------- the Analysis owns its outputs
+def test_analysis_write_gives_the_files_of_gcxr_run(files, tmp_path):
+    """``ana.write(out)`` in a session writes what ``gcxr run`` writes, as one set: the same files and
+    the same ``result.json`` keys; a later set without a fit removes the fit's files; a failed write
+    leaves the previous set and no staging folder."""
+    import json
+
+    from gcxr.outputs import OutputError
+    by_cli = tmp_path / "cli"
+    assert run(files, "--models", str(files / "models.yaml"), "--out", str(by_cli), "--quiet") == 0
+    ana = Analysis(files / "config.yaml", progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    ana.read_models(files / "models.yaml")
+    ana.run_fit()
+    result = ana.result()
+    assert set(result) == {"datasets", "fit", "compute", "timings_s"} and result["fit"]["success"]
+    out = tmp_path / "session"
+    paths = ana.write(out)
+    assert [p.name for p in paths][-1] == "result.json"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in by_cli.iterdir())
+    mine, theirs = (json.loads((d / "result.json").read_text()) for d in (out, by_cli))
+    assert list(mine) == list(theirs) and list(mine["timings_s"]) == list(theirs["timings_s"])
+    assert list(mine["compute"]) == list(theirs["compute"]) and mine["outputs"].keys() == theirs["outputs"].keys()
+    assert [q["name"] for q in mine["fit"]["parameters"]] == [q["name"] for q in theirs["fit"]["parameters"]]
+    # a reduction-only analysis replaces the set: no fit files stay beside its result.json
+    ana.fit_result = None
+    ana.write(out)
+    assert sorted(p.name for p in out.iterdir()) == ["datasets.nc", "result.json"]
+    assert json.loads((out / "result.json").read_text())["fit"] is None
+    # a write that fails keeps the previous set and leaves nothing temporary
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    ana.datasets = []
+    with pytest.raises(Exception, match="no datasets"):
+        ana.write(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match="not a folder"):
+        ana.write(tmp_path / "a-file")
+
+
 # --------------------------------------------------------------------------- simulate
 def test_simulate_refuses_an_existing_store(files, tmp_path, capsys):
     store = tmp_path / "store"

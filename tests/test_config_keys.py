@@ -19,7 +19,8 @@ import pytest
 from astropy.io import fits
 
 from conftest import SMALL_STORE_CONFIG
-from gcxr.analysis import Analysis, spec_from_config
+from gcxr.analysis import Analysis
+from gcxr.plan import spec_from_config
 from gcxr.config import AnalysisConfig, ConfigError
 from gcxr.config.support import check_supported
 

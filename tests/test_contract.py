@@ -234,3 +234,39 @@ def test_read_datasets_holds_a_file_to_the_contract(stacked, store, tmp_path):
     ana = Analysis(AnalysisConfig.from_yaml(SMALL_STORE_CONFIG.format(store=store)), progress=False)
     with pytest.raises(DataStoreError, match=r"bad\.nc.*frame"):
         ana.read_datasets(path)
+
+
+# --------------------------------------------------------------------------- every entry validates
+def test_stack_refuses_runs_that_break_the_contract(joint):
+    """``stack`` holds every run it is given to the contract and names the run and the variable."""
+    from gcxr.contract import DatasetError
+    from gcxr.datasets import stack
+    runs = list(joint.datasets)
+    with pytest.raises(DatasetError, match=r"stack: run 1 of 2: .*'counts'.* missing"):
+        stack([runs[0], runs[1].drop_vars("counts")], joint.spec)
+    bad = runs[0].copy()
+    bad["exposure"] = bad["exposure"].transpose("lat", "energy_true", "lon")
+    with pytest.raises(DatasetError, match=r"stack: run 0 of 2: .*variable 'exposure' has dims "
+                                           r"\('lat', 'energy_true', 'lon'\)"):
+        stack([bad, runs[1]], joint.spec)
+
+
+@pytest.mark.parametrize("break_it, named", [
+    (lambda ds: ds.drop_vars("exposure"), r"'exposure'.* missing"),
+    (lambda ds: ds.assign(counts=ds["counts"].transpose("lon", "lat", "energy")),
+     r"variable 'counts' has dims \('lon', 'lat', 'energy'\)"),
+])
+def test_readers_refuse_files_that_break_the_contract(stacked, store, tmp_path, break_it, named):
+    """``gcxr.io.read_datasets`` validates what it read: the error names the file and the variable;
+    ``Analysis.read_datasets`` (``gcxr run --datasets``) reports it as a data error."""
+    from gcxr.analysis import Analysis
+    from gcxr.config import AnalysisConfig
+    from gcxr.contract import DatasetError
+    from gcxr.datastore import DataStoreError
+    from gcxr.io import read_datasets, write_datasets
+    path = write_datasets(break_it(stacked.datasets[0]), tmp_path / "broken.nc")
+    with pytest.raises(DatasetError, match=r"broken\.nc: .*" + named):
+        read_datasets(path)
+    with pytest.raises(DataStoreError, match=r"broken\.nc: .*" + named):
+        Analysis(AnalysisConfig.from_yaml(SMALL_STORE_CONFIG.format(store=store)), progress=False).read_datasets(path)
+

@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from conftest import SMALL_STORE_CONFIG
-from gcxr.analysis import Analysis, spec_from_config
+from gcxr.analysis import Analysis
+from gcxr.plan import spec_from_config
 from gcxr.config import AnalysisConfig, ConfigError
 from gcxr.datastore import DataStoreError
 from gcxr.models import SPATIAL_MODELS, SPECTRAL_MODELS, ModelError, Models

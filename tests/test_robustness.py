@@ -671,7 +671,7 @@ def test_40_config_refused_before_the_work(store, tmp_path, capsys, monkeypatch,
 
 def test_40_memory_estimate_counts_every_run_dataset(tmp_path):
     """stack: false keeps one dataset per run: the estimate scales with the runs and says so."""
-    from gcxr.analysis import check_memory, estimate_dataset_bytes
+    from gcxr.plan import check_memory, estimate_dataset_bytes
     s = spec()                                        # 4 x 30 x 30 bins, 5 true-energy planes
     one = 30 * 30 * (8 * (2 * 4 + 5) + 4)
     assert estimate_dataset_bytes(s, 1) == one and estimate_dataset_bytes(s, 3) == 3 * one

@@ -51,7 +51,7 @@ def test_bench_lists_the_case_folders():
 
 @pytest.mark.parametrize("case", CASES)
 def test_config_loads(case, stores):
-    from gcxr.analysis import spec_from_config
+    from gcxr.plan import spec_from_config
     from gcxr.config import AnalysisConfig, expand_path
     cfg = AnalysisConfig.read(VALIDATION / case / "config.yaml")
     assert cfg.datasets.type == "3d"
