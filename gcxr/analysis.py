@@ -156,6 +156,7 @@ class Analysis:
         self.datasets: list[xr.Dataset] = []
         self.models = None
         self.fit_result = None
+        self.manifest: dict | None = None        # result.json as last written by write()
         self.timings: dict[str, float] = {}
 
     # ---- data
@@ -500,7 +501,9 @@ class Analysis:
             timings["total"] = (time.perf_counter() - t_start if t_start is not None
                                 else sum(v for k, v in timings.items() if k != "total"))
             outputs.write(MANIFEST, lambda p: write_json(result, p))
-            return outputs.commit()
+            paths = outputs.commit()
+            self.manifest = result           # what result.json holds, write time included
+            return paths
         finally:
             if own:
                 outputs.discard()        # a failed or interrupted write: the staging folder goes

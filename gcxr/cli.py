@@ -207,7 +207,7 @@ def run_analysis(config, models=None, out=None, no_fit: bool = False, datasets=N
             if cluster is not None:
                 cluster.close()
     if not quiet:
-        _print_summary(result, paths, time.perf_counter() - t_start)
+        _print_summary(ana.manifest, paths, time.perf_counter() - t_start)
     fit = result["fit"]
     if fit is not None and not fit["success"]:
         print(f"gcxr run: the fit did not converge ({fit.get('message', '')}); outputs written with "

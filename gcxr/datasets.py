@@ -581,6 +581,10 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
             masks = "the safe and fit masks leave" if "mask_fit" in ds else "the safe mask leaves"
             raise DataStoreError(f"dataset {name!r}: {masks} no bin; nothing to fit (check datasets.safe_mask, "
                                  "fit.fit_range and the energy axes against the IRFs' energy range)")
+        if name in free_background and "background" not in ds:
+            raise DataStoreError(f"dataset {name!r} has no background cube, so its free FoVBackgroundModel "
+                                 "norm is unconstrained; reduce it with 'background' in datasets.map_selection, "
+                                 "or freeze the norm")
         if name in free_background and "background" in ds and summ["background_fit"] == 0.0:
             raise DataStoreError(f"dataset {name!r}: the background is zero in every fit bin, so its free "
                                  "FoVBackgroundModel norm is unconstrained; check the background IRF, or freeze "

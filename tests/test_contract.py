@@ -251,6 +251,25 @@ def test_stack_refuses_runs_that_break_the_contract(joint):
         stack([bad, runs[1]], joint.spec)
 
 
+def test_fit_refuses_datasets_that_break_the_contract(joint):
+    """``fit`` holds the datasets it is given to the contract before building anything: the error
+    names the dataset and the variable."""
+    from gcxr.contract import DatasetError
+    from gcxr.fit import fit
+    from gcxr.models import Models, PointSpatialModel, PowerLawSpectralModel, SkyModel
+    runs = list(joint.datasets)
+    models = Models([SkyModel(PowerLawSpectralModel(), PointSpatialModel(lon_0=0.0, lat_0=0.0, frame="galactic"),
+                              name="src")])
+    with pytest.raises(DatasetError, match=r"'exposure'.* missing"):
+        fit([runs[0], runs[1].drop_vars("exposure")], models)
+    # background is optional in the contract; with a free background norm there is nothing to fit it to
+    from gcxr.datastore import DataStoreError
+    models.add_fov_background([ds.attrs["name"] for ds in runs])
+    no_bkg = runs[1].drop_vars("background")
+    with pytest.raises(DataStoreError, match=rf"dataset {no_bkg.attrs['name']!r} has no background cube"):
+        fit([runs[0], no_bkg], models)
+
+
 @pytest.mark.parametrize("break_it, named", [
     (lambda ds: ds.drop_vars("exposure"), r"'exposure'.* missing"),
     (lambda ds: ds.assign(counts=ds["counts"].transpose("lon", "lat", "energy")),

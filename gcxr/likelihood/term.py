@@ -139,7 +139,8 @@ class DatasetTerm:
         geom, irf = geom_of(ds)
         mask = np.broadcast_to(combined_mask(ds).transpose("energy", "lat", "lon").values, ds["counts"].shape)
         counts = ds["counts"].values          # kept in their stored dtype; float64 only where needed
-        bkg = ds["background"].values
+        # no background cube (a signal-only dataset): npred is the sources alone
+        bkg = ds["background"].values if "background" in ds else np.zeros(ds["counts"].shape, np.float32)
         evs = []
         for m in models.sky_models:
             if m.applies_to(name):
