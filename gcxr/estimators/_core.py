@@ -173,20 +173,20 @@ def band_any(mask: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def tophat_kernel(radius_pix: float) -> np.ndarray:
     """Top-hat of ``radius_pix`` pixels: 1 at the pixel centres with x^2 + y^2 <= R^2, else 0.
 
-    The array has the smallest odd size >= 2R (as astropy's ``Tophat2DKernel``
-    in its default 'center' mode, divided by its maximum).  A radius within a
-    relative 1e-9 of a pixel-centre distance includes that pixel, so that
-    0.1 deg / 0.02 deg gives the same 81-pixel disk whatever the rounding of
-    the pixel size read from the coordinates.
+    astropy's ``Tophat2DKernel`` in its 'center' mode, divided by its maximum.  A radius within
+    a relative 1e-9 of a pixel-centre distance includes that pixel, so that 0.1 deg / 0.02 deg
+    gives the same 81-pixel disk whatever the rounding of the pixel size read from the
+    coordinates.
     """
     if not radius_pix > 0:
         raise ValueError(f"kernel radius must be positive, got {radius_pix} pixels")
-    r2 = (radius_pix * (1 + KERNEL_RTOL)) ** 2
-    n = int(np.ceil(2 * radius_pix * (1 - KERNEL_RTOL)))
-    n += 1 - n % 2
-    h = n // 2
-    y, x = np.mgrid[-h:h + 1, -h:h + 1]
-    return (x * x + y * y <= r2).astype(float)
+    from astropy.convolution import Tophat2DKernel  # deferred: only the estimators smooth
+    k = (Tophat2DKernel(radius_pix * (1 + KERNEL_RTOL), mode="center").array > 0).astype(float)
+    # astropy rounds the size up from 2R(1 + rtol); drop its all-zero border rings (the same disk,
+    # the same FFT sizes as the smallest odd array that holds it)
+    while k.shape[0] > 1 and not k[0].any():
+        k = k[1:-1, 1:-1]
+    return k
 
 
 def convolve_images(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
