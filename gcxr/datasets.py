@@ -510,7 +510,8 @@ def _summaries(datasets: list[xr.Dataset], background_fit: bool = True) -> list[
     one ``dask.compute`` for datasets on a cluster (nothing but these numbers comes to the
     client), directly for datasets in memory."""
     # dask-backed: with the background sum always (the kept numbers serve both kinds of call)
-    out = _numbers(datasets, "summary", lambda ds, lazy: _summary_lazy(ds, background_fit or lazy))
+    out = _numbers(datasets, "summary", lambda ds, lazy: _summary_lazy(ds, True) if lazy
+                   else _summary_numpy(ds, background_fit))
     return [{k: (tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)) for k, v in d.items()
              if background_fit or k != "background_fit"} for d in out]
 
@@ -528,6 +529,24 @@ def _summary_lazy(ds: xr.Dataset, background_fit: bool) -> dict:
     if background_fit and "background" in ds:
         d["background_fit"] = ds["background"].data[mask].sum() if not hasattr(mask, "dask") else \
             ds["background"].where(combined_mask(ds), 0).sum().data
+    return d
+
+
+def _summary_numpy(ds: xr.Dataset, background_fit: bool) -> dict:
+    """:func:`_summary_lazy`'s numbers of an in-memory dataset: reductions over the cubes and
+    masked views, no masked copies (48 seed runs: 1.2 s -> see docs/performance.md)."""
+    d = {}
+    for var in ("counts", "exposure", "background"):
+        if var in ds:
+            v = ds[var].values
+            d[var] = (v.min(), v.max()) if v.size else (0.0, 0.0)
+    counts = ds["counts"]
+    mask = _aligned(combined_mask(ds), counts)
+    d["mask_any"] = bool(mask.any())
+    d["counts_fit"] = float(np.sum(counts.values, where=mask, dtype=np.float64))
+    if background_fit and "background" in ds:
+        d["background_fit"] = float(np.sum(ds["background"].values, where=_aligned(combined_mask(ds), ds["background"]),
+                                           dtype=np.float64))
     return d
 
 

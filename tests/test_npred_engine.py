@@ -162,6 +162,36 @@ def test_spectral_moves_do_not_refold(small_stacked, tmp_path):
     assert len(ev._aux["cache"]) == 1
 
 
+def test_spectral_integrals_shared_between_runs(small_stacked, tmp_path, monkeypatch):
+    """The true-energy bin integrals F_t of a source at given values are computed once per process
+    for every term on the same true-energy axis (the runs of a joint fit), and again for another
+    axis or other values; every term's statistic is unchanged by the sharing."""
+    from gcxr.likelihood import DatasetTerm, ParameterSpace
+    from gcxr.npred import evaluator
+    models = _all_models(tmp_path, "gauss")
+    space = ParameterSpace.from_models(models)
+    runs = [small_stacked.copy(), small_stacked.copy()]
+    terms = [DatasetTerm.build(r, models) for r in runs]
+    cls = terms[0].sources[0][3].spectral_cls
+    calls = []
+    real = cls._integral.__func__
+
+    def counting(c, lo, hi, **v):
+        calls.append(len(lo))
+        return real(c, lo, hi, **v)
+    monkeypatch.setattr(cls, "_integral", classmethod(counting))
+    evaluator._FLUX.clear()
+    values = space.values_by_model(space.to_values(space.to_factors(space.start) * 1.01))
+    stats = [t.stat(values) for t in terms]
+    assert calls == [len(small_stacked["energy_true"])]            # once for both runs
+    assert stats[0] == stats[1]
+    other = small_stacked.isel(energy_true=slice(0, -1))
+    DatasetTerm.build(other, models).stat(values)
+    assert len(calls) == 2                                           # another axis: its own integrals
+    evaluator._FLUX.clear()
+    assert [t.stat(values) for t in terms] == stats                  # recomputed: the same numbers
+
+
 # ------------------------------------------------------------------ gradients
 def _fd(like, f, i, h):
     e = np.zeros_like(f)
