@@ -38,7 +38,8 @@ import numpy as np
 from .datasets import is_lazy
 from .likelihood import DatasetTerm, ParameterSpace, TermwiseDerivatives, derivative_steps
 
-__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement"]
+__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement", "round_cost",
+           "build_on_workers"]
 
 _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins for the actor's resident objects
 
@@ -46,17 +47,48 @@ _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins fo
 WORKER_SLOWDOWN = 1.5     # a worker's likelihood compute against the client's (measured 0.66-1.05x speed)
 
 
+def round_cost(sample: list[DatasetTerm], space: ParameterSpace) -> tuple[float, float]:
+    """``(shared, per_term)`` seconds of one statistic round, measured on a sample of terms.
+
+    A round costs what every process pays once whatever its number of terms (the sources'
+    spectral bin integrals, shared by all terms on one true-energy axis: :meth:`SourceEvaluator.flux`)
+    plus a cost per term.  Both are measured: all the sample at one fresh point and its first
+    term alone at another (every parameter moved, after a first call that folds the sources and
+    fills the kernel caches); ``t_all = shared + k per_term``, ``t_one = shared + per_term``.
+    With a single term the whole time counts as per term.
+    """
+    from .likelihood import JointLikelihood
+    probe = JointLikelihood(sample, space)
+    f0 = space.to_factors(space.start)
+    probe(f0)                                        # folds the sources, fills the kernel caches
+    step = np.where(f0 != 0, np.abs(f0), 1.0)
+    t = time.perf_counter()
+    probe(f0 + 1e-6 * step)
+    t_all = time.perf_counter() - t
+    k = len(sample)
+    if k < 2:
+        return 0.0, t_all
+    one = JointLikelihood(sample[:1], space)
+    one(f0)
+    t = time.perf_counter()
+    one(f0 + 2e-6 * step)
+    t_one = time.perf_counter() - t
+    per_term = max((t_all - t_one) / (k - 1), 0.0)
+    return max(t_one - per_term, 0.0), per_term if per_term > 0 else t_all / k
+
+
 def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) -> tuple[str, "JointLikelihood", dict]:
     """Where a fit of in-memory terms runs faster: ``"cluster"`` or ``"process"``.
 
     A round on the cluster costs the slowest chunk's compute plus a round trip to the workers;
-    in process it costs every term's compute.  Both are measured here: one statistic of up to
-    three of the terms in process (after a first call that folds their sources and fills the
-    caches), scaled to all terms, and a trivial call on every worker (best of three; a builtin,
-    so the workers import nothing for it).  The cluster is chosen when
-    ``t_process / n_workers * WORKER_SLOWDOWN + t_round_trip < 0.9 t_process``: a few small
-    datasets stay in process, where each round would mostly wait for the network; a survey's
-    runs go to the workers.
+    in process it costs every term's compute.  Both are measured here: a round's shared and
+    per-term costs on up to three of the terms (:func:`round_cost`: the spectral integrals are
+    computed once per process, on every worker alike) and a trivial call on every worker (best
+    of three; a builtin, so the workers import nothing for it).  With ``t_process = shared +
+    n per_term`` and ``t_cluster = (shared + n_per_worker per_term) WORKER_SLOWDOWN + t_trip``,
+    the cluster is chosen when ``t_cluster < 0.9 t_process``: a few small datasets stay in
+    process, where each round would mostly wait for the network; a survey's runs go to the
+    workers.
 
     Parameters
     ----------
@@ -72,29 +104,30 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     tuple
         ``(choice, in-process likelihood of all the terms, figures)``.
     """
-    import os
-
     from .likelihood import JointLikelihood
     sample = terms[::max(1, len(terms) // 3)][:3]
-    probe = JointLikelihood(sample, space)
-    f0 = space.to_factors(space.start)
-    probe(f0)                                        # folds the sources, fills the kernel caches
-    f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)   # every parameter moved: refolds, as a spatial round
-    t = time.perf_counter()
-    probe(f1)
-    t_process = (time.perf_counter() - t) * len(terms) / max(len(sample), 1)
+    shared, per_term = round_cost(sample, space)
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
+    t_trip = _round_trip(client)
+    t_process = shared + per_term * len(terms)
+    per_worker = -(-len(terms) // min(n_workers, max(len(terms), 1)))
+    t_cluster = (shared + per_term * per_worker) * WORKER_SLOWDOWN + t_trip
+    choice = "cluster" if t_cluster < 0.9 * t_process else "process"
+    return choice, JointLikelihood(terms, space), {
+        "placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
+        "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample),
+        "round_shared_s": shared, "round_per_term_s": per_term}
+
+
+def _round_trip(client) -> float:
+    """An empty call to every worker, best of three (a builtin: the workers import nothing)."""
+    import os
     trips = []
     for _ in range(3):
         t = time.perf_counter()
         client.run(os.getpid)
         trips.append(time.perf_counter() - t)
-    t_trip = min(trips)
-    t_cluster = t_process / min(n_workers, max(len(terms), 1)) * WORKER_SLOWDOWN + t_trip
-    choice = "cluster" if t_cluster < 0.9 * t_process else "process"
-    return choice, JointLikelihood(terms, space), {
-        "placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
-        "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample)}
+    return min(trips)
 
 
 def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
@@ -389,10 +422,10 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     all of them when a round would be faster here, else None (the caller makes the chunk actors
     from the built terms, which stay where they are).
 
-    Up to three terms of the largest chunk come to the client and are timed as in
-    :func:`choose_placement` (every parameter moved, after a first call), scaled to all terms by
-    their number; a round on the cluster is predicted as the largest chunk's share times
-    ``WORKER_SLOWDOWN`` plus a measured round trip.  When the process wins, every chunk's terms
+    Up to three terms of the largest chunk come to the client and a round's shared and per-term
+    costs are measured on them (:func:`round_cost`); a round in process is predicted as ``shared
+    + n per_term``, on the cluster as ``(shared + n_largest_chunk per_term) WORKER_SLOWDOWN``
+    plus a measured round trip.  When the process wins, every chunk's terms
     are gathered in term order (the fit is identical to one built here) and no actor is made.
 
     Parameters
@@ -412,7 +445,6 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
         With ``placement_info`` (the figures) set.
     """
     import functools
-    import os
 
     from .fit import sources_moved
     from .likelihood import JointLikelihood, check_models_reach
@@ -420,23 +452,14 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     n_terms = sum(len(idx) for idx in plan)
     big = max(range(len(plan)), key=lambda k: len(plan[k]))
     sample = client.submit(_first_terms, futures[big], 3, pure=False).result()
-    probe = JointLikelihood(sample, space)
-    f0 = space.to_factors(space.start)
-    probe(f0)                                        # folds the sources, fills the kernel caches
-    f1 = f0 + 1e-6 * np.where(f0 != 0, np.abs(f0), 1.0)
-    t = time.perf_counter()
-    probe(f1)
-    per_term = (time.perf_counter() - t) / max(len(sample), 1)
-    trips = []
-    for _ in range(3):
-        t = time.perf_counter()
-        client.run(os.getpid)
-        trips.append(time.perf_counter() - t)
-    t_process = per_term * n_terms
-    t_cluster = per_term * len(plan[big]) * WORKER_SLOWDOWN + min(trips)
+    shared, per_term = round_cost(sample, space)
+    t_trip = _round_trip(client)
+    t_process = shared + per_term * n_terms
+    t_cluster = (shared + per_term * len(plan[big])) * WORKER_SLOWDOWN + t_trip
     choice = "process" if t_process < 0.9 * t_cluster else "cluster"
     figures = {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
-               "round_trip_s": min(trips), "workers": len(set(homes)), "terms_timed": len(sample)}
+               "round_trip_s": t_trip, "workers": len(set(homes)), "terms_timed": len(sample),
+               "round_shared_s": shared, "round_per_term_s": per_term}
     if choice == "cluster":
         return None
     chunks = client.gather(futures)

@@ -400,3 +400,17 @@ def test_persisted_dataset_reaches_a_task_as_its_own_chunks(client):
     # a chunk that is not persisted: no parts (the build falls back to the graph)
     lazy = ds.assign(background=ds.counts * 2)
     assert _dataset_parts(lazy, futures) is None
+
+
+def test_round_cost_splits_a_round_into_shared_and_per_term_parts(joint_inprocess):
+    """``round_cost`` on three terms: both parts are finite and non-negative, the per-term part
+    positive (a placement needs it to scale with the number of terms), and with a single term the
+    whole round counts as per term."""
+    from gcxr.distributed import round_cost
+    from gcxr.likelihood import ParameterSpace, build_terms
+    ana0, models0, _ = joint_inprocess
+    space = ParameterSpace.from_models(models0)
+    terms = build_terms(ana0.datasets, models0)
+    shared, per_term = round_cost(terms, space)
+    assert np.isfinite(shared) and shared >= 0 and per_term > 0
+    assert round_cost(terms[:1], space)[0] == 0.0
