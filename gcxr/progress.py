@@ -24,6 +24,9 @@ import contextlib
 import sys
 import time
 from typing import Any, Callable, Iterable
+import functools
+import os
+import signal
 
 __all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "progress_persist", "FitProgress",
            "DaskProgressCallback", "local_pool"]
@@ -112,7 +115,7 @@ def progress_bar(iterable: Iterable | None = None, total: int | None = None, des
         The bar.
     """
     if "ipykernel" in sys.modules:          # Jupyter: a widget
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: heavy import (tqdm)
     else:                                   # what tqdm.auto resolves to outside Jupyter, without importing its
         from tqdm.std import tqdm           # notebook and asyncio variants (deferred: heavy import, ~50 ms)
     kwargs.setdefault("mininterval", MININTERVAL)
@@ -204,7 +207,6 @@ def _leave_signals_to_main() -> None:
     interrupt, so that the handler runs at once; a signal taken by a worker thread would
     leave the main thread waiting until the next task ends.
     """
-    import signal
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
@@ -227,8 +229,8 @@ def local_pool(n: int):
     """
     pool = _POOLS.get(n)
     if pool is None:
-        import dask.threaded
-        from concurrent.futures import ThreadPoolExecutor
+        import dask.threaded  # deferred: heavy import (dask)
+        from concurrent.futures import ThreadPoolExecutor  # deferred: ~11 ms, and every CLI command imports gcxr.progress
         cls = getattr(dask.threaded, "ContextAwareThreadPoolExecutor", ThreadPoolExecutor)
         pool = _POOLS[n] = cls(n, thread_name_prefix="gcxr-dask", initializer=_leave_signals_to_main)
     return pool
@@ -256,11 +258,9 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     scheduler : str, optional
         The local dask scheduler (default: threads).
     """
-    import dask
-    import dask.threaded
+    import dask  # deferred: heavy import (dask)
+    import dask.threaded  # deferred: heavy import (dask)
     if scheduler is None:                           # a callable: dask does not import distributed
-        import functools
-        import os
         n = os.cpu_count() or 1
         scheduler = functools.partial(dask.threaded.get, num_workers=n, pool=local_pool(n))
     objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
@@ -272,7 +272,7 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
             if run_keys:
                 _runs_bar(client, futures, run_keys, desc, quiet)
             else:
-                from distributed import progress
+                from distributed import progress  # deferred: heavy import (distributed)
                 try:
                     progress(futures)
                 except ImportError:         # Jupyter without ipywidgets: a text bar instead of the widget
@@ -298,7 +298,7 @@ def _pending_runs(dask_scheduler=None, keys=()) -> int:
 def _runs_bar(client, futures, run_keys: list, desc: str, quiet: bool | None = None) -> None:
     """Wait for ``futures`` with a bar counting the runs whose reduction task has finished
     (asked of the scheduler every ``MININTERVAL`` seconds)."""
-    from distributed import wait
+    from distributed import wait  # deferred: heavy import (distributed)
     keys = list(dict.fromkeys(run_keys))
     with progress_bar(total=len(keys), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
         while not all(f.done() for f in futures):
@@ -326,7 +326,7 @@ def progress_persist(datasets, client, quiet: bool | None = None, desc: str = "r
     desc : str
         The bar's label.
     """
-    from distributed import futures_of, wait
+    from distributed import futures_of, wait  # deferred: heavy import (distributed)
     out = client.persist(list(datasets))
     with progress_bar(total=len(out), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
         for ds in out:

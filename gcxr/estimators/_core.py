@@ -191,7 +191,7 @@ def tophat_kernel(radius_pix: float) -> np.ndarray:
 
 def convolve_images(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """2-D FFT convolution of each image in (n, ny, nx), 'same' mode (zero outside the grid)."""
-    from scipy.signal import fftconvolve
+    from scipy.signal import fftconvolve  # deferred: heavy import (scipy)
     return np.stack([fftconvolve(img, kernel, mode="same") for img in images])
 
 
