@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+import io
 
 import numpy as np
 
@@ -280,9 +281,8 @@ class FitsFile:
         return FitsTable(cols, arrays, nrows)
 
     def _astropy_table(self, name: str) -> FitsTable | None:
-        import io
 
-        from astropy.io import fits
+        from astropy.io import fits  # deferred: heavy import (astropy)
         with fits.open(io.BytesIO(bytes(self._buf)), memmap=False) as h:
             data = h[name].data
             if data is None:

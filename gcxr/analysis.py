@@ -14,6 +14,9 @@ import logging
 import time
 import warnings
 from pathlib import Path
+import dataclasses
+import functools
+import os
 
 import numpy as np
 import xarray as xr
@@ -35,10 +38,8 @@ log = logging.getLogger(__name__)
 def threaded_scheduler(n_jobs: int | None):
     """dask's threaded scheduler with ``n_jobs`` threads (``general.n_jobs``; -1 or None: all cores),
     on a pool whose threads leave SIGINT and SIGTERM to the main thread (:func:`gcxr.progress.local_pool`)."""
-    import functools
-    import os
 
-    import dask.threaded
+    import dask.threaded  # deferred: heavy import (dask)
 
     from .progress import local_pool
     if n_jobs is not None and n_jobs == 0:
@@ -101,7 +102,6 @@ def _datasets_format(path) -> str:
 
 def _spec_of_file(ds: xr.Dataset, spec: ReductionSpec, path) -> ReductionSpec:
     """``spec`` with the grids and axes of a runs file, so that the runs can be written back."""
-    import dataclasses
     from .contract import geom_from_dataset
     if "sky_wcs" not in ds.variables or "sky_wcs_irf" not in ds.variables:
         raise DataStoreError(f"{path}: runs file without its sky_wcs/sky_wcs_irf grid variables")

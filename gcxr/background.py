@@ -115,7 +115,7 @@ class ExclusionMask:
 
 
 def _image_hdu(path: Path, key: str):
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
 
     from .config import ConfigError
     try:
@@ -159,8 +159,8 @@ def read_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom,
     ExclusionMask
         The mask on ``geom``.
     """
-    from astropy.coordinates import SkyCoord
-    from astropy.wcs import WCS
+    from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
+    from astropy.wcs import WCS  # deferred: heavy import (astropy)
 
     from .config import ConfigError
     path = Path(path)
@@ -233,7 +233,7 @@ def write_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom, mask: np.n
     pathlib.Path
         The file written.
     """
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     hdu = fits.PrimaryHDU(np.asarray(mask, np.uint8), header=geom.wcs.to_header())
     path = Path(path)
     hdu.writeto(path, overwrite=overwrite)

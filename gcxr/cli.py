@@ -9,6 +9,8 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+import atexit
+import gc
 
 __all__ = ["main", "version", "run_analysis"]
 
@@ -19,8 +21,8 @@ __all__ = ["main", "version", "run_analysis"]
 
 def version() -> str:
     """gcxr's version from the installed package metadata (``gcxr.__version__`` if not installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as _dist_version
+    from importlib.metadata import PackageNotFoundError  # deferred: importlib.metadata takes ~38 ms to import
+    from importlib.metadata import version as _dist_version  # deferred: importlib.metadata takes ~38 ms to import
     try:
         return _dist_version("gcxr")
     except PackageNotFoundError:
@@ -237,7 +239,7 @@ def _print_summary(result, paths, elapsed):
 # --------------------------------------------------------------------------- simulate
 def _seconds(text: str) -> float:
     """'1800', '1800 s', '30 min', '0.5 h' -> seconds."""
-    import astropy.units as u
+    import astropy.units as u  # deferred: heavy import (astropy)
     try:
         q = u.Quantity(text)
     except (TypeError, ValueError):
@@ -445,7 +447,6 @@ _PROGRAM = False
 
 def _imports_done() -> None:
     """A command's imports are done: freeze what they made and turn the collector back on."""
-    import gc
     if _PROGRAM and not gc.isenabled():
         gc.freeze()
         gc.enable()
@@ -472,7 +473,6 @@ def main(argv=None) -> int:
     global _PROGRAM
     if argv is not None:
         return _main(argv)
-    import gc
     _PROGRAM = True
     gc.disable()
     try:
@@ -500,7 +500,6 @@ def program() -> None:
     not).
     """
     status = main()
-    import atexit
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

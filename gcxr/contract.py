@@ -521,7 +521,7 @@ def join_runs(runs: list[xr.Dataset], spec, data: bool = True) -> xr.Dataset:
             for i, (d, off) in enumerate(zip(runs, offsets)):
                 arr[(i,) + tuple(off.get(dd, slice(None)) for dd in dims)] = np.asarray(d[v].values)
         else:
-            import dask.array as dsa
+            import dask.array as dsa  # deferred: heavy import (dask)
             arr = dsa.zeros(shape, dtype=first[v].dtype, chunks=shape)
         out[v] = xr.Variable(("obs",) + dims, arr, dict(first[v].attrs))
     out = out.assign_coords(obs=("obs", [int(d.attrs["obs_id"]) for d in runs]))

@@ -127,14 +127,14 @@ def _prepare_astropy_graph() -> None:
     with _GRAPH_LOCK:
         if _graph_ready:
             return
-        from astropy.coordinates import SkyCoord, SkyOffsetFrame
-        import astropy.units as u
+        from astropy.coordinates import SkyCoord, SkyOffsetFrame  # deferred: heavy import (astropy)
+        import astropy.units as u  # deferred: heavy import (astropy)
         origin = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame="icrs")
         for frame in ("icrs", "galactic"):
             c = SkyCoord(0.0 * u.deg, 0.0 * u.deg, frame=frame)
             c.transform_to(SkyOffsetFrame(origin=origin))
             c.transform_to("galactic" if frame == "icrs" else "icrs")
-        from astropy.coordinates import frame_transform_graph
+        from astropy.coordinates import frame_transform_graph  # deferred: heavy import (astropy)
         frame_transform_graph.get_names()
         _graph_ready = True
 
@@ -145,7 +145,7 @@ def frame_matrix(src: str, dst: str) -> np.ndarray:
     if src == dst:
         return np.eye(3)
     _prepare_astropy_graph()
-    from astropy.coordinates import CartesianRepresentation, SkyCoord
+    from astropy.coordinates import CartesianRepresentation, SkyCoord  # deferred: heavy import (astropy)
     basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
     c = SkyCoord(basis, frame=src, representation_type="cartesian").transform_to(dst)
     xyz = c.cartesian.xyz.value          # (3, 3): columns are images of the basis vectors
@@ -192,8 +192,8 @@ def icrs_to_frame_float32(ra, dec, frame: str):
         The directions in ``frame`` (deg).
     """
     _prepare_astropy_graph()
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
+    from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
+    import astropy.units as u  # deferred: heavy import (astropy)
     c = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
     if frame == "icrs":
         return np.asarray(c.ra.deg, float), np.asarray(c.dec.deg, float)
@@ -271,8 +271,8 @@ def fov_matrix(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
 def _fov_matrix_astropy(ra_pnt: float, dec_pnt: float, frame: str) -> np.ndarray:
     """:func:`fov_matrix` through astropy's SkyOffsetFrame (kept for the tests)."""
     _prepare_astropy_graph()
-    from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame
-    import astropy.units as u
+    from astropy.coordinates import CartesianRepresentation, SkyCoord, SkyOffsetFrame  # deferred: heavy import (astropy)
+    import astropy.units as u  # deferred: heavy import (astropy)
     origin = SkyCoord(ra_pnt * u.deg, dec_pnt * u.deg, frame="icrs")
     basis = CartesianRepresentation(np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
     c = SkyCoord(basis, frame=frame, representation_type="cartesian")

@@ -162,7 +162,7 @@ def _reduce_contribution(run, spec, layout, grid_offsets):
 def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int = 8) -> xr.Dataset:
     """Reduce and stack runs in one lazy graph: each ``gcxr-reduce-<obs>`` task hands on only its
     float32 stacking terms, so memory holds partial sums, not run cubes."""
-    import dask
+    import dask  # deferred: heavy import (dask)
     from .reduce import run_layout
     grid = empty_like_grid(spec)
     layouts = layouts or [run_layout(r, spec) for r in runs]
@@ -210,8 +210,8 @@ def stack(runs: list[xr.Dataset] | xr.Dataset, spec, name: str = "stacked", spli
         A run that breaks the dataset contract (:func:`gcxr.contract.validate`): the message
         names the run and the variable, dim or attribute.
     """
-    import dask
-    import dask.array as dsa
+    import dask  # deferred: heavy import (dask)
+    import dask.array as dsa  # deferred: heavy import (dask)
     joint = isinstance(runs, xr.Dataset) and "obs" in runs.dims
     runs = as_runs(runs)                # a joint set is validated as it is split
     if not runs:
@@ -241,8 +241,8 @@ def stack(runs: list[xr.Dataset] | xr.Dataset, spec, name: str = "stacked", spli
 
 def _stack_contributions(contribs, spec, grid, probe, obs_ids, name, split_every, lazy) -> xr.Dataset:
     """Tree-sum per-run stacking terms (``gcxr-stack-combine``) and finalize into a dataset."""
-    import dask
-    import dask.array as dsa
+    import dask  # deferred: heavy import (dask)
+    import dask.array as dsa  # deferred: heavy import (dask)
     nE, nEt = spec.energy.nbin, spec.energy_true.nbin
     ny, nx = grid.sizes["lat"], grid.sizes["lon"]
     iny, inx = grid.sizes["lat_irf"], grid.sizes["lon_irf"]
@@ -448,7 +448,7 @@ def is_lazy(ds) -> bool:
 def _lazy_token(ds: xr.Dataset) -> str | None:
     if not is_lazy(ds):
         return None
-    import dask.base
+    import dask.base  # deferred: heavy import (dask)
     return dask.base.tokenize(ds)
 
 
@@ -456,7 +456,7 @@ def _numbers(datasets: list[xr.Dataset], kind: str, build) -> list[dict]:
     """``build(ds, lazy)``'s numbers (``lazy``: the dataset is dask-backed) computed for every
     dataset in one ``dask.compute``, except those of dask-backed datasets already computed
     (:func:`prefetch_numbers`)."""
-    import dask
+    import dask  # deferred: heavy import (dask)
     tokens = [_lazy_token(ds) for ds in datasets]
     out: list = [None] * len(datasets)
     todo = []
@@ -486,7 +486,7 @@ def prefetch_numbers(datasets: list[xr.Dataset]) -> None:
     datasets : list of xarray.Dataset
         The datasets (those in memory are skipped).
     """
-    import dask
+    import dask  # deferred: heavy import (dask)
     lazy = [ds for ds in datasets if _lazy_token(ds) is not None]
     if not lazy:
         return
@@ -557,7 +557,7 @@ def _check_values(ds: xr.Dataset, var: str, summary: tuple) -> None:
     if vmin >= 0 and np.isfinite(vmax):             # NaN fails both comparisons
         return
     v = ds[var]
-    import dask
+    import dask  # deferred: heavy import (dask)
     n_bad, n_neg = (int(x) for x in dask.compute((~np.isfinite(v)).sum(), (v < 0).sum()))
     vmin = float(v.min(skipna=True))
     what = " and ".join(x for x in (f"{n_bad} non-finite" if n_bad else "",

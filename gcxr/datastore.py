@@ -266,7 +266,7 @@ class DataStore:
         return ids
 
     def _run_times(self):
-        from astropy.time import Time
+        from astropy.time import Time  # deferred: heavy import (astropy)
         tab = self.obs_table
         if not {"TSTART", "TSTOP"} <= set(tab.colnames):
             raise DataStoreError(f"{self.base_dir}: obs-index has no TSTART/TSTOP for a time selection")
@@ -434,7 +434,7 @@ def read_events(run: RunRef) -> Events:
         if n.upper() == "ENERGY":
             eunit = (data.columns[i].unit or "TeV").strip()
     if eunit.lower() not in ("tev", ""):
-        import astropy.units as u
+        import astropy.units as u  # deferred: heavy import (astropy)
         try:
             energy = (energy * u.Unit(eunit)).to_value("TeV")
         except Exception:

@@ -310,7 +310,7 @@ def _fetch(url: str, dest: Path, timeout: float, expect: tuple[int, str] | None,
 
 def _index_files(index: Path, index_dir: str) -> list[str]:
     """Paths (relative to the data set) of every file an hdu-index references."""
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     try:
         with fits.open(index) as h:
             rows = h["HDU_INDEX"].data if "HDU_INDEX" in h else h[1].data

@@ -22,6 +22,7 @@ import copy
 import functools
 import time
 from dataclasses import dataclass, field
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -152,7 +153,7 @@ class FitResult:
 
     def table(self):
         """Parameters as an astropy Table."""
-        from astropy.table import Table
+        from astropy.table import Table  # deferred: heavy import (astropy)
         return Table(rows=[(p["model"], p["name"], p["value"], p["error"], p["unit"], p["frozen"])
                            for p in self.parameters],
                      names=("model", "name", "value", "error", "unit", "frozen"))
@@ -304,7 +305,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     if not joint:                 # a joint set was held to the contract as it was split
         for ds in datasets:
             validate(ds)
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # deferred: heavy import (threadpoolctl)
     # one BLAS thread: the likelihood's products are small (a vector dot over the bins with counts,
     # 14 x 10 matrices against a cutout), where a second BLAS thread only adds a hand-over that
     # costs milliseconds on a busy machine (measured: 7.6 ms instead of 0.03 ms for a 1e5-long dot
@@ -447,7 +448,6 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
         f"MIGRAD did not converge (EDM {m.fmin.edm:.3g}, calls {nfev}); "
         "check start values, free parameters and the fit range")
     if not success:
-        import warnings
         warnings.warn(f"fit: {msg}", RuntimeWarning, stacklevel=2)
     return FitResult(success, int(nfev), float(total), params, cov, space.names, msg, float(m.fmin.edm), n_refresh,
                      {"fit": time.perf_counter() - t0, "migrad": t_migrad, "likelihood": counts,
@@ -456,7 +456,7 @@ def _fit(datasets, models, likelihood_factory, tol, strategy, max_refresh, hesse
 
 def _migrad(fcn, space: ParameterSpace, start, grad, g2, tol: float, strategy: int):
     """MIGRAD from ``start`` (factor space), run again up to twice while it reports an invalid minimum."""
-    from iminuit import Minuit
+    from iminuit import Minuit  # deferred: heavy import (iminuit)
     m = Minuit(fcn, start, grad=grad, g2=g2, name=[f"par_{i:03d}_{n}" for i, n in enumerate(space.names)])
     m.errordef = 1.0     # the statistic is -2 ln L: a 1-sigma interval is where it rises by 1
     m.tol = tol
@@ -547,7 +547,7 @@ def profile_interval(datasets, models, model: str, name: str, delta: float = 1.0
     max_sigma : float
         How far (in errors) to search for each end.
     """
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # deferred: heavy import (scipy)
     best_models = models.copy()
     comp = best_models[model]
     par = None

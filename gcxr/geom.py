@@ -279,7 +279,7 @@ class SkyGeom:
     @property
     def wcs(self) -> "WCS":
         """The grid as an astropy WCS (CAR, CRVAL2 = 0)."""
-        from astropy.wcs import WCS
+        from astropy.wcs import WCS  # deferred: heavy import (astropy)
         w = WCS(naxis=2)
         a, b = FRAMES[self.frame]
         w.wcs.ctype = [f"{a}-CAR", f"{b}-CAR"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
+import threading
 
 import numpy as np
 import xarray as xr
@@ -167,10 +168,9 @@ def write_datasets(datasets: xr.Dataset | list[xr.Dataset], path: str | Path, sp
 def _netcdf4_lock():
     """xarray's lock around netCDF-C/HDF5 calls (neither is thread-safe)."""
     try:
-        from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+        from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK  # deferred: heavy import (netCDF4 backend)
         return NETCDF4_PYTHON_LOCK
     except ImportError:          # layout of xarray's internals changed: a lock of our own still serialises gcxr
-        import threading
         return threading.Lock()
 
 
@@ -185,10 +185,10 @@ def _to_netcdf(ds: xr.Dataset, path: str | Path, encoding: dict | None = None, d
     not written at all (the layout only, like ``to_netcdf(compute=False)``; the values are then
     written by the caller).
     """
-    from xarray.backends import NetCDF4DataStore
+    from xarray.backends import NetCDF4DataStore  # deferred: heavy import (netCDF4 backend)
     lazy = [v for v in ds.variables if ds[v].chunks is not None]
     if lazy and data:
-        import dask
+        import dask  # deferred: heavy import (dask)
         ds = ds.compute(scheduler=dask.get)     # a callable scheduler: dask does not look for distributed
     store = NetCDF4DataStore.open(str(path), mode="w", format="NETCDF4", lock=_netcdf4_lock())
     try:
@@ -209,7 +209,7 @@ def _target_name(path: str | Path) -> str:
 @contextmanager
 def _small_chunk_cache(size: int = 2**18):
     """HDF5 keeps a chunk cache per variable (64 MB by default); cubes are written plane by plane."""
-    import netCDF4
+    import netCDF4  # deferred: heavy import (netCDF4)
     old = netCDF4.get_chunk_cache()
     netCDF4.set_chunk_cache(size)
     try:
@@ -225,7 +225,7 @@ def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compres
     zero-filled template; the data are then written into it plane by plane with netCDF4, each
     run's cutout placed by its coordinate labels, so memory holds one plane, not padded cubes.
     """
-    import netCDF4
+    import netCDF4  # deferred: heavy import (netCDF4)
     tmpl = join_runs(datasets, spec, data=False)          # the joint set's layout, cubes lazy zeros
     names = [v for v in datasets[0].data_vars if datasets[0][v].ndim > 0]
     out = _encode(tmpl, spec.geom, spec.irf_geom)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -87,7 +88,7 @@ def _axis_name(first_column: str) -> str:
 
 def _read_axes(hdul, hdu, where: str) -> list[tuple[str, np.ndarray]]:
     """The non-spatial axes of map HDU ``hdu`` (FITS order) as (name, edges in TeV or deg)."""
-    import astropy.units as u
+    import astropy.units as u  # deferred: heavy import (astropy)
     hdr = hdu.header
     n_axes = int(hdr["NAXIS"]) - 2
     if n_axes == 0:
@@ -124,8 +125,7 @@ def _read_axes(hdul, hdu, where: str) -> list[tuple[str, np.ndarray]]:
 
 
 def _read_geom(hdu, where: str) -> SkyGeom:
-    import warnings
-    from astropy.wcs import WCS, FITSFixedWarning
+    from astropy.wcs import WCS, FITSFixedWarning  # deferred: heavy import (astropy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(hdu.header, naxis=2)
@@ -137,7 +137,7 @@ def _read_geom(hdu, where: str) -> SkyGeom:
 
 def _unit_factor(hdu, var: str, where: str) -> float:
     """Factor from the HDU's BUNIT to gcxr's unit of ``var`` (1 where gcxr keeps no unit)."""
-    import astropy.units as u
+    import astropy.units as u  # deferred: heavy import (astropy)
     if var not in _UNITS:
         return 1.0
     bunit = str(hdu.header.get("BUNIT", "")).strip()
@@ -150,7 +150,7 @@ def _unit_factor(hdu, var: str, where: str) -> float:
 
 
 def _livetime(hdu, where: str) -> float:
-    import astropy.units as u
+    import astropy.units as u  # deferred: heavy import (astropy)
     meta = str(hdu.header.get("META", "") or "").strip()
     if not meta:
         return float("nan")
@@ -214,7 +214,7 @@ def read_gammapy_dataset(path: str | Path, name: str | None = None) -> xr.Datase
     >>> ds["counts"].dims                                               # doctest: +SKIP
     ('energy', 'lat', 'lon')
     """
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"gammapy dataset file not found: {path}")
@@ -341,7 +341,7 @@ def _geom_from(ds: xr.Dataset, kind: str) -> SkyGeom:
 
 def _bands_hdu(name: str, axes: list[tuple[str, np.ndarray]]):
     """The ``<NAME>_BANDS`` table: one row per channel, the first (FITS) axis fastest."""
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     sizes = [e.size - 1 for _, e in axes]
     channel = np.arange(int(np.prod(sizes)))
     cols = [fits.Column("CHANNEL", "K", array=channel)]
@@ -363,7 +363,7 @@ def _bands_hdu(name: str, axes: list[tuple[str, np.ndarray]]):
 
 
 def _image_hdu(name: str, data: np.ndarray, geom: SkyGeom, axes, unit: str, meta: dict | None = None):
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     bands, axhdr = _bands_hdu(name, axes)
     hdr = geom.wcs.to_header()
     hdr.update(axhdr)
@@ -394,15 +394,15 @@ def _fits_array(ds: xr.Dataset, var: str, dims: tuple[str, ...]) -> np.ndarray:
 
 
 def _meta_table_hdu(text: str):
-    from astropy.io import fits
-    from astropy.table import Table
+    from astropy.io import fits  # deferred: heavy import (astropy)
+    from astropy.table import Table  # deferred: heavy import (astropy)
     cols = json.loads(text)
     return fits.BinTableHDU(Table({k: np.asarray(v) for k, v in cols.items()}), name="META_TABLE")
 
 
 def _hdulist(ds: xr.Dataset):
     """The ``astropy.io.fits.HDUList`` of :func:`write_gammapy_dataset` (nothing written)."""
-    from astropy.io import fits
+    from astropy.io import fits  # deferred: heavy import (astropy)
     from . import __version__
     if not isinstance(ds, xr.Dataset):
         raise DataStoreError(f"write_gammapy_dataset: expected one xarray.Dataset, got {type(ds).__name__}")

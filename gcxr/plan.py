@@ -114,7 +114,7 @@ def read_obs_file(path: Path, key: str = "observations.obs_file") -> list[int]:
     list of int
         The run ids.
     """
-    from astropy.table import Table
+    from astropy.table import Table  # deferred: heavy import (astropy)
     if not path.is_file():
         raise ConfigError([(key, f"file {str(path)!r} does not exist")])
     try:

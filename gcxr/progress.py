@@ -24,6 +24,9 @@ import contextlib
 import sys
 import time
 from typing import Any, Callable, Iterable
+import functools
+import os
+import signal
 
 __all__ = ["set_quiet", "is_quiet", "quiet_mode", "progress_bar", "progress_compute", "progress_persist", "FitProgress",
            "DaskProgressCallback", "local_pool"]
@@ -112,7 +115,7 @@ def progress_bar(iterable: Iterable | None = None, total: int | None = None, des
         The bar.
     """
     if "ipykernel" in sys.modules:          # Jupyter: a widget
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: heavy import (tqdm)
     else:                                   # what tqdm.auto resolves to outside Jupyter, without importing its
         from tqdm.std import tqdm           # notebook and asyncio variants (deferred: heavy import, ~50 ms)
     kwargs.setdefault("mininterval", MININTERVAL)
@@ -130,49 +133,68 @@ def _is_run_key(key) -> bool:
     return isinstance(key, str) and key.startswith(RUN_KEY_PREFIX)
 
 
-class DaskProgressCallback:
-    """A dask local-scheduler callback driving a tqdm bar.
+_DASK_CALLBACK: list = []
 
-    The bar counts runs - tasks keyed ``gcxr-reduce-<obs_id>...`` - when the graph has such
-    tasks, otherwise every finished task; it stays on screen when done, as one summary line.
-    Used as a context manager around ``dask.compute``; works like
-    ``dask.diagnostics.ProgressBar`` but renders in Jupyter too.
-    """
 
-    def __init__(self, desc: str = "compute", quiet: bool | None = None):
-        from dask.callbacks import Callback
-        self.desc = desc
-        self.quiet = quiet
-        self._bar = None
-        self._runs = False
-        self._cb = Callback(start_state=self._start_state, posttask=self._posttask, finish=self._finish)
+def _dask_progress_class() -> type:
+    """:class:`DaskProgressCallback`, defined on first use: it subclasses ``tqdm.dask.TqdmCallback``,
+    whose import loads dask and ``tqdm.auto`` (asyncio among them), which ``import gcxr.progress``
+    (every CLI command, for :func:`set_quiet`) should not.  Measured: ``import tqdm.dask`` on top
+    of ``tqdm.std`` and ``dask.callbacks`` takes ~24 ms alone (asyncio ~22 ms), ~0.7 ms in a
+    ``gcxr run`` process, which has imported asyncio already."""
+    if not _DASK_CALLBACK:
+        from tqdm.dask import TqdmCallback  # deferred: see above
 
-    def _start_state(self, dsk, state):
-        keys = [k for part in ("ready", "waiting", "running", "finished") if part in state for k in state[part]]
-        runs = sum(1 for k in keys if _is_run_key(k))
-        self._runs = runs > 0
-        total, unit = (runs, "run") if self._runs else (len(keys), "task")
-        self._bar = progress_bar(total=total, desc=self.desc, unit=unit, quiet=self.quiet, leave=True)
+        class DaskProgressCallback(TqdmCallback):
+            """``tqdm.dask.TqdmCallback`` counting runs.
 
-    def _posttask(self, key, result, dsk, state, worker_id):
-        if self._bar is not None and (not self._runs or _is_run_key(key)):
-            self._bar.update(1)
+            The bar counts runs - tasks keyed ``gcxr-reduce-<obs_id>...`` - when the graph has
+            such tasks, otherwise every finished task (as ``TqdmCallback``); it is a
+            :func:`progress_bar` (quiet flag, stderr, throttled) and stays on screen when done,
+            as one summary line.  Used as a context manager around ``dask.compute``.
 
-    def _finish(self, dsk, state, errored):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+            Parameters
+            ----------
+            desc : str
+                Label.
+            quiet : bool, optional
+                Disable the bar.
+            """
 
-    def __enter__(self):
-        self._cb.__enter__()
-        return self
+            def __init__(self, desc: str = "compute", quiet: bool | None = None):
+                super().__init__()
+                self.desc = desc
+                self.quiet = quiet
+                self.pbar = None
+                self._runs = False
 
-    def __exit__(self, *exc):
-        self._cb.__exit__(*exc)
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        return False
+            def _start_state(self, dsk, state):
+                keys = [k for part in ("ready", "waiting", "running", "finished") if part in state
+                        for k in state[part]]
+                runs = sum(1 for k in keys if _is_run_key(k))
+                self._runs = runs > 0
+                total, unit = (runs, "run") if self._runs else (len(keys), "task")
+                self.pbar = progress_bar(total=total, desc=self.desc, unit=unit, quiet=self.quiet, leave=True)
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if self.pbar is not None and (not self._runs or _is_run_key(key)):
+                    self.pbar.update(1)
+
+            def __exit__(self, *exc):
+                super().__exit__(*exc)
+                if self.pbar is not None:       # an interrupted compute: no finish callback came
+                    self.pbar.close()
+                return False
+
+        DaskProgressCallback.__module__, DaskProgressCallback.__qualname__ = __name__, "DaskProgressCallback"
+        _DASK_CALLBACK.append(DaskProgressCallback)
+    return _DASK_CALLBACK[0]
+
+
+def __getattr__(name: str):
+    if name == "DaskProgressCallback":
+        return _dask_progress_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _POOLS: dict = {}
@@ -185,7 +207,6 @@ def _leave_signals_to_main() -> None:
     interrupt, so that the handler runs at once; a signal taken by a worker thread would
     leave the main thread waiting until the next task ends.
     """
-    import signal
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
@@ -208,8 +229,8 @@ def local_pool(n: int):
     """
     pool = _POOLS.get(n)
     if pool is None:
-        import dask.threaded
-        from concurrent.futures import ThreadPoolExecutor
+        import dask.threaded  # deferred: heavy import (dask)
+        from concurrent.futures import ThreadPoolExecutor  # deferred: ~11 ms, and every CLI command imports gcxr.progress
         cls = getattr(dask.threaded, "ContextAwareThreadPoolExecutor", ThreadPoolExecutor)
         pool = _POOLS[n] = cls(n, thread_name_prefix="gcxr-dask", initializer=_leave_signals_to_main)
     return pool
@@ -237,11 +258,9 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
     scheduler : str, optional
         The local dask scheduler (default: threads).
     """
-    import dask
-    import dask.threaded
+    import dask  # deferred: heavy import (dask)
+    import dask.threaded  # deferred: heavy import (dask)
     if scheduler is None:                           # a callable: dask does not import distributed
-        import functools
-        import os
         n = os.cpu_count() or 1
         scheduler = functools.partial(dask.threaded.get, num_workers=n, pool=local_pool(n))
     objs = list(objs) if isinstance(objs, (list, tuple)) else [objs]
@@ -253,7 +272,7 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
             if run_keys:
                 _runs_bar(client, futures, run_keys, desc, quiet)
             else:
-                from distributed import progress
+                from distributed import progress  # deferred: heavy import (distributed)
                 try:
                     progress(futures)
                 except ImportError:         # Jupyter without ipywidgets: a text bar instead of the widget
@@ -261,7 +280,7 @@ def progress_compute(objs, client=None, quiet: bool | None = None, desc: str = "
         return tuple(client.gather(futures))
     if is_quiet(quiet):
         return dask.compute(*objs, scheduler=scheduler)
-    with DaskProgressCallback(desc=desc, quiet=quiet):
+    with _dask_progress_class()(desc=desc, quiet=quiet):
         return dask.compute(*objs, scheduler=scheduler)
 
 
@@ -279,7 +298,7 @@ def _pending_runs(dask_scheduler=None, keys=()) -> int:
 def _runs_bar(client, futures, run_keys: list, desc: str, quiet: bool | None = None) -> None:
     """Wait for ``futures`` with a bar counting the runs whose reduction task has finished
     (asked of the scheduler every ``MININTERVAL`` seconds)."""
-    from distributed import wait
+    from distributed import wait  # deferred: heavy import (distributed)
     keys = list(dict.fromkeys(run_keys))
     with progress_bar(total=len(keys), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
         while not all(f.done() for f in futures):
@@ -307,7 +326,7 @@ def progress_persist(datasets, client, quiet: bool | None = None, desc: str = "r
     desc : str
         The bar's label.
     """
-    from distributed import futures_of, wait
+    from distributed import futures_of, wait  # deferred: heavy import (distributed)
     out = client.persist(list(datasets))
     with progress_bar(total=len(out), desc=desc, unit="run", quiet=quiet, leave=True) as bar:
         for ds in out:

@@ -91,8 +91,8 @@ def fixed_offset_pixels(obs_id, ra_p, dec_p, offset, sub: SkyGeom, isub: SkyGeom
         ``((iy, ix), (iiy, iix))``: the pixel in each grid; :class:`DataStoreError` if the point
         is outside either cutout.
     """
-    import astropy.units as u
-    from astropy.coordinates import offset_by
+    import astropy.units as u  # deferred: heavy import (astropy)
+    from astropy.coordinates import offset_by  # deferred: heavy import (astropy)
     ra, dec = offset_by(ra_p * u.deg, dec_p * u.deg, 0.0 * u.deg, offset * u.deg)
     lon, lat = transform_lonlat(np.array([ra.deg]), np.array([dec.deg]), "icrs", sub.frame)
     ix, iy, ok = sub.world_to_index(lon, lat)

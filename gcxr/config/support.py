@@ -58,7 +58,7 @@ def _is_default(config: AnalysisConfig, dotted: str) -> bool:
 
 def _changed_leaves(config: AnalysisConfig, dotted: str) -> list[str]:
     """The dotted keys below ``dotted`` whose value differs from the default."""
-    from pydantic import BaseModel
+    from pydantic import BaseModel  # deferred: heavy import (pydantic)
     value: Any = config
     default: Any = AnalysisConfig()
     for name in dotted.split("."):

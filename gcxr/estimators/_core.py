@@ -191,15 +191,25 @@ def tophat_kernel(radius_pix: float) -> np.ndarray:
 
 def convolve_images(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """2-D FFT convolution of each image in (n, ny, nx), 'same' mode (zero outside the grid)."""
-    from scipy.signal import fftconvolve
+    from scipy.signal import fftconvolve  # deferred: heavy import (scipy)
     return np.stack([fftconvolve(img, kernel, mode="same") for img in images])
+
+
+def gaussian_smooth(values: np.ndarray, sigma_pix: Sequence[float]) -> np.ndarray:
+    """``values`` convolved with a normalised Gaussian of ``sigma_pix[i]`` pixels along axis ``i``, zero outside the grid.
+
+    The one Gaussian of the estimators (:func:`smooth_images`, and
+    :func:`gcxr.estimators.smooth_map` twice for its NaN-aware mean); an axis
+    with sigma 0 is not smoothed.
+    """
+    from scipy.ndimage import gaussian_filter  # deferred: heavy import (a reduction or a fit never smooths)
+    return gaussian_filter(values, tuple(sigma_pix), mode="constant")
 
 
 def smooth_images(images: np.ndarray, radius_pix: float, kernel: str) -> np.ndarray:
     """Smooth images with a normalised Gaussian (sigma = radius) or disk (top-hat mean) kernel."""
     if kernel == "gauss":
-        from scipy.ndimage import gaussian_filter
-        return np.stack([gaussian_filter(img, radius_pix, mode="constant") for img in images])
+        return gaussian_smooth(images, (0.0,) * (np.ndim(images) - 2) + (radius_pix, radius_pix))
     if kernel == "disk":
         k = tophat_kernel(radius_pix)
         return convolve_images(images, k / k.sum())

@@ -103,8 +103,8 @@ def fit_statistic(result: Any) -> tuple[float, int]:
 
 def _chi2_logsf(x: float, dof: int) -> float:
     """ln P(chi2_dof > x), also where the probability underflows."""
-    import scipy.stats
-    from scipy.special import gammaln, log_ndtr
+    import scipy.stats  # deferred: heavy import (scipy)
+    from scipy.special import gammaln, log_ndtr  # deferred: heavy import (scipy)
 
     if dof == 1:
         return float(math.log(2.0) + log_ndtr(-math.sqrt(x)))
@@ -144,7 +144,7 @@ def compare_models(null: Any, alternative: Any, dof: int | None = None,
         If ``dof`` is not positive (the alternative must have more free
         parameters), or with ``on_boundary`` and ``dof != 1``.
     """
-    from scipy.special import ndtri_exp
+    from scipy.special import ndtri_exp  # deferred: heavy import (scipy)
 
     s0, k0 = fit_statistic(null)
     s1, k1 = fit_statistic(alternative)

@@ -86,7 +86,7 @@ def _stat_function(sliced, models, source, amp_name, reoptimize):
 
 def _upper_limit(stat, a_best, err, target) -> float:
     """Smallest amplitude above the best fit where stat reaches ``target`` (stat convex in it)."""
-    from scipy.optimize import brentq
+    from scipy.optimize import brentq  # deferred: heavy import (scipy)
     step = 2.0 * err if np.isfinite(err) and err > 0 else max(abs(a_best), 1e-300)
     hi = a_best + step
     for _ in range(60):

@@ -96,7 +96,7 @@ def residual_maps(ds: xr.Dataset, npred, method: Method = "diff", smooth_radius:
 
 def region_mask(ds: xr.Dataset, region) -> xr.DataArray:
     """Boolean (lat, lon) mask of the pixel centres inside a ``regions`` sky region."""
-    from astropy.coordinates import SkyCoord
+    from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
 
     from ..contract import geom_of
     geom = geom_of(ds)[0]

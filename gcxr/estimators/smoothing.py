@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ._core import gaussian_smooth
+
 __all__ = ["smooth_map"]
 
 
@@ -35,7 +37,6 @@ def smooth_map(da: xr.DataArray, sigma_deg: float) -> xr.DataArray:
     xarray.DataArray
         The smoothed map, with ``da``'s dims, coordinates and attrs.
     """
-    from scipy.ndimage import gaussian_filter  # deferred: heavy import
     if not sigma_deg > 0:
         raise ValueError(f"smooth must be a positive width in deg, got {sigma_deg}")
     lat = np.asarray(da["lat"].values, float)
@@ -49,8 +50,8 @@ def smooth_map(da: xr.DataArray, sigma_deg: float) -> xr.DataArray:
     sig = tuple(sig_pix.get(str(d), 0.0) for d in da.dims)
     img = np.asarray(da.values, float)
     ok = np.isfinite(img)
-    num = gaussian_filter(np.where(ok, img, 0.0), sig, mode="constant")
-    den = gaussian_filter(ok.astype(float), sig, mode="constant")
+    num = gaussian_smooth(np.where(ok, img, 0.0), sig)
+    den = gaussian_smooth(ok.astype(float), sig)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     return da.copy(data=np.where(ok, out, np.nan))

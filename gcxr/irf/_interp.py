@@ -46,9 +46,14 @@ def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np
     """Interpolate the trailing ``len(nodes)`` dims of ``table`` at scattered points.
 
     ``table`` has shape ``(*lead, n_1, ..., n_k)``; ``coords`` are k arrays of a
-    common shape ``S``.  Returns ``(*lead, *S)``.
+    common shape ``S``.  Returns ``(*lead, *S)``.  An axis with a single node
+    is constant along it (its coordinate is not used, and infinite table values
+    stay infinite rather than meeting a zero weight).  A float32 table is read
+    as it is (each gathered value is exact in float64), not copied to float64.
     """
-    table = np.asarray(table, dtype=float)
+    table = np.asarray(table)
+    if table.dtype.kind != "f":
+        table = table.astype(float)
     k = len(nodes)
     lead = table.shape[: table.ndim - k]
     coords = np.broadcast_arrays(*[np.asarray(c, dtype=float) for c in coords])
@@ -56,21 +61,22 @@ def interp_scattered(table: np.ndarray, nodes: list[np.ndarray], coords: list[np
     idx_w = [lin_weights(n, c.ravel()) for n, c in zip(nodes, coords)]
     flat = table.reshape(lead + (-1,))
     strides = [int(np.prod(table.shape[table.ndim - k + d + 1:])) for d in range(k)]
+    multi = [d for d in range(k) if np.asarray(nodes[d]).size > 1]       # the axes interpolated along
     out = None
-    for corner in itertools.product((0, 1), repeat=k):
+    for bits in itertools.product((0, 1), repeat=len(multi)):
+        corner = dict(zip(multi, bits))
         lin = np.zeros(coords[0].size, np.int64)
         wt = np.ones(coords[0].size)
-        for d, c in enumerate(corner):
-            i, w = idx_w[d]
-            n = np.asarray(nodes[d]).size
-            ii = i + c if n > 1 else i
-            lin += ii * strides[d]
-            if n > 1:
-                wt = wt * (w if c else (1.0 - w))
-            elif c:
-                wt = wt * 0.0
+        for d in range(k):
+            i, w = idx_w[d]                                              # i = 0 on a single-node axis
+            lin += (i + corner.get(d, 0)) * strides[d]
+            if d in corner:
+                wt = wt * (w if corner[d] else (1.0 - w))
         term = np.take(flat, lin, axis=-1)           # a gather along the last axis (faster than [..., lin])
-        term *= wt
+        if term.dtype == np.float64:
+            term *= wt
+        else:
+            term = term * wt                         # float32 values, float64 products
         if out is None:
             out = term
         else:

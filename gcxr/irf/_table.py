@@ -87,7 +87,7 @@ def _parse_unit(ustr: str):
 @functools.lru_cache(maxsize=256)
 def _unit_scale(src, unit: str):
     """The factor from ``src`` to ``unit`` (None for 1), as ``Quantity.to_value`` applies it."""
-    from astropy.units.utils import is_effectively_unity
+    from astropy.units.utils import is_effectively_unity  # deferred: heavy import (astropy)
     scale = src._to(u.Unit(unit))
     return None if is_effectively_unity(scale) else scale
 

@@ -8,7 +8,7 @@ from ..datastore import DataStoreError, HDURef, file_cache
 from ._interp import interp_axis, interp_scattered, lin_weights
 from ._table import axis_coords, column, edges, read_irf_table
 
-__all__ = ["read_aeff", "eval_aeff", "AeffEvaluator"]
+__all__ = ["read_aeff", "eval_aeff", "eval_aeff_at", "AeffEvaluator"]
 
 
 
@@ -102,3 +102,33 @@ def eval_aeff(aeff: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray) -
         Effective area (m2), shape ``(nE, *offset.shape)``.
     """
     return AeffEvaluator(aeff, energy_true)(offset)
+
+
+def eval_aeff_at(aeff: xr.DataArray, energy_true: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """A_eff (m^2) at scattered (energy, offset) pairs (events), by :func:`eval_aeff`'s rule.
+
+    Bilinear in (ln E, offset) on the node centres, extrapolating linearly,
+    clipped at 0 and set to 0 outside the axis edges; one value per pair rather
+    than the energies x offsets grid of :func:`eval_aeff` (the interpolation
+    is done in both axes at once, so the last bits may differ from it).
+
+    Parameters
+    ----------
+    aeff : xarray.DataArray
+        The table from :func:`read_aeff`.
+    energy_true : numpy.ndarray
+        True energies (TeV).
+    offset : numpy.ndarray
+        Field-of-view offsets (deg), the shape of ``energy_true``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Effective area (m2), one value per pair.
+    """
+    energy_true, offset = np.asarray(energy_true, float), np.asarray(offset, float)
+    val = np.clip(interp_scattered(aeff.values, [np.log(aeff["energy_true"].values), aeff["offset"].values],
+                                   [np.log(energy_true), offset]), 0.0, None)
+    e_e, o_e = _edges_of(aeff, "energy_true"), _edges_of(aeff, "offset")
+    val[(energy_true < e_e[0]) | (energy_true > e_e[-1]) | (offset < o_e[0]) | (offset > o_e[-1])] = 0.0
+    return val

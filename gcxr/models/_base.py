@@ -20,7 +20,7 @@ def unit_factor(unit_from: str, unit_to: str, where: str) -> float:
     unit_to = str(unit_to).strip()
     if unit_from == unit_to:
         return 1.0
-    import astropy.units as u
+    import astropy.units as u  # deferred: heavy import (astropy)
 
     try:
         return float(u.Unit(unit_from).to(u.Unit(unit_to)))
@@ -42,7 +42,7 @@ def _set_from_user(par: Parameter, value: Any, where: str) -> None:
         par.frozen = value.frozen
         return
     if isinstance(value, str):
-        import astropy.units as u
+        import astropy.units as u  # deferred: heavy import (astropy)
 
         try:
             value = u.Quantity(value)

@@ -18,6 +18,7 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, overload
+import io
 
 import numpy as np
 import yaml
@@ -34,7 +35,7 @@ _YAML_FORMAT = dict(sort_keys=False, indent=4, width=80, default_flow_style=Fals
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
+        from importlib.metadata import version  # deferred: importlib.metadata takes ~38 ms to import
 
         return version("gcxr")
     except Exception:  # not installed (running from a checkout)
@@ -364,8 +365,7 @@ class Models(Sequence[Model]):
         atomic_write_text(path, yaml.safe_dump(data, **_YAML_FORMAT))
 
     def _write_covariance(self, path: Path) -> None:
-        from astropy.table import Table
-        import io
+        from astropy.table import Table  # deferred: heavy import (astropy)
 
         pars = self.parameters
         cov = pars.covariance

@@ -71,7 +71,7 @@ class Parameter:
     @property
     def quantity(self):
         """The value as an `astropy.units.Quantity` (for display and interop)."""
-        import astropy.units as u
+        import astropy.units as u  # deferred: heavy import (astropy)
 
         return u.Quantity(self.value, self.unit)
 

@@ -287,8 +287,8 @@ class SpatialModel(ParametricModel):
     @property
     def skycoord(self):
         """The centre as an `astropy.coordinates.SkyCoord`."""
-        import astropy.units as u
-        from astropy.coordinates import SkyCoord
+        import astropy.units as u  # deferred: heavy import (astropy)
+        from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
 
         lon, lat = self.position
         return SkyCoord(lon * u.deg, lat * u.deg, frame=self.frame)

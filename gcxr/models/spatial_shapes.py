@@ -199,7 +199,7 @@ class DiskSpatialModel(SpatialModel):
             sin2 = 1.0 / (inv_b2 + (inv_a2 - inv_b2) * np.cos(x) ** 2)
             return sin2 / (1.0 + np.sqrt(1.0 - sin2))  # = 1 - cos(rho), no cancellation
 
-        import scipy.integrate
+        import scipy.integrate  # deferred: heavy import (scipy)
         return float(2.0 * scipy.integrate.quad(one_minus_cos_rho, 0.0, np.pi, epsabs=0.0, epsrel=1e-12)[0])
 
     @staticmethod
@@ -217,7 +217,7 @@ class DiskSpatialModel(SpatialModel):
         r_eff = _radius_towards(lon, lat, lon_0, lat_0, r_0, e, phi)
         width = r_eff * edge_width
         with np.errstate(divide="ignore", invalid="ignore"):
-            import scipy.special
+            import scipy.special  # deferred: heavy import (scipy)
             smooth = 0.5 * scipy.special.erfc(_EDGE_K * (sep - r_eff) / width)
         sharp = np.where(sep < r_eff, 1.0, np.where(sep == r_eff, 0.5, 0.0))
         return norm * np.where(width > 0, smooth, sharp)
@@ -257,7 +257,7 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
 
     @staticmethod
     def _evaluate(lon, lat, lon_0, lat_0, r_0, eta, e, phi):
-        import scipy.special
+        import scipy.special  # deferred: heavy import (scipy)
 
         grid = (lon, lat)              # degrees: separation_from memoises their trig
         lon, lat, lon_0, lat_0, r_0, phi = (

@@ -112,9 +112,9 @@ class TemplateSpatialModel(SpatialModel):
         return path
 
     def _read(self) -> None:
-        import astropy.units as u
-        from astropy.io import fits
-        from astropy.wcs import WCS
+        import astropy.units as u  # deferred: heavy import (astropy)
+        from astropy.io import fits  # deferred: heavy import (astropy)
+        from astropy.wcs import WCS  # deferred: heavy import (astropy)
 
         where = f"TemplateSpatialModel({self.filename!r})"
         path = self._resolve_path(where)
@@ -221,7 +221,7 @@ class TemplateSpatialModel(SpatialModel):
     @staticmethod
     def _read_energy(n: int, wcs_full, bands, where: str):
         """Energy nodes (TeV), the (scaled energy, pixel) nodes and the scale name."""
-        import astropy.units as u
+        import astropy.units as u  # deferred: heavy import (astropy)
 
         def col(table, header, names):
             for name in names:
@@ -295,7 +295,7 @@ class TemplateSpatialModel(SpatialModel):
     @property
     def evaluation_radius(self) -> float:
         """Half the larger map width (deg)."""
-        from astropy.wcs.utils import proj_plane_pixel_scales
+        from astropy.wcs.utils import proj_plane_pixel_scales  # deferred: heavy import (astropy)
 
         ny, nx = self.data.shape[-2:]
         sx, sy = np.abs(proj_plane_pixel_scales(self.wcs))  # deg (celestial CUNIT)

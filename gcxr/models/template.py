@@ -71,31 +71,10 @@ def interp_log_multilinear(log_values: np.ndarray, pix: list[np.ndarray]) -> np.
         ``scipy.interpolate.RegularGridInterpolator(fill_value=None)``);
         masking points beyond the outer half pixel is the caller's job.
     """
+    from ..irf._interp import interp_scattered  # deferred: gcxr.irf loads the data store and astropy.io.fits
     if len(pix) != log_values.ndim:
         raise ValueError(f"{len(pix)} pixel coordinate arrays for a {log_values.ndim}-D map")
-    shape = np.broadcast_shapes(*(np.shape(p) for p in pix))
-    axes = [i for i, n in enumerate(log_values.shape) if n > 1]
-    vals = log_values.reshape([log_values.shape[i] for i in axes]) if axes else log_values.reshape(())
-    lower: list[np.ndarray] = []
-    frac: list[np.ndarray] = []
-    for i in axes:
-        n = log_values.shape[i]
-        p = np.broadcast_to(np.asarray(pix[i], dtype=float), shape)
-        i0 = np.clip(np.floor(p), 0, n - 2).astype(np.intp)
-        i0 = np.where(np.isfinite(p), i0, 0)
-        lower.append(i0)
-        frac.append(p - i0)
-    out = np.zeros(shape)
-    d = len(axes)
-    for corner in range(2 ** d):
-        idx = []
-        w = np.ones(shape)
-        for j in range(d):
-            up = (corner >> (d - 1 - j)) & 1
-            idx.append(lower[j] + up)
-            w = w * (frac[j] if up else 1.0 - frac[j])
-        out = out + vals[tuple(idx)] * w if d else out + vals
-    return out
+    return interp_scattered(log_values, [np.arange(n, dtype=float) for n in log_values.shape], pix)
 
 
 def lin_interp_extrap(x, xp, fp):
@@ -115,12 +94,9 @@ def lin_interp_extrap(x, xp, fp):
     numpy.ndarray
         The values at ``x``.
     """
+    from ..irf._interp import interp_axis  # deferred: gcxr.irf loads the data store and astropy.io.fits
     x = np.asarray(x, dtype=float)
-    if len(xp) == 1:
-        return np.full_like(x, fp[0])
-    i = np.clip(np.searchsorted(xp, x) - 1, 0, len(xp) - 2)
-    t = (x - xp[i]) / (xp[i + 1] - xp[i])
-    return fp[i] + t * (fp[i + 1] - fp[i])
+    return interp_axis(np.asarray(fp, dtype=float), xp, x.ravel()).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from .cubes import npred_cubes
 from .evaluator import OutsideDataset, SourceEvaluator
 from .folding import SUPPORT_FLOOR  # noqa: F401  (re-exported, as before the split)
 from .images import MAX_SUBPIXELS  # noqa: F401
-from .kernels import (MARGIN_DEG, POINT_WEIGHTS, RAD_SR_TO_DEG2, background_factor,  # noqa: F401
+from .kernels import (MARGIN_DEG, POINT_WEIGHTS, RAD_SR_TO_DEG2,  # noqa: F401
                       containment_radius, oddup, psf_kernel, psf_profile_at)
 from .sparse import SparseSelection
 

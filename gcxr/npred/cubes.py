@@ -8,7 +8,6 @@ import xarray as xr
 from ..contract import geom_of
 from ..geom import EnergyAxis
 from .evaluator import OutsideDataset, SourceEvaluator
-from .kernels import background_factor
 
 __all__ = ["npred_cubes"]
 
@@ -42,8 +41,7 @@ def npred_cubes(ds: xr.Dataset, models, name: str | None = None, point_weights: 
     bkg = np.asarray(ds["background"].values, float)
     bm = models.background_model(name)
     if bm is not None:
-        v = {p.name: p.value for p in bm.spectral_model.parameters}
-        bkg = bkg * background_factor(energy, v["norm"], v.get("tilt", 0.0), v.get("reference", 1.0))[:, None, None]
+        bkg = bkg * bm.evaluate(energy.centers)[:, None, None]     # its norm model at the reco-bin centres
     sig = np.zeros_like(bkg)
     for m in models.sky_models:
         if not m.applies_to(name):

@@ -1,17 +1,17 @@
 """The parts of a forward folding that do not depend on the parameters: the PSF profile, its
 containment radii and the PSF kernel on the counts grid at a source position, the sizes of
 kernels and cutouts (:func:`oddup`, ``MARGIN_DEG``), the tap weights that place a point source
-between pixels (:func:`taps`), and the background's spectral factor.
+between pixels (:func:`taps`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..coords import separation_deg
-from ..geom import EnergyAxis, SkyGeom
+from ..geom import SkyGeom
 
 __all__ = ["MARGIN_DEG", "RAD_SR_TO_DEG2", "POINT_WEIGHTS", "oddup", "psf_profile_at", "containment_radius",
-           "psf_kernel", "taps", "background_factor"]
+           "psf_kernel", "taps"]
 
 MARGIN_DEG = 0.1          # cutout margin beyond the PSF kernel and the source's evaluation radius
 RAD_SR_TO_DEG2 = (np.pi / 180.0) ** 2
@@ -195,23 +195,3 @@ def taps(x0: float, kind: str, derivative: bool = False):
     else:
         raise ValueError(f"point_weights must be one of {POINT_WEIGHTS}, got {kind!r}")
     return taps if derivative else tuple(tp[:2] for tp in taps)
-
-
-def background_factor(energy: EnergyAxis, norm: float, tilt: float, reference: float) -> np.ndarray:
-    """Per reco-bin multiplier of the background template: norm * (E_c / E_ref)^-tilt.
-
-    Parameters
-    ----------
-    energy : EnergyAxis
-        The reco-energy axis (E_c: its bin centres).
-    norm, tilt : float
-        The background model's parameters.
-    reference : float
-        E_ref, in the axis' unit.
-
-    Returns
-    -------
-    numpy.ndarray
-        One factor per reco-energy bin.
-    """
-    return norm * (energy.centers / reference) ** (-tilt)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 from typing import Literal
+import importlib.util
+import io
 
 import xarray as xr
 
@@ -19,7 +21,6 @@ _DATASHADER_WARNED = False
 
 
 def _has_datashader() -> bool:
-    import importlib.util
     return importlib.util.find_spec("datashader") is not None
 
 
@@ -132,9 +133,8 @@ def save_html(obj, path: str | Path, resources: Literal["inline", "cdn"] = "inli
     pathlib.Path
         The file written.
     """
-    import io
     import holoviews as hv  # deferred: heavy imports (holoviews, bokeh)
-    from bokeh.resources import CDN, INLINE
+    from bokeh.resources import CDN, INLINE  # deferred: heavy import (bokeh)
     from ..io import atomic_path
     if resources not in ("inline", "cdn"):
         raise ValueError(f"save_html: resources must be 'inline' or 'cdn', got {resources!r}")

@@ -13,7 +13,7 @@ from astropy.coordinates import offset_by
 
 from .._maths import trapz_loglog
 from ..coords import fov_matrix, lonlat_to_unit, separation_deg, transform_lonlat, unit_to_lonlat
-from ..irf import eval_aeff, eval_bkg_rate
+from ..irf import eval_aeff, eval_aeff_at, eval_bkg_rate
 from ..irf._interp import interp_scattered
 from .irfs import IRFSet, geom_edges
 from .runs import EventList, RunSpec, as_rng
@@ -46,15 +46,6 @@ def _offset_by(lon, lat, pa, r):
     (astropy's :func:`~astropy.coordinates.offset_by`, longitude in [0, 360))."""
     lon2, lat2 = offset_by(lon * u.deg, lat * u.deg, pa * u.deg, r * u.deg)
     return lon2.deg, lat2.deg
-
-
-def _aeff_at(aeff: xr.DataArray, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """A_eff (m²) per (energy, offset) pair, as :func:`gcxr.irf.eval_aeff` interpolates."""
-    val = np.clip(interp_scattered(aeff.values, [np.log(aeff["energy_true"].values), aeff["offset"].values],
-                                   [np.log(energy), offset]), 0.0, None)
-    e_e, o_e = _edges_of(aeff, "energy_true"), _edges_of(aeff, "offset")
-    val[(energy < e_e[0]) | (energy > e_e[-1]) | (offset < o_e[0]) | (offset > o_e[-1])] = 0.0
-    return val
 
 
 def _sphere_accept(rng, propose, n: int):
@@ -228,7 +219,13 @@ def _aeff_envelope(aeff, e_edges, off_lo, off_hi):
 
 
 def _psf_radius(rng, psf: xr.DataArray, energy, offset) -> np.ndarray:
-    """PSF displacement (deg) per event."""
+    """PSF displacement (deg) per event.
+
+    The table is interpolated here at each event's (E, offset), by the shared
+    :func:`gcxr.irf._interp.interp_scattered`: :func:`gcxr.irf.eval_psf_map`
+    evaluates an energies x offsets grid normalised on fixed rad bins, which is
+    neither the per-event density along the table's own rad bins drawn from
+    here nor affordable for one energy per event."""
     nodes = [np.log(psf["energy_true"].values), psf["offset"].values]
     n = energy.size
     r = np.zeros(n)
@@ -269,7 +266,11 @@ def _inverse_cdf(rng, weights: np.ndarray, edges: np.ndarray, area: bool = False
 
 
 def _migra(rng, edisp: xr.DataArray, energy, offset) -> np.ndarray:
-    """migra = E_reco / E_true per event (NaN where the dispersion is zero)."""
+    """migra = E_reco / E_true per event (NaN where the dispersion is zero).
+
+    The migra density is interpolated at each event's (E, offset) as in
+    :func:`_psf_radius`: :func:`gcxr.irf.eval_edisp_kernel` gives reco-bin
+    probabilities on an energies x offsets grid, not the density to draw from."""
     tab = np.moveaxis(edisp.values, 1, 0)                                    # (migra, E, offset)
     nodes = [np.log(edisp["energy_true"].values), edisp["offset"].values]
     m_e, o_e = _edges_of(edisp, "migra"), _edges_of(edisp, "offset")
@@ -311,7 +312,7 @@ def _sample_source(rng, model, run: RunSpec, irfs: IRFSet, per_decade: int = 20)
     lon, lat = sample_spatial(rng, spatial, idx.size)
     ra, dec = transform_lonlat(lon, lat, frame, "icrs")
     offset = separation_deg(ra, dec, run.ra_pnt, run.dec_pnt)
-    keep = rng.random(idx.size) * a_env[idx] < _aeff_at(aeff, energy, offset)
+    keep = rng.random(idx.size) * a_env[idx] < eval_aeff_at(aeff, energy, offset)
     ra, dec, energy, offset = ra[keep], dec[keep], energy[keep], offset[keep]
     # instrument: PSF displacement, energy dispersion
     r = _psf_radius(rng, irfs.psf, energy, offset)

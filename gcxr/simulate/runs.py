@@ -163,7 +163,7 @@ class SimulatedRun:
 
 
 def _time_keys(t: float) -> dict:
-    from astropy.time import Time
+    from astropy.time import Time  # deferred: heavy import (astropy)
     iso = Time(MJDREF[0] + MJDREF[1] + t / 86400.0, format="mjd", scale="tt").utc.isot
     return {"date": iso[:10], "time": iso[11:19]}
 
