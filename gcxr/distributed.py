@@ -56,6 +56,18 @@ def round_cost(sample: list[DatasetTerm], space: ParameterSpace) -> tuple[float,
     term alone at another (every parameter moved, after a first call that folds the sources and
     fills the kernel caches); ``t_all = shared + k per_term``, ``t_one = shared + per_term``.
     With a single term the whole time counts as per term.
+
+    Parameters
+    ----------
+    sample : list of DatasetTerm
+        The terms timed (up to three are enough).
+    space : ParameterSpace
+        The free parameters.
+
+    Returns
+    -------
+    tuple of float
+        ``(shared, per_term)`` in seconds.
     """
     from .likelihood import JointLikelihood
     probe = JointLikelihood(sample, space)
