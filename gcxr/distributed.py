@@ -474,7 +474,11 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
                "round_shared_s": shared, "round_per_term_s": per_term}
     if choice == "cluster":
         return None
-    chunks = client.gather(futures)
+    # the sample is the whole largest chunk when it has at most three terms: it is here already,
+    # with its sources folded by the timing
+    others = [k for k in range(len(plan)) if k != big or len(plan[big]) > len(sample)]
+    gathered = dict(zip(others, client.gather([futures[k] for k in others])))
+    chunks = [gathered.get(k, sample) for k in range(len(plan))]
     for f in futures:
         f.release()
     terms = [None] * n_terms
