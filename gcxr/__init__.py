@@ -64,7 +64,7 @@ class _Module(types.ModuleType):
 
     @property
     def fit(self):
-        from .fit import fit
+        from .fit import fit  # deferred: keeps import gcxr light (gcxr.fit pulls in xarray and the likelihood)
         return fit
 
     @fit.setter

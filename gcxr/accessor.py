@@ -28,7 +28,7 @@ class GcxrAccessor:
     @property
     def geom(self):
         """The sky grid: exact from ``sky_wcs`` (files written by gcxr), else rebuilt from lon/lat."""
-        from .contract import geom_from_dataset, geom_of
+        from .contract import geom_from_dataset, geom_of  # deferred: import cycle (gcxr.accessor <-> gcxr.contract)
         if "sky_wcs" in self._ds.variables:
             return geom_from_dataset(self._ds)
         return geom_of(self._ds)[0]
@@ -36,7 +36,7 @@ class GcxrAccessor:
     @property
     def irf_geom(self):
         """The coarse grid of the PSF and energy dispersion."""
-        from .contract import geom_of
+        from .contract import geom_of  # deferred: import cycle (gcxr.accessor <-> gcxr.contract)
         return geom_of(self._ds)[1]
 
     def info(self, name: str | None = None) -> dict:
@@ -52,7 +52,7 @@ class GcxrAccessor:
         dict
             Counts, background, excess, significance, bins, livetime.
         """
-        from .datasets import info
+        from .datasets import info  # deferred: import cycle (gcxr.accessor <-> gcxr.datasets)
         return info(self._ds, name)
 
     def masked(self, var: str = "counts"):
@@ -68,7 +68,7 @@ class GcxrAccessor:
         xarray.DataArray
             The masked variable.
         """
-        from .plot import masked
+        from .plot import masked  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return masked(self._ds, var)
 
     # ---- matplotlib
@@ -85,7 +85,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import masked, plot_image
+        from .plot import masked, plot_image  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_image(masked(self._ds, "counts"), **kwargs)
 
     def plot_background(self, **kwargs):
@@ -101,7 +101,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import masked, plot_image
+        from .plot import masked, plot_image  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_image(masked(self._ds, "background"), **kwargs)
 
     def plot_image(self, var: str, **kwargs):
@@ -119,7 +119,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import masked, plot_image
+        from .plot import masked, plot_image  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_image(masked(self._ds, var), **kwargs)
 
     def plot_overview(self, npred=None, **kwargs):
@@ -137,7 +137,7 @@ class GcxrAccessor:
         list of matplotlib.axes.Axes
             The three panels.
         """
-        from .plot import plot_counts_background_excess
+        from .plot import plot_counts_background_excess  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_counts_background_excess(self._ds, npred, **kwargs)
 
     def plot_residuals(self, npred=None, **kwargs):
@@ -155,7 +155,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import plot_residuals
+        from .plot import plot_residuals  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_residuals(self._ds, npred, **kwargs)
 
     def plot_psf(self, position=None, **kwargs):
@@ -173,7 +173,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import plot_psf_containment
+        from .plot import plot_psf_containment  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_psf_containment(self._ds, position, **kwargs)
 
     def plot_edisp(self, position=None, **kwargs):
@@ -191,7 +191,7 @@ class GcxrAccessor:
         matplotlib.axes.Axes
             The axis.
         """
-        from .plot import plot_edisp
+        from .plot import plot_edisp  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return plot_edisp(self._ds, position, **kwargs)
 
     # ---- hvplot
@@ -205,5 +205,5 @@ class GcxrAccessor:
         **kwargs
             Passed on to :func:`gcxr.plot.interactive_cube`.
         """
-        from .plot import interactive_cube, masked
+        from .plot import interactive_cube, masked  # deferred: import cycle (gcxr.accessor <-> gcxr.plot)
         return interactive_cube(masked(self._ds, var), **kwargs)

@@ -23,11 +23,16 @@ import xarray as xr
 
 from .config import AnalysisConfig, ConfigError
 from .config.support import flux_points_options
+from .contract import DatasetError, geom_from_dataset, split_runs
 from .datasets import check_fit_data, fit_mask, infos, prefetch_numbers, stack_runs
 from .datastore import DataStore, DataStoreError, RunRef
 from .geom import EnergyAxis
+from .io import read_datasets, write_datasets, write_fit_result, write_json
+from .io_gammapy import read_gammapy_dataset, write_gammapy_dataset
+from .outputs import MANIFEST, OutputSet
 from .plan import (check_fit_selection, check_memory, cone_from_config, excess_map_options, fit_range,
                    flux_points_edges, read_obs_file, select_time, spec_from_config)
+from .progress import FitProgress, interactive, local_pool, progress_compute, progress_persist
 from .reduce import ReductionSpec, reduce_run_lazy, run_layout
 
 __all__ = ["Analysis"]
@@ -41,7 +46,6 @@ def threaded_scheduler(n_jobs: int | None):
 
     import dask.threaded  # deferred: heavy import (dask)
 
-    from .progress import local_pool
     if n_jobs is not None and n_jobs == 0:
         raise ConfigError([("general.n_jobs", "0 threads; use a positive number, or -1 for all cores")])
     n = (os.cpu_count() or 1) if n_jobs is None or n_jobs < 0 else int(n_jobs)
@@ -102,7 +106,6 @@ def _datasets_format(path) -> str:
 
 def _spec_of_file(ds: xr.Dataset, spec: ReductionSpec, path) -> ReductionSpec:
     """``spec`` with the grids and axes of a runs file, so that the runs can be written back."""
-    from .contract import geom_from_dataset
     if "sky_wcs" not in ds.variables or "sky_wcs_irf" not in ds.variables:
         raise DataStoreError(f"{path}: runs file without its sky_wcs/sky_wcs_irf grid variables")
     geom, irf = geom_from_dataset(ds, "sky_wcs"), geom_from_dataset(ds, "sky_wcs_irf")
@@ -145,7 +148,6 @@ class Analysis:
             config = AnalysisConfig.read(config)
         self.config = config
         self.client = client
-        from .progress import interactive
         self.progress = interactive() if progress is None else bool(progress)
         self.spec = spec_from_config(config)
         configure_logging(config.general.log)
@@ -253,7 +255,6 @@ class Analysis:
         >>> ana.write_datasets("datasets.nc")          # doctest: +SKIP
         >>> ana.write_datasets("stacked.fits.gz")      # doctest: +SKIP
         """
-        from .io import write_datasets, write_gammapy_dataset
         path = self._config_file(path, "datasets_file")
         if self.models is not None and self.config.general.models_file is not None:
             self.write_models(overwrite=overwrite)
@@ -303,8 +304,6 @@ class Analysis:
         >>> ana.read_datasets("gcxr-out/datasets.nc")  # doctest: +SKIP
         >>> ana.read_models("models.yaml"); ana.run_fit()   # doctest: +SKIP
         """
-        from .contract import DatasetError, split_runs
-        from .io import read_datasets, read_gammapy_dataset
         path = self._config_file(path, "datasets_file")
         fmt = _datasets_format(path)
         if not path.is_file():
@@ -340,11 +339,9 @@ class Analysis:
         client): the client never holds the runs; the fit builds its terms on the workers
         (:meth:`gcxr.distributed.DistributedLikelihood.from_datasets`) and summaries and outputs
         are computed or streamed from there."""
-        from .progress import progress_persist
         return progress_persist(datasets, self.client, quiet=not self.progress, desc="reduce")
 
     def _compute(self, *objs):
-        from .progress import progress_compute
         return progress_compute(list(objs), client=self.client, quiet=not self.progress, desc="reduce",
                                 scheduler=threaded_scheduler(self.config.general.n_jobs))
 
@@ -475,8 +472,6 @@ class Analysis:
         >>> ana.write("gcxr-out")             # doctest: +SKIP
         [PosixPath('gcxr-out/datasets.nc'), ..., PosixPath('gcxr-out/result.json')]
         """
-        from .io import write_fit_result, write_json
-        from .outputs import MANIFEST, OutputSet
         own = outputs is None
         if own:
             if outdir is None:
@@ -521,7 +516,7 @@ class Analysis:
         models : Models or iterable of models
             The models to fit.
         """
-        from .models import Models
+        from .models import Models  # deferred: keeps gcxr run --no-fit light (pulls in gcxr.models)
         check_fit_selection(self.config)
         if not isinstance(models, Models):
             models = Models(models)
@@ -539,7 +534,7 @@ class Analysis:
         path : str or Path
             The models file.
         """
-        from .models import Models
+        from .models import Models  # deferred: keeps gcxr run --no-fit light (pulls in gcxr.models)
         self.set_models(Models.read(self._config_file(path, "models_file")))
 
     def write_models(self, path=None, overwrite: bool = True) -> Path:
@@ -571,7 +566,7 @@ class Analysis:
         above their full prediction (else above the background).  The result is also kept
         as ``self.excess_map``.
         """
-        from .estimators import excess_map
+        from .estimators import excess_map  # deferred: keeps gcxr run light (gcxr.estimators, npred, fit)
         if not self.datasets:
             raise ValueError("get_excess_map: no datasets; call get_datasets() first")
         if len(self.datasets) > 1:
@@ -586,7 +581,7 @@ class Analysis:
         warning names the edges used, the result's attrs keep both); ``flux_points.parameters``
         may set ``reoptimize`` and ``n_sigma_ul``.  The result is also kept as ``self.flux_points``.
         """
-        from .estimators import flux_points
+        from .estimators import flux_points  # deferred: keeps gcxr run light (gcxr.estimators, npred, fit)
         if not self.datasets or self.models is None:
             raise ValueError("get_flux_points: needs datasets and models (after run_fit())")
         edges = flux_points_edges(self.config)
@@ -607,22 +602,21 @@ class Analysis:
         **kwargs
             Passed to :func:`gcxr.fit.fit`.
         """
-        from .fit import fit
+        from .fit import fit  # deferred: keeps gcxr run --no-fit light (gcxr.fit, likelihood, models)
         if not self.datasets:
             self.get_datasets()
         if self.models is None:
             raise ValueError("run_fit: no models; call read_models() or set_models() first")
         self.set_models(self.models)
-        from .fit import free_background_datasets
+        from .fit import free_background_datasets  # deferred: keeps gcxr run --no-fit light (gcxr.fit)
         t0 = time.perf_counter()                # the fit stage includes the data checks
         # values and masks first (they say more than "no counts"), then the counts: one pass
         check_fit_data(self.datasets, free_background_datasets(self.datasets, self.models), counts=True)
         kwargs.setdefault("check_data", False)
         factory = kwargs.pop("likelihood_factory", None)
         if factory is None and self.client is not None:
-            from .distributed import DistributedLikelihood
+            from .distributed import DistributedLikelihood  # deferred: keeps an in-process fit light (gcxr.distributed)
             factory = DistributedLikelihood.factory(self.client, placement=placement)
-        from .progress import FitProgress
         with FitProgress(desc="fit", quiet=not self.progress) as prog:
             kwargs.setdefault("progress", prog)
             result = fit(self.datasets, self.models, likelihood_factory=factory, **kwargs)

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .coords import separation_deg
 from .geom import SkyGeom
 
 __all__ = ["ExclusionMask", "FovNorm", "fov_background_norm", "read_exclusion_mask",
@@ -117,7 +118,7 @@ class ExclusionMask:
 def _image_hdu(path: Path, key: str):
     from astropy.io import fits  # deferred: heavy import (astropy)
 
-    from .config import ConfigError
+    from .config import ConfigError  # deferred: keeps gcxr.reduce free of pydantic (gcxr.config)
     try:
         hdul = fits.open(path)
     except FileNotFoundError:
@@ -162,7 +163,7 @@ def read_exclusion_mask(path: str | os.PathLike[str], geom: SkyGeom,
     from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
     from astropy.wcs import WCS  # deferred: heavy import (astropy)
 
-    from .config import ConfigError
+    from .config import ConfigError  # deferred: keeps gcxr.reduce free of pydantic (gcxr.config)
     path = Path(path)
     data, header, hdu = _image_hdu(path, key)
     try:
@@ -205,7 +206,6 @@ def exclusion_mask_from_circles(geom: SkyGeom, circles) -> np.ndarray:
     >>> int((~exclusion_mask_from_circles(g, [(0, 0, 0.2)])).sum())
     12
     """
-    from .coords import separation_deg
     keep = np.ones(geom.shape, bool)
     lon, lat = geom.lon[None, :], geom.lat[:, None]
     for lon0, lat0, radius in circles:

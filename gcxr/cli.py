@@ -12,6 +12,8 @@ from pathlib import Path
 import atexit
 import gc
 
+from . import __version__
+
 __all__ = ["main", "version", "run_analysis"]
 
 # Start-up: this module imports only the standard library; every command imports what it needs
@@ -26,7 +28,6 @@ def version() -> str:
     try:
         return _dist_version("gcxr")
     except PackageNotFoundError:
-        from . import __version__
         return __version__
 
 
@@ -43,7 +44,7 @@ class _VersionAction(argparse.Action):
 
 def _scheduler(spec: str | None, timeout: float | None = None):
     """(client, cluster, description) for a --scheduler SPEC; None client means in-process threads."""
-    from .cluster import DEFAULT_CONNECT_TIMEOUT, make_client
+    from .cluster import DEFAULT_CONNECT_TIMEOUT, make_client  # deferred: keeps gcxr --help light (gcxr.cluster)
     return make_client(spec, DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout)
 
 
@@ -110,10 +111,10 @@ class UsageError(ValueError):
 
 def _exit_status(err: BaseException) -> int | None:
     """The exit status for an error of gcxr's own kinds; None for anything else (a bug)."""
-    from .config import ConfigError          # imported here: commands import what they need themselves
-    from .datastore import DataStoreError
-    from .models import ModelError
-    from .outputs import OutputError
+    from .config import ConfigError  # deferred: keeps gcxr --help light (pulls in pydantic, astropy)
+    from .datastore import DataStoreError  # deferred: keeps gcxr --help light (pulls in astropy.io.fits)
+    from .models import ModelError  # deferred: keeps gcxr --help light (pulls in gcxr.models, numpy)
+    from .outputs import OutputError  # deferred: keeps gcxr --help light (gcxr.outputs)
     for kind, status in ((DataStoreError, EXIT_DATA), (ModelError, EXIT_MODEL), (OutputError, EXIT_OUTPUT),
                          (ConfigError, EXIT_USAGE), (FileNotFoundError, EXIT_USAGE), (ValueError, EXIT_USAGE)):
         if isinstance(err, kind):
@@ -127,7 +128,7 @@ def _prepare_run(config, models, out, no_fit, datasets, quiet, outputs):
 
     Returns the :class:`~gcxr.analysis.Analysis` (no client yet) with its models read.
     """
-    from .analysis import Analysis
+    from .analysis import Analysis  # deferred: keeps gcxr --help light (pulls in xarray, dask, astropy)
     ana = Analysis(config, progress=False if quiet else None)
     if not no_fit:
         if not models and ana.config.general.models_file is None:
@@ -184,8 +185,8 @@ def run_analysis(config, models=None, out=None, no_fit: bool = False, datasets=N
     t_start = time.perf_counter()
     import_dask_array_without_scipy()
     from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
-    from .outputs import OutputSet, handle_signals
-    from .progress import set_quiet
+    from .outputs import OutputSet, handle_signals  # deferred: keeps gcxr --help light (gcxr.outputs)
+    from .progress import set_quiet  # deferred: keeps gcxr --help light (pulls in gcxr.progress)
     _imports_done()
     t_import = time.perf_counter() - t_start
     set_quiet(quiet)
@@ -268,8 +269,8 @@ def _refuse_existing_store(out: Path, overwrite: bool) -> None:
 def cmd_simulate(args) -> int:
     if args.survey is not None:
         return _simulate_survey(args)
-    from .progress import set_quiet
-    from .simulate import DEFAULT_POINTINGS, ParametricIRF, simulate_datastore
+    from .progress import set_quiet  # deferred: keeps gcxr --help light (pulls in gcxr.progress)
+    from .simulate import DEFAULT_POINTINGS, ParametricIRF, simulate_datastore  # deferred: gcxr --help stays light
     _imports_done()
     set_quiet(args.quiet)
     _refuse_existing_store(Path(args.out), args.overwrite)
@@ -291,8 +292,8 @@ def cmd_simulate(args) -> int:
 
 def _simulate_survey(args) -> int:
     """``gcxr simulate --survey N_RUNS``: the Galactic-plane strip of :mod:`gcxr.survey`."""
-    from .progress import set_quiet
-    from .survey import SurveyPlan, simulate_survey
+    from .progress import set_quiet  # deferred: keeps gcxr --help light (pulls in gcxr.progress)
+    from .survey import SurveyPlan, simulate_survey  # deferred: keeps gcxr --help light (numpy)
     _imports_done()
     set_quiet(args.quiet)
     bad = [opt for opt, given in (("--pointings", args.pointings), ("--models", args.models),
@@ -319,8 +320,8 @@ def _simulate_survey(args) -> int:
 
 # --------------------------------------------------------------------------- download
 def cmd_download(args) -> int:
-    from .download import DownloadError, download
-    from .progress import set_quiet
+    from .download import DownloadError, download  # deferred: keeps gcxr --help light (pulls in xarray)
+    from .progress import set_quiet  # deferred: keeps gcxr --help light (pulls in gcxr.progress)
     _imports_done()
     set_quiet(args.quiet)
     try:
@@ -337,7 +338,7 @@ def cmd_download(args) -> int:
 def cmd_demo(args) -> int:
     """The main job on a fresh machine: real CTA-1DC runs if present, else a simulated store."""
     from .analysis import Analysis  # noqa: F401  deferred: heavy import (after the arguments are parsed)
-    from .demo import run_demo
+    from .demo import run_demo  # deferred: keeps gcxr --help light (xarray, astropy)
     _imports_done()
     return run_demo(args.out, simulate=args.simulate, seed=args.seed, no_fit=args.no_fit, scheduler=args.scheduler,
                     scheduler_timeout=args.scheduler_timeout, quiet=args.quiet)

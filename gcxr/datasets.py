@@ -26,6 +26,7 @@ import xarray as xr
 
 from .contract import DatasetError, as_runs, grid_coords, make_variable, run_offsets, validate
 from .geom import EnergyAxis
+from .stats import cash_counts_significance
 
 __all__ = ["stack", "is_lazy", "info", "infos", "fit_mask", "combined_mask", "empty_like_grid", "check_fit_data",
            "check_counts", "prefetch_numbers"]
@@ -152,7 +153,7 @@ def _finalize(acc: dict) -> dict:
 
 def _reduce_contribution(run, spec, layout, grid_offsets):
     """Reduce a run and return only its stacking terms (the run's cubes are dropped at once)."""
-    from .reduce import reduce_run_arrays
+    from .reduce import reduce_run_arrays  # deferred: keeps the fit side light (gcxr.reduce: astropy, dask.array)
     arrays, meta = reduce_run_arrays(run, spec, layout, for_stacking=True)
     arrays = {k: v for k, v in arrays.items() if v is not None}
     arrays["livetime"], arrays["ontime"] = meta["livetime"], meta["ontime"]
@@ -163,7 +164,7 @@ def stack_runs(runs, spec, layouts=None, name: str = "stacked", split_every: int
     """Reduce and stack runs in one lazy graph: each ``gcxr-reduce-<obs>`` task hands on only its
     float32 stacking terms, so memory holds partial sums, not run cubes."""
     import dask  # deferred: heavy import (dask)
-    from .reduce import run_layout
+    from .reduce import run_layout  # deferred: keeps the fit side light (gcxr.reduce: astropy, dask.array)
     grid = empty_like_grid(spec)
     layouts = layouts or [run_layout(r, spec) for r in runs]
     contribs = []
@@ -368,7 +369,6 @@ def infos(datasets: list[xr.Dataset], names: list | None = None) -> list[dict]:
     list of dict
         One :func:`info` per dataset.
     """
-    from .stats import cash_counts_significance
     done = _numbers(datasets, "info", lambda ds, lazy: _info_lazy(ds) if lazy else _info_numpy(ds))
     out = []
     for ds, name, d in zip(datasets, names or [None] * len(datasets), done):
@@ -552,7 +552,7 @@ def _summary_numpy(ds: xr.Dataset, background_fit: bool) -> dict:
 
 def _check_values(ds: xr.Dataset, var: str, summary: tuple) -> None:
     """Raise if ``ds[var]`` holds a non-finite or negative value (named with the dataset and a count)."""
-    from .datastore import DataStoreError
+    from .datastore import DataStoreError  # deferred: keeps the fit side free of astropy (gcxr.datastore)
     vmin, vmax = summary
     if vmin >= 0 and np.isfinite(vmax):             # NaN fails both comparisons
         return
@@ -589,7 +589,7 @@ def check_fit_data(datasets: list[xr.Dataset], free_background: tuple[str, ...] 
         constrains the norm).  No counts at all is allowed here (a flux point in an empty
         energy bin is an upper limit); :func:`check_counts` refuses it for a whole analysis.
     """
-    from .datastore import DataStoreError
+    from .datastore import DataStoreError  # deferred: keeps the fit side free of astropy (gcxr.datastore)
     summaries = _summaries(datasets, background_fit=bool(free_background))
     for ds, summ in zip(datasets, summaries):
         name = _dataset_name(ds)
@@ -627,7 +627,7 @@ def check_counts(datasets: list[xr.Dataset]) -> None:
 
 
 def _refuse_no_counts(datasets: list[xr.Dataset], summaries: list[dict]) -> None:
-    from .datastore import DataStoreError
+    from .datastore import DataStoreError  # deferred: keeps the fit side free of astropy (gcxr.datastore)
     total = sum(summ["counts_fit"] for summ in summaries)
     if datasets and total == 0:
         raise DataStoreError(f"no counts in the fit bins of any dataset ({[_dataset_name(d) for d in datasets]}): "

@@ -19,6 +19,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ._fitsio import FitsFile, read_fits
+from .coords import separation_deg, transform_lonlat
 
 __all__ = ["DataStore", "RunRef", "HDURef", "DataStoreError", "Events", "read_events", "read_gti",
            "open_hdu", "file_cache"]
@@ -183,7 +184,7 @@ class DataStore:
         --------
         >>> store = DataStore.from_dir('$GCXR_DATA/cta-1dc/index/gps')     # doctest: +SKIP
         """
-        from .config import ConfigError, expand_path
+        from .config import ConfigError, expand_path  # deferred: keeps gcxr.reduce free of pydantic (gcxr.config)
         try:
             base = expand_path(path)
         except ConfigError as exc:
@@ -242,14 +243,12 @@ class DataStore:
                                      f"({len(ids)} runs, e.g. {ids[:5]})")
             ids = obs_ids
         if cone is not None:
-            from .coords import transform_lonlat
             lon, lat, radius, frame = cone
             if not {"RA_PNT", "DEC_PNT"} <= set(self.obs_table.colnames):
                 raise DataStoreError(f"{self.base_dir}: obs-index has no RA_PNT/DEC_PNT for a cone selection")
             rows = {int(o): i for i, o in enumerate(self.obs_table["OBS_ID"])}
             ra = np.array([float(self.obs_table["RA_PNT"][rows[o]]) for o in ids])
             dec = np.array([float(self.obs_table["DEC_PNT"][rows[o]]) for o in ids])
-            from .coords import separation_deg
             l0, b0 = transform_lonlat(np.array([lon]), np.array([lat]), frame or "icrs", "icrs")
             sep = separation_deg(ra, dec, l0[0], b0[0])
             ids = [o for o, s in zip(ids, sep) if s <= radius]

@@ -17,10 +17,19 @@ import os
 import numpy as np
 import xarray as xr
 
-from .contract import frame_of
+from .cli import run_analysis
+from .config import AnalysisConfig
+from .contract import frame_of, geom_of
+from .coords import transform_lonlat
+from .estimators import excess_map, spectrum_band
+from .io import atomic_path, read_datasets
+from .models import Models
+from .npred import npred_cubes
 from .plot import (masked, plot_edisp, plot_image, plot_psf_containment, plot_significance_distribution,
                    plot_spectra)
 from .plot._common import plt, require_vars
+from .progress import set_quiet
+from .simulate import simulate_datastore
 
 __all__ = ["run_demo", "demo_plots"]
 
@@ -66,10 +75,6 @@ def run_demo(out: str | Path = "gcxr-demo", simulate: bool = False, seed: int = 
     import shutil  # deferred: ~3 ms, only the demo copy needs it
     from importlib.resources import files  # deferred: ~14 ms to import
 
-    from .cli import run_analysis
-    from .config import AnalysisConfig
-    from .io import atomic_path
-    from .progress import set_quiet
     t0 = time.perf_counter()
     set_quiet(quiet)
     out = Path(out).expanduser().resolve()
@@ -80,7 +85,6 @@ def run_demo(out: str | Path = "gcxr-demo", simulate: bool = False, seed: int = 
         store = root / "cta-1dc" / "index" / "gps"
         models_src, what = data / "demo_cta1dc_models.yaml", f"CTA-1DC Galactic Centre runs in {store}"
     else:
-        from .simulate import simulate_datastore
         store = out / "simulated-data"
         simulate_datastore(store, seed=seed)
         config = AnalysisConfig.read(data / "demo_simulated.yaml")
@@ -103,7 +107,6 @@ def run_demo(out: str | Path = "gcxr-demo", simulate: bool = False, seed: int = 
 
 
 def _savefig(fig, path: Path, dpi: int) -> Path:
-    from .io import atomic_path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     plt().close(fig)
@@ -128,14 +131,12 @@ def _stacked_view(ds: xr.Dataset) -> xr.Dataset:
 def _significance_image(view: xr.Dataset, npred: xr.DataArray | None, radius: float, name: str) -> xr.DataArray:
     """(lat, lon) sqrt(TS) of the counts against npred (else the background) over the whole energy
     range, correlated in a disk of ``radius`` deg (:func:`gcxr.estimators.excess_map`)."""
-    from .estimators import excess_map
     sig = excess_map(view, npred=npred, correlation_radius=radius)["sqrt_ts"].isel(band=0, drop=True)
     return sig.assign_attrs(long_name=name, units="", frame=frame_of(view))
 
 
 def _irf_run(ds: xr.Dataset, position) -> tuple[xr.Dataset, tuple[float, float] | None, str]:
     """One run's dataset for the IRF plots and a position where it has exposure."""
-    from .contract import geom_of
     run, tag = ds, ""
     if "obs" in ds.dims:
         run = ds.isel(obs=0)
@@ -153,7 +154,6 @@ def _irf_run(ds: xr.Dataset, position) -> tuple[xr.Dataset, tuple[float, float] 
 
 def _npred(ds: xr.Dataset, models) -> xr.DataArray:
     """Full npred of the models, summed over the runs of a multi-run file."""
-    from .npred import npred_cubes
     if "obs" not in ds.dims:
         return npred_cubes(ds, models)["npred"]
     ids = ds["obs"].values
@@ -194,7 +194,6 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     correlation_radius : float
         Of the significance map (deg).
     """
-    from .io import read_datasets
     out = Path(out)
     if ds is None:
         path = out / "datasets.nc"
@@ -202,7 +201,6 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
             raise FileNotFoundError(f"demo_plots: {path} not found (run `gcxr run` first or pass ds=)")
         ds = read_datasets(path)
     if models is None and (out / "models_bestfit.yaml").exists():
-        from .models import Models
         models = Models.read(out / "models_bestfit.yaml")
     frame = frame_of(ds)
     view = _stacked_view(ds)
@@ -233,7 +231,6 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     written.append(_savefig(ax.figure, out / "significance_distribution.png", dpi))
 
     if sky:
-        from .estimators import spectrum_band
         e = np.asarray(ds["energy_bounds"].values, float)
         energies = np.geomspace(float(e[0, 0]), float(e[-1, 1]), 100)
         covs = {}                            # the 1-sigma band of each source, or None
@@ -255,7 +252,6 @@ def demo_plots(out: str | Path, ds: xr.Dataset | None = None, models=None, fit_r
     pos = None
     sp = getattr(sky[0], "spatial_model", None) if sky else None
     if sp is not None and hasattr(sp, "position"):
-        from .coords import transform_lonlat
         lo, la = transform_lonlat(np.array([sp.position[0]]), np.array([sp.position[1]]), sp.frame, frame)
         pos = (float(lo[0]), float(la[0]))
     run, pos, tag = _irf_run(ds, pos)

@@ -36,7 +36,9 @@ import uuid
 import numpy as np
 
 from .datasets import is_lazy
-from .likelihood import DatasetTerm, ParameterSpace, TermwiseDerivatives, derivative_steps
+from .fit import sources_moved
+from .likelihood import (DatasetTerm, JointLikelihood, ParameterSpace, TermwiseDerivatives, build_terms,
+                         check_models_reach, derivative_steps)
 
 __all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement", "round_cost",
            "build_on_workers"]
@@ -69,7 +71,6 @@ def round_cost(sample: list[DatasetTerm], space: ParameterSpace) -> tuple[float,
     tuple of float
         ``(shared, per_term)`` in seconds.
     """
-    from .likelihood import JointLikelihood
     probe = JointLikelihood(sample, space)
     f0 = space.to_factors(space.start)
     probe(f0)                                        # folds the sources, fills the kernel caches
@@ -116,7 +117,6 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     tuple
         ``(choice, in-process likelihood of all the terms, figures)``.
     """
-    from .likelihood import JointLikelihood
     sample = terms[::max(1, len(terms) // 3)][:3]
     shared, per_term = round_cost(sample, space)
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
@@ -249,7 +249,6 @@ class ChunkActor:
         bool
             Whether a source left the cutout of one of this chunk's terms.
         """
-        from .fit import sources_moved
         return sources_moved(self.terms, models)
 
     def time_stat(self, factors: np.ndarray, repeats: int) -> float:
@@ -280,7 +279,6 @@ class ChunkActor:
 def _build_chunk(datasets, models, point_weights: str) -> list[DatasetTerm]:
     """Terms of a chunk's datasets, built on the worker that will hold them (whether every model
     reaches some dataset is checked over all chunks)."""
-    from .likelihood import build_terms
     return build_terms(datasets, models, point_weights, check=False)
 
 
@@ -458,8 +456,6 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     """
     import functools
 
-    from .fit import sources_moved
-    from .likelihood import JointLikelihood, check_models_reach
     plan, homes, _, futures = built
     n_terms = sum(len(idx) for idx in plan)
     big = max(range(len(plan)), key=lambda k: len(plan[k]))
@@ -550,7 +546,6 @@ class DistributedLikelihood(TermwiseDerivatives):
             homes = [workers[k % len(workers)] for k in range(len(self.plan))]
         self._place(list(enumerate(homes)), built)
         if self.chunk_nbytes is None:
-            from .likelihood import check_models_reach
             self.chunk_nbytes = [f.result() for f in [a.nbytes() for a in self.actors]]
             check_models_reach(models, set().union(*[f.result() for f in [a.source_names() for a in self.actors]]))
 
@@ -594,7 +589,6 @@ class DistributedLikelihood(TermwiseDerivatives):
                     return home
             return cls(None, space, client, n_chunks, datasets=datasets, models=models, point_weights=point_weights,
                        built=built)
-        from .likelihood import build_terms
         return cls._placed(build_terms(datasets, models, point_weights), space, client, n_chunks, placement)
 
     @classmethod
@@ -608,7 +602,6 @@ class DistributedLikelihood(TermwiseDerivatives):
         else:
             import functools
 
-            from .fit import sources_moved
             like = local
             like.moved = functools.partial(sources_moved, terms)
         like.placement_info = figures

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from .contract import as_runs, validate
-from .coords import separation_deg
+from .coords import separation_deg, transform_lonlat
 from .datasets import check_fit_data
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
 
@@ -182,7 +182,6 @@ def sources_moved(terms, models) -> bool:
     bool
         Whether the terms must be rebuilt.
     """
-    from .coords import transform_lonlat
     for t in terms:
         for mname, _, _, ev in t.sources:
             sp = models[mname].spatial_model

@@ -356,7 +356,7 @@ def fit_result_from_dataset(ds: xr.Dataset):
     tuple
         ``(FitResult, Models or None)``.
     """
-    from .fit import FitResult
+    from .fit import FitResult  # deferred: keeps gcxr run --no-fit light (gcxr.fit, likelihood, models)
     for key in ("value", "error", "frozen", "covariance"):
         if key not in ds:
             raise ValueError(f"not a gcxr fit result: variable {key!r} is missing")
@@ -373,7 +373,7 @@ def fit_result_from_dataset(ds: xr.Dataset):
                        int(ds.attrs.get("n_refresh", 0)))
     models = None
     if "models_yaml" in ds.attrs:
-        from .models import Models
+        from .models import Models  # deferred: keeps gcxr run --no-fit light (pulls in gcxr.models)
         models = Models.from_yaml(str(ds.attrs["models_yaml"]))
         if result.covariance.size and np.all(np.isfinite(result.covariance)):
             try:
@@ -440,6 +440,6 @@ _GAMMAPY = ("read_gammapy_dataset", "write_gammapy_dataset")
 def __getattr__(name: str):
     """gammapy MapDataset FITS files: their own module (:mod:`gcxr.io_gammapy`), imported on first use."""
     if name in _GAMMAPY:
-        from . import io_gammapy
+        from . import io_gammapy  # deferred: keeps gcxr.io free of astropy (gcxr.io_gammapy)
         return getattr(io_gammapy, name)
     raise AttributeError(f"module 'gcxr.io' has no attribute {name!r}")

@@ -44,10 +44,12 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from . import __version__
 from .contract import (VARIABLES, DatasetError, coords_of, frame_of, geom_from_dataset, grid_mapping, make_variable,
                        validate)
 from .datastore import DataStoreError
 from .geom import EnergyAxis, SkyGeom
+from .io import atomic_path
 
 __all__ = ["read_gammapy_dataset", "write_gammapy_dataset", "GAMMAPY_HDUS"]
 
@@ -403,7 +405,6 @@ def _meta_table_hdu(text: str):
 def _hdulist(ds: xr.Dataset):
     """The ``astropy.io.fits.HDUList`` of :func:`write_gammapy_dataset` (nothing written)."""
     from astropy.io import fits  # deferred: heavy import (astropy)
-    from . import __version__
     if not isinstance(ds, xr.Dataset):
         raise DataStoreError(f"write_gammapy_dataset: expected one xarray.Dataset, got {type(ds).__name__}")
     if "obs" in ds.dims:
@@ -479,7 +480,6 @@ def write_gammapy_dataset(ds: xr.Dataset, path: str | Path, overwrite: bool = Tr
     >>> from gcxr.io import write_gammapy_dataset                    # doctest: +SKIP
     >>> write_gammapy_dataset(ana.datasets[0], "stacked.fits.gz")     # doctest: +SKIP
     """
-    from .io import atomic_path
     hdul = _hdulist(ds)
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:

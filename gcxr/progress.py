@@ -362,7 +362,7 @@ class FitProgress:
     def __call__(self, stat: float, *args: Any) -> None:
         self.n_calls += 1
         if self.n_calls == 1:
-            from ._testhook import pause_point
+            from ._testhook import pause_point  # deferred: keeps import gcxr.progress light (threading)
             pause_point("fit")              # tests only: GCXR_TEST_PAUSE_AT=fit (gcxr._testhook)
         self.stat = float(stat)
         if self.stat < self.best:

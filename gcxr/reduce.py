@@ -21,7 +21,7 @@ from ._testhook import pause_point
 from .background import ExclusionMask, fov_background_norm
 from .contract import VARIABLES, make_variable, run_coords
 from .coords import icrs_to_frame_fast, icrs_to_frame_float32, lonlat_to_unit, separation_deg, to_fov, transform_lonlat
-from .datastore import DataStoreError, RunRef, read_events, read_gti
+from .datastore import DataStoreError, RunRef, open_hdu, read_events, read_gti
 from .geom import EnergyAxis, SkyGeom
 from .irf import RAD_EDGES, eval_edisp_kernel, eval_psf_map, read_aeff, read_bkg, read_edisp, read_psf
 from .irf.aeff import AeffEvaluator
@@ -84,7 +84,6 @@ class RunLayout:
 def _pointing(run: RunRef) -> tuple[float, float]:
     if np.isfinite(run.ra_pnt) and np.isfinite(run.dec_pnt):
         return run.ra_pnt, run.dec_pnt
-    from .datastore import open_hdu
     _, hdr = open_hdu(run.hdu("events"), run.obs_id)
     return float(hdr["RA_PNT"]), float(hdr["DEC_PNT"])
 

@@ -31,6 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import AnalysisConfig
+from .io import write_json
+from .models import (DiskSpatialModel, ExpCutoffPowerLawSpectralModel, GaussianSpatialModel, LogParabolaSpectralModel,
+                     Models, PointSpatialModel, PowerLawSpectralModel, ShellSpatialModel, SkyModel)
+from .progress import progress_bar
+from .simulate import IRFSet, make_runs, run_rng, simulate_events, sky_models, store_irf, write_index, write_run_events
+
 __all__ = ["SURVEY_IRF", "SurveyPlan", "survey_models", "joint_models", "survey_config", "simulate_survey",
            "default_survey_irf"]
 
@@ -162,9 +169,6 @@ def survey_models(n_sources: int = 18, seed: int = 0, plan: SurveyPlan | None = 
     Models
         The catalogue.
     """
-    from .models import (DiskSpatialModel, ExpCutoffPowerLawSpectralModel, GaussianSpatialModel,
-                         LogParabolaSpectralModel, Models, PointSpatialModel, PowerLawSpectralModel,
-                         ShellSpatialModel, SkyModel)
     plan = plan or SurveyPlan()
     if n_sources < 1:
         raise ValueError(f"survey_models: n_sources must be >= 1, got {n_sources}")
@@ -275,7 +279,6 @@ def survey_config(store: str | Path, plan: SurveyPlan | None = None, stack: bool
     AnalysisConfig
         The config.
     """
-    from .config import AnalysisConfig
     plan = plan or SurveyPlan()
     data = {
         "observations": {"datastore": str(Path(store).expanduser().resolve()),
@@ -336,10 +339,6 @@ def simulate_survey(out_dir: str | Path, n_runs: int = 200, seed: int = 0, n_sou
     quiet : bool, optional
         Hide progress.
     """
-    from .io import write_json
-    from .progress import progress_bar
-    from .simulate import (IRFSet, make_runs, run_rng, simulate_events, sky_models, store_irf, write_index,
-                           write_run_events)
     plan = plan or SurveyPlan()
     irf_src = Path(irf).expanduser().resolve() if irf is not None else default_survey_irf()
     models = survey_models(n_sources, seed, plan)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..npred import npred_cubes
 from ..stats import cash_ts_known_background
 from ._core import (band_any, band_coords, band_sum, convolve_images, cube_values, energy_edge_list,
                     fit_mask_cube, match_energy_edges, pixel_size_deg, safe_mask, tophat_kernel)
@@ -71,7 +72,6 @@ def excess_map(ds: xr.Dataset, npred=None, models=None, correlation_radius: floa
     if npred is not None and models is not None:
         raise ValueError("excess_map: give npred or models, not both")
     if npred is None and models is not None:
-        from ..npred import npred_cubes
         npred = npred_cubes(ds, models)["npred"]
     mu_cube = cube_values(ds, "background" if npred is None else npred)
     counts = np.asarray(ds["counts"].values)

@@ -31,6 +31,8 @@ import numpy as np
 import xarray as xr
 
 from ..datasets import combined_mask
+from ..fit import fit
+from ..likelihood import JointLikelihood, ParameterSpace, build_terms
 from ._core import EDGE_RTOL, as_tev, energy_edge_list, snap_energy_edges
 
 __all__ = ["flux_points"]
@@ -70,8 +72,6 @@ def _bin_datasets(datasets, idx_per_ds, k) -> list[xr.Dataset]:
 
 def _stat_function(sliced, models, source, amp_name, reoptimize):
     """stat(amplitude) with the amplitude fixed, other free parameters (background norms) re-fitted."""
-    from ..fit import fit
-    from ..likelihood import JointLikelihood, ParameterSpace, build_terms
     if not reoptimize:
         like = JointLikelihood(build_terms(sliced, models), ParameterSpace.from_models(models))
         return lambda a: like.stat_values(np.array([a]))
@@ -134,7 +134,6 @@ def flux_points(datasets, models, source: str, energy_edges, reoptimize: bool = 
     >>> fp = flux_points(datasets, models, "gc-source", energy_edges=[0.4, 1, 2.5, 10])  # doctest: +SKIP
     >>> fp.attrs["energy_edges"]   # the bin edges used, e.g. 0.398, 1, 2.51, 10 TeV  # doctest: +SKIP
     """
-    from ..fit import fit
     datasets = [datasets] if isinstance(datasets, xr.Dataset) else list(datasets)
     if not datasets:
         raise ValueError("flux_points: no datasets")

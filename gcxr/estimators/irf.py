@@ -12,6 +12,9 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
+from ..contract import geom_of
+from ..npred import RAD_SR_TO_DEG2, containment_radius, psf_profile_at
+
 __all__ = ["psf_containment", "edisp_matrix"]
 
 
@@ -46,7 +49,6 @@ def _position(geom, position) -> tuple[float, float]:
 
 
 def _irf_pixel(ds: xr.Dataset, position, where: str):
-    from ..contract import geom_of
     geom, irf = geom_of(ds)
     lon, lat = _position(geom, position)
     px, py = irf.world_to_pix(lon, lat)
@@ -80,7 +82,6 @@ def psf_containment(ds: xr.Dataset, position=None, fractions: Sequence[float] = 
         Radii (deg) on (fraction, energy_true); NaN at true energies where the PSF is zero (no
         exposure).  ``attrs``: ``lon``, ``lat`` (the position, deg) and ``frame``.
     """
-    from ..npred import RAD_SR_TO_DEG2, containment_radius, psf_profile_at
     where = "psf_containment"
     _require(ds, ["psf", "rad_bounds", "energy_true"], "psf", ("energy_true", "rad", "lat_irf", "lon_irf"), where)
     for f in fractions:

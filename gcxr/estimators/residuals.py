@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from ..contract import geom_of
 from ._core import (band_any, band_coords, band_sum, check_choice, cube_values, energy_edge_list,
                     fit_mask_cube, match_energy_edges, pixel_size_deg, safe_mask, smooth_images)
 
@@ -98,7 +99,6 @@ def region_mask(ds: xr.Dataset, region) -> xr.DataArray:
     """Boolean (lat, lon) mask of the pixel centres inside a ``regions`` sky region."""
     from astropy.coordinates import SkyCoord  # deferred: heavy import (astropy)
 
-    from ..contract import geom_of
     geom = geom_of(ds)[0]
     lon, lat = geom.grid_lonlat()
     coord = SkyCoord(lon, lat, unit="deg", frame=geom.frame)

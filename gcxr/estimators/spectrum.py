@@ -18,7 +18,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from ..models.spectral import propagate_errors
+from ..fit import FitResult
+from ..models import Models, SkyModel
+from ..models.spectral import SpectralModel, propagate_errors
 from ._core import as_tev
 
 __all__ = ["spectrum_band"]
@@ -26,8 +28,6 @@ __all__ = ["spectrum_band"]
 
 def _resolve(model, source):
     """(spectral model, source name) of a SpectralModel, SkyModel or Models (+ ``source``)."""
-    from ..models import Models, SkyModel
-    from ..models.spectral import SpectralModel
     if isinstance(model, Models):
         if source is None:
             sky = model.sky_models
@@ -54,7 +54,6 @@ def _covariance(spectral, name, models, covariance) -> tuple[dict, np.ndarray]:
     From a :class:`~gcxr.fit.FitResult`, an explicit matrix, or the covariance of ``models``
     (set by :meth:`FitResult.apply <gcxr.fit.FitResult.apply>`); else the parameter errors
     without correlations, with a warning."""
-    from ..fit import FitResult
     pars = spectral.parameters
     values = {p.name: p.value for p in pars}
     n = len(pars)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .parameters import ModelError, Parameter
 from .spatial import SpatialModel, frame_from_wcs, pixel_solid_angle
-from .template import lin_interp_extrap
+from .template import interp_log_multilinear, lin_interp_extrap
 
 __all__ = ["TemplateSpatialModel"]
 
@@ -99,7 +99,7 @@ class TemplateSpatialModel(SpatialModel):
 
     # -- reading ------------------------------------------------------------
     def _resolve_path(self, where: str) -> Path:
-        from ..config import ConfigError, expand_path
+        from ..config import ConfigError, expand_path  # deferred: keeps import gcxr.models light (pydantic)
 
         try:
             path = expand_path(self.filename)
@@ -341,7 +341,6 @@ class TemplateSpatialModel(SpatialModel):
 
     def _interp(self, x, y, z) -> np.ndarray:
         """gammapy's rule at template pixel coordinates (z: energy pixel, or None)."""
-        from .template import interp_log_multilinear
 
         n_e, ny, nx = self._log_data.shape
 
@@ -390,7 +389,6 @@ class TemplateSpatialModel(SpatialModel):
             Shifted centre (deg) instead of the model's own (a pure evaluation
             at other parameter values).
         """
-        from .template import interp_log_multilinear
 
         values = dict(self.values)
         values.update({k: v for k, v in (("lon_0", lon_0), ("lat_0", lat_0)) if v is not None})

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ..contract import geom_of
+from ..coords import transform_lonlat
 from ..geom import EnergyAxis, SkyGeom
 from ..models.spatial import oversampling_factor
 from . import derivatives, folding, images, sparse
@@ -101,7 +102,6 @@ class SourceEvaluator:
         SourceEvaluator
             The evaluator.
         """
-        from ..coords import transform_lonlat
         if geom is None or irf_geom is None:
             geom, irf_geom = geom_of(ds)
         sp = model.spatial_model

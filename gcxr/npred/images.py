@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..coords import transform_lonlat
 from .derivatives import ANGULAR
 
 if TYPE_CHECKING:
@@ -149,7 +150,6 @@ def model_lonlat(ev: SourceEvaluator, grid: SkyGeom):
     tuple of numpy.ndarray
         ``(lon, lat)``, deg.
     """
-    from ..coords import transform_lonlat
     lon, lat = grid.grid_lonlat()
     if ev.frame_model != ev.geom.frame:
         lon, lat = transform_lonlat(lon, lat, ev.geom.frame, ev.frame_model)
@@ -190,7 +190,6 @@ def centre(ev: SourceEvaluator, spatial_values: dict) -> tuple[float, float]:
     tuple of float
         ``(lon, lat)``, deg.
     """
-    from ..coords import transform_lonlat
     lon0, lat0 = spatial_values["lon_0"], spatial_values["lat_0"]
     if ev.frame_model != ev.geom.frame:
         l, b = transform_lonlat(np.array([lon0]), np.array([lat0]), ev.frame_model, ev.geom.frame)

@@ -56,7 +56,7 @@ def psf_profile_at(psf: np.ndarray, irf_geom: SkyGeom, lon: float, lat: float) -
     numpy.ndarray
         The profile on (energy_true, rad), sr^-1.
     """
-    from ..irf._interp import interp_scattered
+    from ..irf._interp import interp_scattered  # deferred: keeps gcxr.npred free of gcxr.irf (astropy.io.fits)
     px, py = irf_geom.world_to_pix(lon, lat)
     ny, nx = psf.shape[-2:]
     return interp_scattered(psf, [np.arange(ny, dtype=float), np.arange(nx, dtype=float)],
@@ -86,7 +86,7 @@ def containment_radius(profile_deg2: np.ndarray, rad_edges: np.ndarray, fraction
     nodes = rad_edges[1:]
     fine = np.linspace(rad_edges[0], rad_edges[-1], (rad_edges.size - 1) * 20 + 1)
     fine = 0.5 * (fine[:-1] + fine[1:])
-    from ..irf._interp import interp_axis
+    from ..irf._interp import interp_axis  # deferred: keeps gcxr.npred free of gcxr.irf (astropy.io.fits)
     c = np.clip(interp_axis(cums.T, nodes, fine, axis=0).T, 0.0, None)            # (nE, n_fine)
     c[:, (fine < nodes[0] - 0.5 * dr[0]) | (fine > nodes[-1] + 0.5 * dr[-1])] = 0.0
     return fine[np.argmin(np.abs(c - fraction), axis=1)]

@@ -60,6 +60,6 @@ __all__ = [
 def __getattr__(name: str):
     """``demo_plots`` lives in :mod:`gcxr.demo` (which imports this package): resolved on first use."""
     if name == "demo_plots":
-        from ..demo import demo_plots
+        from ..demo import demo_plots  # deferred: import cycle (gcxr.plot <-> gcxr.demo)
         return demo_plots
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..geom import SkyGeom
+from ..contract import frame_of as contract_frame
+from ..geom import COORD_LONG_NAMES, FRAMES, SkyGeom
 
 SKY_DIMS = ("lat", "lon")
 SPECTRAL_DIMS = ("energy", "energy_true", "band")
@@ -76,8 +77,6 @@ def energy_range(ds: xr.Dataset) -> list[float]:
 def frame_of(obj, frame: str | None = None) -> str:
     """The sky frame: ``frame`` if given (checked), else the dataset contract's rule
     (:func:`gcxr.contract.frame_of`: ``attrs['frame']``, or the lon coordinate gcxr writes)."""
-    from ..contract import frame_of as contract_frame
-    from ..geom import FRAMES
     if frame is None:
         return contract_frame(obj)
     if frame not in FRAMES:
@@ -160,7 +159,6 @@ def wcs_axes(geom: SkyGeom, ax=None, figsize=(6.4, 4.8)):
 
 def label_sky_axes(ax, geom: SkyGeom) -> None:
     """Axis labels and tick formats of the grid's frame."""
-    from ..geom import COORD_LONG_NAMES
     lon_name, lat_name = COORD_LONG_NAMES[geom.frame]
     ax.coords[0].set_axislabel(f"{lon_name} (deg)")
     ax.coords[1].set_axislabel(f"{lat_name} (deg)")

@@ -13,6 +13,7 @@ import io
 
 import xarray as xr
 
+from ..io import atomic_path
 from ._common import SKY_DIMS, SPECTRAL_DIMS, as_dataarray, image2d, label, require_dims
 
 __all__ = ["interactive_cube", "interactive_map", "save_html"]
@@ -135,7 +136,6 @@ def save_html(obj, path: str | Path, resources: Literal["inline", "cdn"] = "inli
     """
     import holoviews as hv  # deferred: heavy imports (holoviews, bokeh)
     from bokeh.resources import CDN, INLINE  # deferred: heavy import (bokeh)
-    from ..io import atomic_path
     if resources not in ("inline", "cdn"):
         raise ValueError(f"save_html: resources must be 'inline' or 'cdn', got {resources!r}")
     if isinstance(obj, hv.DynamicMap):

@@ -15,6 +15,8 @@ from .._maths import trapz_loglog
 from ..coords import fov_matrix, lonlat_to_unit, separation_deg, transform_lonlat, unit_to_lonlat
 from ..irf import eval_aeff, eval_aeff_at, eval_bkg_rate
 from ..irf._interp import interp_scattered
+from ..models import (DiskSpatialModel, GaussianSpatialModel, GeneralizedGaussianSpatialModel, PointSpatialModel,
+                      Shell2SpatialModel, ShellSpatialModel, SkyModel, TemplateSpatialModel)
 from .irfs import IRFSet, geom_edges
 from .runs import EventList, RunSpec, as_rng
 
@@ -149,8 +151,6 @@ def sample_spatial(rng, model, n: int):
     tuple of numpy.ndarray
         (lon, lat) in deg.
     """
-    from ..models import (DiskSpatialModel, GaussianSpatialModel, GeneralizedGaussianSpatialModel,
-                         PointSpatialModel, Shell2SpatialModel, ShellSpatialModel, TemplateSpatialModel)
     if isinstance(model, TemplateSpatialModel):
         return _sample_template(rng, model, n)
     lon0, lat0 = model.position
@@ -365,7 +365,6 @@ def sky_models(models) -> list:
     """
     if models is None:
         return []
-    from ..models import SkyModel
     return [m for m in models if isinstance(m, SkyModel)]
 
 

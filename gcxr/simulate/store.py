@@ -11,7 +11,10 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..io import atomic_path
+from ..io import atomic_path, write_json
+from ..models import (ExpCutoffPowerLawSpectralModel, GaussianSpatialModel, Models, PointSpatialModel,
+                      PowerLawSpectralModel, SkyModel)
+from ..progress import progress_bar
 from .events import sample_spatial, simulate_events, sky_models
 from .irfs import IRFSet, ParametricIRF, irf_hdus, write_parametric_irfs
 from .runs import SimulatedRun, as_rng, make_runs, run_rng, write_datastore
@@ -25,8 +28,6 @@ DEFAULT_POINTINGS = ((0.0, 1.0), (0.0, -1.0), (359.0, 0.0))
 
 def default_models():
     """A Galactic-Centre-like sky: a point source with an ECPL spectrum and a Gaussian source (galactic)."""
-    from ..models import (ExpCutoffPowerLawSpectralModel, GaussianSpatialModel, Models, PointSpatialModel,
-                         PowerLawSpectralModel, SkyModel)
     return Models([
         SkyModel(ExpCutoffPowerLawSpectralModel(index=2.3, amplitude=3e-12, reference=1.0, lambda_=0.05),
                  PointSpatialModel(lon_0=359.94, lat_0=-0.04, frame="galactic"), name="gc-point"),
@@ -76,12 +77,10 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
     >>> DataStore.from_dir('store').obs_ids     # doctest: +SKIP
     [1]
     """
-    from ..progress import progress_bar
     out = Path(out_dir).expanduser().resolve()
     if models is None:
         models = default_models()
     elif isinstance(models, (str, Path)):
-        from ..models import Models
         models = Models.read(models)
     runs = make_runs(pointings, livetime, frame=frame, deadc=deadc, first_obs_id=first_obs_id)
     for m in sky_models(models):                         # fail before writing anything
@@ -107,7 +106,6 @@ def simulate_datastore(out_dir: str | Path, pointings: Sequence[tuple[float, flo
                "runs": [{**{k: v for k, v in asdict(r.spec).items()}, "ontime": r.spec.ontime,
                          "n_events": len(r.events), "counts": r.events.counts_by_component(),
                          "dropped": r.events.dropped} for r in simulated]}
-    from ..io import write_json
     write_json(summary, out / "simulation.json")
     return summary
 
