@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["lonlat_to_unit", "unit_to_lonlat", "angular_separation", "separation_deg", "frame_matrix",
-           "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32", "icrs_to_frame_fast"]
+__all__ = ["lonlat_to_unit", "unit_to_lonlat", "angular_separation", "position_angle", "separation_deg",
+           "frame_matrix", "transform_lonlat", "fov_matrix", "to_fov", "icrs_to_frame_float32", "icrs_to_frame_fast"]
 
 
 # --------------------------------------------------------------------------- unit vectors and separations
@@ -81,6 +81,26 @@ def angular_separation(lon1, lat1, lon2, lat2):
     num2 = c1 * s2 - s1 * c2 * cd
     den = s1 * s2 + c1 * c2 * cd
     return np.arctan2(np.hypot(num1, num2), den)
+
+
+def position_angle(lon1, lat1, lon2, lat2):
+    """Position angle of point 2 seen from point 1, east of north, radians.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        The two positions (radians), broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        Position angle (radians).
+    """
+    dlon = lon2 - lon1
+    c2 = np.cos(lat2)
+    y = np.sin(dlon) * c2
+    x = np.sin(lat2) * np.cos(lat1) - c2 * np.sin(lat1) * np.cos(dlon)
+    return np.arctan2(y, x)
 
 
 def separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:

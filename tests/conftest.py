@@ -34,6 +34,18 @@ datasets:
             energy_true: {{min: 0.08 TeV, max: 12 TeV, nbins: 5}}
 """
 
+# A point source near the centre of SMALL_STORE_CONFIG's grid (a models file for it).
+SMALL_STORE_MODELS = """
+components:
+-   name: src
+    type: SkyModel
+    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
+    spatial:
+        type: PointSpatialModel
+        frame: galactic
+        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
+"""
+
 
 # Missing shared data: the tests that need them are skipped, except when the environment variable CI
 # is set, where they fail (a clone without ../shared must not pass with ~60 tests quietly skipped).

@@ -14,18 +14,9 @@ from gcxr import cli
 from gcxr.analysis import Analysis
 from gcxr.cli import main
 
-from conftest import SMALL_STORE_CONFIG
+from conftest import SMALL_STORE_CONFIG, SMALL_STORE_MODELS
 
-MODELS = """
-components:
--   name: src
-    type: SkyModel
-    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
-    spatial:
-        type: PointSpatialModel
-        frame: galactic
-        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
-"""
+MODELS = SMALL_STORE_MODELS        # conftest: a point source on the small store
 
 
 @pytest.fixture(scope="module")

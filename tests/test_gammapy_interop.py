@@ -18,18 +18,9 @@ import pytest
 import xarray as xr
 from astropy.io import fits
 
-from conftest import REF, ROOT, SMALL_STORE_CONFIG, needs_data
+from conftest import REF, ROOT, SMALL_STORE_CONFIG, SMALL_STORE_MODELS, needs_data
 
-MODELS = """
-components:
--   name: src
-    type: SkyModel
-    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
-    spatial:
-        type: PointSpatialModel
-        frame: galactic
-        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
-"""
+MODELS = SMALL_STORE_MODELS        # conftest: a point source on the small store
 STACKED_FITS = REF / "stacked.fits.gz"
 
 

@@ -26,19 +26,10 @@ import gcxr
 from gcxr.cli import main
 from gcxr.outputs import JOURNAL, OUTPUT_NAMES, STAGING_PREFIX, OutputSet, recover
 
-from conftest import SMALL_STORE_CONFIG
+from conftest import SMALL_STORE_CONFIG, SMALL_STORE_MODELS
 
 REPO = Path(gcxr.__file__).resolve().parents[1]
-MODELS = """
-components:
--   name: src
-    type: SkyModel
-    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
-    spatial:
-        type: PointSpatialModel
-        frame: galactic
-        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
-"""
+MODELS = SMALL_STORE_MODELS        # conftest: a point source on the small store
 FULL_SET = sorted(OUTPUT_NAMES)
 
 

@@ -21,20 +21,11 @@ from gcxr.geom import EnergyAxis, SkyGeom
 from gcxr.models import ModelError, Models
 from gcxr.reduce import ReductionSpec, reduce_run
 
-from conftest import SMALL_STORE_CONFIG
+from conftest import SMALL_STORE_CONFIG, SMALL_STORE_MODELS
 
 CONFIG = SMALL_STORE_CONFIG       # conftest: a 3 x 3 deg stacked analysis of a simulated store
 
-MODELS = """
-components:
--   name: src
-    type: SkyModel
-    spectral: {type: PowerLawSpectralModel, parameters: [{name: index, value: 2.3}]}
-    spatial:
-        type: PointSpatialModel
-        frame: galactic
-        parameters: [{name: lon_0, value: -0.06, unit: deg}, {name: lat_0, value: -0.04, unit: deg}]
-"""
+MODELS = SMALL_STORE_MODELS        # conftest: a point source on the small store
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..coords import angular_separation
+from ..coords import angular_separation, position_angle
 from ._base import ParametricModel, lookup_type
 from .parameters import ModelError, Parameter, Parameters
 
@@ -153,26 +153,6 @@ def separation_from(lon, lat, lon_0, lat_0):
     num2 = cb * s0 - sb * c0cd
     den = sb * s0 + cb * c0cd
     return np.arctan2(np.hypot(c0 * sd, num2), den)
-
-
-def position_angle(lon1, lat1, lon2, lat2):
-    """Position angle of point 2 seen from point 1, east of north, radians.
-
-    Parameters
-    ----------
-    lon1, lat1, lon2, lat2 : array_like
-        The two positions (radians), broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        Position angle (radians).
-    """
-    dlon = lon2 - lon1
-    c2 = np.cos(lat2)
-    y = np.sin(dlon) * c2
-    x = np.sin(lat2) * np.cos(lat1) - c2 * np.sin(lat1) * np.cos(dlon)
-    return np.arctan2(y, x)
 
 
 def pixel_solid_angle(wcs, ny: int, nx: int) -> np.ndarray:
