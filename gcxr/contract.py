@@ -583,19 +583,34 @@ def split_runs(ds: xr.Dataset) -> list[xr.Dataset]:
     return out
 
 
-def as_runs(datasets) -> list[xr.Dataset]:
-    """The list of datasets a fit or a stack works on, from any form of a set.
+def as_runs(datasets, where: str = "") -> list[xr.Dataset]:
+    """The list of datasets a fit or a stack works on, from any form of a set, each held to the
+    contract (:func:`validate`; a joint set is validated as it is split).
 
     Parameters
     ----------
     datasets : xarray.Dataset or list of xarray.Dataset
         A joint set (an ``obs`` dim: split with :func:`split_runs`), one dataset, or a list.
+    where : str, optional
+        The caller, for the error message (``"stack"``: "stack: run 1 of 2: ...").
 
     Returns
     -------
     list of xarray.Dataset
         The datasets.
+
+    Raises
+    ------
+    DatasetError
+        Naming the run (its position in the list), and the variable, dim or attribute.
     """
-    if isinstance(datasets, xr.Dataset):
-        return split_runs(datasets) if "obs" in datasets.dims else [datasets]
-    return list(datasets)
+    if isinstance(datasets, xr.Dataset) and "obs" in datasets.dims:
+        return split_runs(datasets)
+    runs = [datasets] if isinstance(datasets, xr.Dataset) else list(datasets)
+    for i, ds in enumerate(runs):
+        try:
+            validate(ds)
+        except DatasetError as exc:
+            prefix = f"{where}: " if where else ""
+            raise DatasetError(f"{prefix}run {i} of {len(runs)}: {exc}") from None
+    return runs

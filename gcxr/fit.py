@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 import warnings
 
 import numpy as np
-import xarray as xr
 
-from .contract import as_runs, validate
+from .contract import as_runs
 from .coords import separation_deg, transform_lonlat
 from .datasets import check_fit_data
 from .likelihood import JointLikelihood, ParameterSpace, build_terms
@@ -299,11 +298,7 @@ def fit(datasets, models, likelihood_factory=None, tol: float = 0.1, strategy: i
     """
     if derivatives not in ("auto", "analytic", "minuit", "structured"):
         raise ValueError(f"fit: derivatives must be 'analytic', 'minuit' (or 'auto'), got {derivatives!r}")
-    joint = isinstance(datasets, xr.Dataset) and "obs" in datasets.dims
-    datasets = as_runs(datasets)
-    if not joint:                 # a joint set was held to the contract as it was split
-        for ds in datasets:
-            validate(ds)
+    datasets = as_runs(datasets, "fit")           # each held to the contract
     from threadpoolctl import threadpool_limits  # deferred: heavy import (threadpoolctl)
     # one BLAS thread: the likelihood's products are small (a vector dot over the bins with counts,
     # 14 x 10 matrices against a cutout), where a second BLAS thread only adds a hand-over that
