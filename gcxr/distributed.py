@@ -123,17 +123,25 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
         ``(choice, in-process likelihood of all the terms, figures)``.
     """
     sample = terms[::max(1, len(terms) // 3)][:3]
-    shared, per_term = round_cost(sample, space)
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
-    t_trip = _round_trip(client)
-    t_process = shared + per_term * len(terms)
     per_worker = -(-len(terms) // min(n_workers, max(len(terms), 1)))
-    t_cluster = (shared + per_term * per_worker) * WORKER_SLOWDOWN + t_trip
+    figures = _placement(client, sample, space, len(terms), per_worker, n_workers)
+    return figures["placement"], JointLikelihood(terms, space), figures
+
+
+def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_largest: int, n_workers: int) -> dict:
+    """The placement decision and its figures: a round's parts measured on ``sample``
+    (:func:`round_cost`) and a round trip; ``shared + n_terms per_term`` in process against
+    ``(shared + n_largest per_term) WORKER_SLOWDOWN + t_trip`` on the cluster, which is chosen only
+    below ``CLUSTER_MARGIN`` of the former."""
+    shared, per_term = round_cost(sample, space)
+    t_trip = _round_trip(client)
+    t_process = shared + per_term * n_terms
+    t_cluster = (shared + per_term * n_largest) * WORKER_SLOWDOWN + t_trip
     choice = "cluster" if t_cluster < CLUSTER_MARGIN * t_process else "process"
-    return choice, JointLikelihood(terms, space), {
-        "placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
-        "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample),
-        "round_shared_s": shared, "round_per_term_s": per_term}
+    return {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
+            "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample),
+            "round_shared_s": shared, "round_per_term_s": per_term}
 
 
 def _round_trip(client) -> float:
@@ -465,15 +473,8 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     n_terms = sum(len(idx) for idx in plan)
     big = max(range(len(plan)), key=lambda k: len(plan[k]))
     sample = client.submit(_first_terms, futures[big], 3, pure=False).result()
-    shared, per_term = round_cost(sample, space)
-    t_trip = _round_trip(client)
-    t_process = shared + per_term * n_terms
-    t_cluster = (shared + per_term * len(plan[big])) * WORKER_SLOWDOWN + t_trip
-    choice = "cluster" if t_cluster < CLUSTER_MARGIN * t_process else "process"
-    figures = {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
-               "round_trip_s": t_trip, "workers": len(set(homes)), "terms_timed": len(sample),
-               "round_shared_s": shared, "round_per_term_s": per_term}
-    if choice == "cluster":
+    figures = _placement(client, sample, space, n_terms, len(plan[big]), len(set(homes)))
+    if figures["placement"] == "cluster":
         return None
     # the sample is the whole largest chunk when it has at most three terms: it is here already,
     # with its sources folded by the timing
