@@ -414,3 +414,26 @@ def test_round_cost_splits_a_round_into_shared_and_per_term_parts(joint_inproces
     shared, per_term = round_cost(terms, space)
     assert np.isfinite(shared) and shared >= 0 and per_term > 0
     assert round_cost(terms[:1], space)[0] == 0.0
+
+
+def _worker_state():
+    import os
+    import sys
+    return {"mmap": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            "preloaded": sorted(m for m in ("gcxr.reduce", "gcxr.likelihood") if m in sys.modules)}
+
+
+def test_workers_gcxr_starts_have_its_settings_and_imports():
+    """``--scheduler local:N`` (``cluster.make_client``): every worker starts with the allocator
+    setting of ``worker_environ`` and has imported the reduction and likelihood modules
+    (``WORKER_PRELOAD``) before its first task."""
+    from gcxr.cluster import MMAP_THRESHOLD, WORKER_PRELOAD, make_client
+    client, cluster, desc = make_client("local:1")
+    try:
+        state = client.run(_worker_state)
+    finally:
+        client.close()
+        cluster.close()
+    assert desc["n_workers"] == 1 and len(state) == 1
+    (s,) = state.values()
+    assert s["mmap"] == str(MMAP_THRESHOLD) and s["preloaded"] == sorted(WORKER_PRELOAD)
