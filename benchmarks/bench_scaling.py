@@ -279,18 +279,10 @@ def child_fit_gcxr(work: Path, n: int, scheduler: str, micro_calls: int, malloc_
     factory = None
     instances: list[dict] = []
     if scheduler.startswith("local"):
-        from distributed import Client, LocalCluster
-        nw = int(scheduler.split(":")[1])
-        import dask
-        # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which also switches off glibc's
-        # dynamic mmap threshold; the diagnostic variant restores heap allocation of the likelihood's
-        # ~0.2 MB temporaries with a fixed MALLOC_MMAP_THRESHOLD_ (gcxr's own make_client does not).
-        # gcxr's LocalCluster environment (gcxr.cluster.worker_environ: dask's defaults plus
-        # MALLOC_MMAP_THRESHOLD_); the diagnostic "-mmap" variant is now the same
-        from gcxr.cluster import worker_environ
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
-            cluster = LocalCluster(n_workers=nw, threads_per_worker=1, processes=True, dashboard_address=":0")
-        client = Client(cluster)
+        # the workers gcxr starts for --scheduler local:N (gcxr.cluster.make_client: its allocator
+        # settings and dask config, the reduction and likelihood modules preloaded)
+        from gcxr.cluster import make_client
+        client, cluster, _ = make_client(scheduler)
         res["worker_malloc_env"] = client.run(lambda: {k: v for k, v in os.environ.items() if k.startswith("MALLOC")})
         res["worker_mem_bare"] = client.run(_worker_mem)         # a fresh dask worker
         client.run(_warm_imports)

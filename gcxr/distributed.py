@@ -35,14 +35,16 @@ import uuid
 
 import numpy as np
 
+from .cluster import assemble_parts, dataset_parts
 from .datasets import is_lazy
 from .fit import sources_moved
 from .likelihood import (DatasetTerm, JointLikelihood, ParameterSpace, TermwiseDerivatives, build_terms,
                          check_models_reach, derivative_steps)
 
-__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "is_lazy", "choose_placement", "round_cost",
+__all__ = ["DistributedLikelihood", "ChunkActor", "plan_chunks", "chunk_units", "is_lazy", "choose_placement", "round_cost",
            "build_on_workers"]
 
+_SAMPLE = 3              # terms timed by the placement decision
 _SPACE, _STEPS = "gcxr:resident-space", "gcxr:resident-steps"     # stand-ins for the actor's resident objects
 
 
@@ -52,6 +54,15 @@ WORKER_SLOWDOWN = 1.5     # a worker's likelihood compute against the client's (
 # 12- and 48-run fits went to the workers at predicted ratios of 0.90 and 0.80 and ran slower there
 # (scaling-2026-11-29-quiet.json: 1.16 s against 0.67 s, 2.49 s against 2.35 s)
 CLUSTER_MARGIN = 0.7
+# whole terms go to the chunks when the largest chunk is within this factor of the mean (else tiles)
+TILE_IMBALANCE = 1.2
+# a fit's rounds, to weigh moving the terms once against every round's cost: statistic and gradient
+# rounds of fits with the analytic gradient plus the Hessian round (21-60 measured on the seed,
+# the validation cases and the survey)
+ROUNDS_PER_FIT = 30
+# bytes per second when built terms move between the client and the workers (pickled, on one host:
+# 290 MB of 30 survey runs' terms came to the client in 1.2 s)
+TRANSFER_RATE = 250e6
 
 
 def round_cost(sample: list[DatasetTerm], space: ParameterSpace) -> tuple[float, float]:
@@ -104,9 +115,10 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     computed once per process, on every worker alike) and a trivial call on every worker (best
     of three; a builtin, so the workers import nothing for it).  With ``t_process = shared +
     n per_term`` and ``t_cluster = (shared + n_per_worker per_term) WORKER_SLOWDOWN + t_trip``,
-    the cluster is chosen when ``t_cluster < CLUSTER_MARGIN t_process``: a few small datasets stay in
-    process, where each round would mostly wait for the network; a survey's runs go to the
-    workers.
+    over ``ROUNDS_PER_FIT`` rounds, the cluster first paying for shipping the terms, it is chosen
+    when its fit is below ``CLUSTER_MARGIN`` of the in-process one (:func:`_placement`): a few
+    small datasets stay in process, where each round would mostly wait for the network; a
+    survey's runs go to the workers.
 
     Parameters
     ----------
@@ -125,23 +137,31 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     sample = terms[::max(1, len(terms) // 3)][:3]
     n_workers = max(len(client.scheduler_info()["workers"]), 1)
     per_worker = -(-len(terms) // min(n_workers, max(len(terms), 1)))
-    figures = _placement(client, sample, space, len(terms), per_worker, n_workers)
+    figures = _placement(client, sample, space, len(terms), per_worker, n_workers, terms_are="process")
     return figures["placement"], JointLikelihood(terms, space), figures
 
 
-def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_largest: int, n_workers: int) -> dict:
+def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_largest: int, n_workers: int,
+               terms_are: str) -> dict:
     """The placement decision and its figures: a round's parts measured on ``sample``
-    (:func:`round_cost`) and a round trip; ``shared + n_terms per_term`` in process against
-    ``(shared + n_largest per_term) WORKER_SLOWDOWN + t_trip`` on the cluster, which is chosen only
-    below ``CLUSTER_MARGIN`` of the former."""
+    (:func:`round_cost`) and a round trip; per round ``shared + n_terms per_term`` in process
+    against ``(shared + n_largest per_term) WORKER_SLOWDOWN + t_trip`` on the cluster.  Over a fit
+    of ``ROUNDS_PER_FIT`` rounds, the side where the terms are not (``terms_are``: ``"process"``
+    or ``"cluster"``) first pays for moving them (their bytes, estimated from the sample, at
+    ``TRANSFER_RATE``); the cluster is chosen only below ``CLUSTER_MARGIN`` of the process."""
     shared, per_term = round_cost(sample, space)
     t_trip = _round_trip(client)
     t_process = shared + per_term * n_terms
     t_cluster = (shared + per_term * n_largest) * WORKER_SLOWDOWN + t_trip
-    choice = "cluster" if t_cluster < CLUSTER_MARGIN * t_process else "process"
+    t_move = sum(t.nbytes for t in sample) / max(len(sample), 1) * n_terms / TRANSFER_RATE
+    fit_process = ROUNDS_PER_FIT * t_process + (t_move if terms_are == "cluster" else 0.0)
+    fit_cluster = ROUNDS_PER_FIT * t_cluster + (t_move if terms_are == "process" else 0.0)
+    choice = "cluster" if fit_cluster < CLUSTER_MARGIN * fit_process else "process"
     return {"placement": choice, "round_in_process_s": t_process, "round_on_cluster_s_predicted": t_cluster,
             "round_trip_s": t_trip, "workers": n_workers, "terms_timed": len(sample),
-            "round_shared_s": shared, "round_per_term_s": per_term}
+            "round_shared_s": shared, "round_per_term_s": per_term, "terms_are": terms_are,
+            "move_terms_s_predicted": t_move, "fit_in_process_s_predicted": fit_process,
+            "fit_on_cluster_s_predicted": fit_cluster}
 
 
 def _round_trip(client) -> float:
@@ -178,6 +198,33 @@ def plan_chunks(terms: list[DatasetTerm], n_chunks: int) -> list[list[int]]:
         out[j].append(i)
         load[j] += max(terms[i].n_bins, 1)
     return [sorted(c) for c in out if c]
+
+
+def chunk_units(terms: list[DatasetTerm], n_chunks: int) -> tuple[list[DatasetTerm], list[list[int]]]:
+    """The units a chunk plan distributes and the plan (:func:`plan_chunks`): the terms
+    themselves when they balance over the chunks (the largest chunk within ``TILE_IMBALANCE`` of
+    the mean, by fit bins), else their spatial tiles (:meth:`DatasetTerm.split`: a stacked
+    dataset, or a few runs).  Whole terms first because every unit costs a fixed overhead per
+    call: 30 survey runs' statistic took 15 ms as 30 terms and 26 ms as their 42 tiles.
+
+    Parameters
+    ----------
+    terms : list of DatasetTerm
+        The terms.
+    n_chunks : int
+        The chunks wanted.
+
+    Returns
+    -------
+    tuple
+        ``(units, plan)``.
+    """
+    plan = plan_chunks(terms, n_chunks)
+    load = [sum(max(terms[i].n_bins, 1) for i in idx) for idx in plan]
+    if len(plan) >= min(n_chunks, 2) and max(load) <= TILE_IMBALANCE * sum(load) / n_chunks:
+        return list(terms), plan
+    tiles = [tile for t in terms for tile in t.split()]
+    return tiles, plan_chunks(tiles, n_chunks)
 
 
 class ChunkActor:
@@ -310,15 +357,16 @@ def _plan_by_holder(client, datasets, workers: list[str], n_chunks: int | None) 
         return fallback
     try:
         from distributed import futures_of, wait
+        futs = [futures_of(ds) for ds in datasets]
+        every = [f for fs in futs for f in fs]
+        if every:
+            wait(every)                     # the terms need them anyway; then their holders are known
+        who = client.who_has(every) if every else {}        # one scheduler call for all datasets
         holders = []
-        for ds in datasets:
-            futs = futures_of(ds)
-            if futs:
-                wait(futs)                  # the terms need them anyway; then their holders are known
-            who = client.who_has(futs) if futs else {}
+        for fs in futs:
             count: dict = {}
-            for ws in who.values():
-                for w in ws:
+            for f in fs:
+                for w in who.get(f.key, ()):
                     count[w] = count.get(w, 0) + 1
             holders.append(max(count, key=count.get) if count else None)
     except Exception:                       # no futures (not persisted) or an older distributed
@@ -336,54 +384,9 @@ def _plan_by_holder(client, datasets, workers: list[str], n_chunks: int | None) 
     return [p for p, _ in plan], [w for _, w in plan]
 
 
-def _dataset_parts(ds, futures: dict):
-    """A dask-backed dataset as ``(skeleton, layout, {name: nested futures of its chunks})`` when
-    every chunk of every variable is persisted on the cluster (``futures``: key -> Future), else
-    None.
-
-    A task given the parts receives the chunks themselves (numpy arrays, on the worker that holds
-    them) and :func:`_assemble` puts the dataset together without copying a single-chunk array:
-    no finalize task per dataset (which copies, and costs a scheduler hop: 50-70 ms per seed run)."""
-    parts = {}
-
-    def to_futures(k):
-        if isinstance(k, list):
-            return [to_futures(x) for x in k]
-        return futures[k]
-    for name, var in ds.data_vars.items():
-        if not hasattr(var.data, "__dask_keys__"):
-            return None
-        try:
-            parts[name] = to_futures(var.data.__dask_keys__())
-        except KeyError:                     # a chunk not persisted: the graph must run
-            return None
-    skeleton = ds.drop_vars(list(ds.data_vars))
-    layout = {name: (var.dims, dict(var.attrs), dict(var.encoding)) for name, var in ds.data_vars.items()}
-    return skeleton, layout, parts
-
-
-def _assemble(skeleton, layout: dict, parts: dict):
-    """Inverse of :func:`_dataset_parts`, on the worker (the futures have become arrays)."""
-    import xarray as xr
-    out = skeleton.copy()
-    for name, (dims, attrs, encoding) in layout.items():
-        chunks = parts[name]
-        out[name] = xr.Variable(dims, chunks[0] if len(dims) == 0 else _block(chunks), attrs)
-        out[name].encoding = encoding
-    return out
-
-
-def _block(nested):
-    """``np.block`` of a nested list of chunks; the array itself when there is a single chunk."""
-    inner = nested
-    while isinstance(inner, list) and len(inner) == 1:
-        inner = inner[0]
-    return inner if not isinstance(inner, list) else np.block(nested)
-
-
 def _build_from_parts(pieces: list, models, point_weights: str) -> list[DatasetTerm]:
     """:func:`_build_chunk` of datasets given as :func:`_dataset_parts`."""
-    return _build_chunk([_assemble(*p) for p in pieces], models, point_weights)
+    return _build_chunk([assemble_parts(*p) for p in pieces], models, point_weights)
 
 
 def _first_terms(terms: list, n: int) -> list:
@@ -419,17 +422,13 @@ def build_on_workers(client, datasets, models, point_weights: str, n_chunks: int
         futures of the built chunks (lists of :class:`~gcxr.likelihood.DatasetTerm`).
     """
     import dask
-    from distributed import futures_of
     workers = workers or sorted(client.scheduler_info()["workers"])
     plan, homes = _plan_by_holder(client, datasets, workers, n_chunks)
     inputs = [dask.delayed(_build_chunk, pure=False)([datasets[i] for i in idx], models, point_weights)
               for idx in plan]
     built = []
     for k, (idx, home) in enumerate(zip(plan, homes)):
-        pieces = []
-        for i in idx:
-            futures = {f.key: f for f in futures_of(datasets[i])}
-            pieces.append(_dataset_parts(datasets[i], futures) if futures else None)
+        pieces = [dataset_parts(datasets[i]) for i in idx]
         if all(p is not None for p in pieces):
             # persisted: the chunks go straight into the build task, on the worker holding them
             built.append(client.submit(_build_from_parts, pieces, models, point_weights, workers=[home],
@@ -448,7 +447,8 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     Up to three terms of the largest chunk come to the client and a round's shared and per-term
     costs are measured on them (:func:`round_cost`); a round in process is predicted as ``shared
     + n per_term``, on the cluster as ``(shared + n_largest_chunk per_term) WORKER_SLOWDOWN``
-    plus a measured round trip.  When the process wins, every chunk's terms
+    plus a measured round trip; over a fit, the process first pays for bringing the terms here
+    (:func:`_placement`).  When the process wins, every chunk's terms
     are gathered in term order (the fit is identical to one built here) and no actor is made.
 
     Parameters
@@ -472,14 +472,21 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     plan, homes, _, futures = built
     n_terms = sum(len(idx) for idx in plan)
     big = max(range(len(plan)), key=lambda k: len(plan[k]))
-    sample = client.submit(_first_terms, futures[big], 3, pure=False).result()
-    figures = _placement(client, sample, space, n_terms, len(plan[big]), len(set(homes)))
+    if n_terms <= 2 * _SAMPLE:
+        # a few terms: all of them come here in one call (one hop instead of a sample and then the
+        # rest); if the cluster wins, their futures still hold them on the workers
+        gathered = dict(enumerate(client.gather(list(futures))))
+        sample = gathered[big][:_SAMPLE]
+    else:
+        gathered = {}
+        sample = client.submit(_first_terms, futures[big], _SAMPLE, pure=False).result()
+    figures = _placement(client, sample, space, n_terms, len(plan[big]), len(set(homes)), terms_are="cluster")
     if figures["placement"] == "cluster":
         return None
     # the sample is the whole largest chunk when it has at most three terms: it is here already,
     # with its sources folded by the timing
-    others = [k for k in range(len(plan)) if k != big or len(plan[big]) > len(sample)]
-    gathered = dict(zip(others, client.gather([futures[k] for k in others])))
+    others = [k for k in range(len(plan)) if k not in gathered and (k != big or len(plan[big]) > len(sample))]
+    gathered.update(zip(others, client.gather([futures[k] for k in others])))
     chunks = [gathered.get(k, sample) for k in range(len(plan))]
     for f in futures:
         f.release()
@@ -522,11 +529,11 @@ class DistributedLikelihood(TermwiseDerivatives):
         if not workers:
             raise RuntimeError("DistributedLikelihood: the cluster has no workers")
         if terms is not None:
-            # terms built here: cut into tiles, balanced by fit bins; the tiles are the inputs
-            tiles = [tile for t in terms for tile in t.split()]
-            self.n_tiles = len(tiles)
-            self.plan = plan_chunks(tiles, n_chunks or len(workers))
-            self._inputs = [[tiles[i] for i in idx] for idx in self.plan]       # kept to rebuild a lost chunk
+            # terms built here: whole, or cut into tiles where whole terms do not balance; the
+            # units are the inputs
+            units, self.plan = chunk_units(terms, n_chunks or len(workers))
+            self.n_tiles = len(units)
+            self._inputs = [[units[i] for i in idx] for idx in self.plan]       # kept to rebuild a lost chunk
             self.chunk_nbytes = [int(sum(t.nbytes for t in c)) for c in self._inputs]
         else:
             # datasets that live on the cluster (dask-backed): each chunk's terms are built on its

@@ -351,39 +351,46 @@ def test_chunks_follow_the_datasets_on_the_cluster(client, joint_inprocess):
 
 def test_numbers_of_runs_on_the_cluster_are_fetched_once(client, joint_inprocess, monkeypatch):
     """Runs kept on the cluster: the numbers the fit's data checks and result.json's summaries
-    need are computed in one round after the reduction (``prefetch_numbers``); the checks and the
-    summaries then ask the cluster for nothing, and give what a fresh computation gives."""
+    need are computed in one round after the reduction (``prefetch_numbers``: one numpy task per
+    run where it lives, no dask reductions); the checks and the summaries then ask the cluster for
+    nothing, a fresh computation gives the same, and so do the same runs in memory."""
     import dask
+    import gcxr.cluster as C
     import gcxr.datasets as D
     from gcxr.analysis import Analysis
     ana0, models0, _ = joint_inprocess
     ana = Analysis(ana0.config, client=client, progress=False)
     ana.get_observations()
     ana.get_datasets()
-    calls = []
-    real = dask.compute
+    calls, graphs = [], []
+    real, real_compute = C.submit_on_data, dask.compute
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
-    monkeypatch.setattr(dask, "compute", counting)
+
+    def counting_compute(*args, **kwargs):
+        graphs.append(1)
+        return real_compute(*args, **kwargs)
+    monkeypatch.setattr(C, "submit_on_data", counting)
+    monkeypatch.setattr(dask, "compute", counting_compute)
     D.check_fit_data(ana.datasets, ("obs-110380",), counts=True)
     kept = ana.dataset_summaries()
-    assert calls == []
+    assert calls == [] and graphs == []
     D._NUMBERS.clear()
     fresh = ana.dataset_summaries()
-    assert len(calls) == 1 and fresh == kept
+    assert len(calls) == 1 and graphs == [] and fresh == kept
+    assert fresh == ana0.dataset_summaries()          # the in-memory runs (numpy in this process)
 
 
 def test_persisted_dataset_reaches_a_task_as_its_own_chunks(client):
     """``build_on_workers`` hands a persisted run's chunks to the build task directly
-    (``_dataset_parts`` / ``_assemble``): the dataset put together on the worker equals the
-    original, for single- and multi-chunk cubes and 0-d variables alike, and stays on the worker
-    that held the chunks."""
+    (``gcxr.cluster.dataset_parts`` / ``assemble_parts``): the dataset put together on the worker
+    equals the original, for single- and multi-chunk cubes, 0-d variables and a variable set in
+    memory after the reduction alike."""
     import dask.array as da
     import xarray as xr
-    from distributed import futures_of
-    from gcxr.distributed import _assemble, _dataset_parts
+    from gcxr.cluster import assemble_parts, dataset_parts
     rng = np.random.default_rng(3)
     cube = rng.random((3, 4, 6))
     ds = xr.Dataset({"counts": (("energy", "lat", "lon"), da.from_array(cube, chunks=(3, 2, 3)), {"units": ""}),
@@ -391,15 +398,15 @@ def test_persisted_dataset_reaches_a_task_as_its_own_chunks(client):
                      "livetime": ((), da.from_array(np.float64(5.0)))},
                     coords={"energy": [1.0, 2.0, 3.0]}, attrs={"name": "run-1"})
     ds = client.persist(ds)
-    futures = {f.key: f for f in futures_of(ds)}
-    parts = _dataset_parts(ds, futures)
+    ds["mask_fit"] = xr.DataArray(np.array([True, False, True]), dims="energy")     # in memory
+    parts = dataset_parts(ds)
     assert parts is not None
-    back = client.submit(_assemble, *parts, pure=False).result()
+    back = client.submit(assemble_parts, *parts, pure=False).result()
     xr.testing.assert_identical(back, ds.compute())
     assert back["counts"].attrs == {"units": ""} and back.attrs["name"] == "run-1"
     # a chunk that is not persisted: no parts (the build falls back to the graph)
     lazy = ds.assign(background=ds.counts * 2)
-    assert _dataset_parts(lazy, futures) is None
+    assert dataset_parts(lazy) is None
 
 
 def test_round_cost_splits_a_round_into_shared_and_per_term_parts(joint_inprocess):
@@ -416,18 +423,21 @@ def test_round_cost_splits_a_round_into_shared_and_per_term_parts(joint_inproces
     assert round_cost(terms[:1], space)[0] == 0.0
 
 
-def _worker_state():
+def _worker_state(dask_worker):
     import os
     import sys
-    return {"mmap": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+    import dask
+    return {"mmap": os.environ.get("MALLOC_MMAP_THRESHOLD_"), "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "profile": dask.config.get("distributed.worker.profile.enabled"),
+            "profiling_task": "profile" in dask_worker.periodic_callbacks,
             "preloaded": sorted(m for m in ("gcxr.reduce", "gcxr.likelihood") if m in sys.modules)}
 
 
 def test_workers_gcxr_starts_have_its_settings_and_imports():
     """``--scheduler local:N`` (``cluster.make_client``): every worker starts with the allocator
-    setting of ``worker_environ`` and has imported the reduction and likelihood modules
-    (``WORKER_PRELOAD``) before its first task."""
-    from gcxr.cluster import MMAP_THRESHOLD, WORKER_PRELOAD, make_client
+    settings of ``worker_environ``, without dask's statistical profiler (``WORKER_CONFIG``), and
+    has imported the reduction and likelihood modules (``WORKER_PRELOAD``) before its first task."""
+    from gcxr.cluster import MMAP_THRESHOLD, TRIM_THRESHOLD, WORKER_PRELOAD, make_client
     client, cluster, desc = make_client("local:1")
     try:
         state = client.run(_worker_state)
@@ -436,4 +446,6 @@ def test_workers_gcxr_starts_have_its_settings_and_imports():
         cluster.close()
     assert desc["n_workers"] == 1 and len(state) == 1
     (s,) = state.values()
-    assert s["mmap"] == str(MMAP_THRESHOLD) and s["preloaded"] == sorted(WORKER_PRELOAD)
+    assert s["mmap"] == str(MMAP_THRESHOLD) and s["trim"] == str(TRIM_THRESHOLD)
+    assert s["profile"] is False and not s["profiling_task"]
+    assert s["preloaded"] == sorted(WORKER_PRELOAD)
