@@ -73,10 +73,15 @@ def import_dask_array_without_scipy():
     process does not treat scipy sparse matrices as chunks - gcxr never makes such arrays.  Used
     by the command line only (a process gcxr owns); ``import gcxr`` in a user's session leaves
     dask alone.  Does nothing when dask.array or scipy is already imported.
+
+    jinja2 is hidden too: ``dask.delayed`` imports it (through ``dask.widgets``, which guards the
+    import) only to render HTML reprs in notebooks, ~20-40 ms of a ``gcxr run``; dask's widgets
+    then stay without templates in this process, and everything else (distributed's dashboard
+    included) imports jinja2 as usual afterwards.
     """
     if "dask.array" in sys.modules or "scipy" in sys.modules:
         return
-    with _hidden_modules("scipy"):
+    with _hidden_modules("scipy", "jinja2"):
         import dask.array  # noqa: F401
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from contextlib import contextmanager
 
 __all__ = ["make_client", "describe", "parse_scheduler", "max_local_workers", "DEFAULT_CONNECT_TIMEOUT",
-           "worker_environ", "dataset_parts", "assemble_parts", "submit_on_data"]
+           "worker_environ", "dataset_parts", "assemble_parts", "submit_on_data", "default_client_or_none"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # imported by every worker gcxr starts, while it starts (dask's ``preload``): the reduction and the
@@ -330,3 +331,20 @@ def submit_on_data(client, fn, datasets, *args) -> list | None:
     if any(p is None for p in pieces):
         return None
     return [client.submit(_apply_to_parts, fn, p, *args, pure=False) for p in pieces]
+
+
+def default_client_or_none():
+    """The default dask.distributed client, or None (distributed not imported in this process,
+    or no client made).
+
+    Returns
+    -------
+    distributed.Client or None
+    """
+    if "distributed" not in sys.modules:       # no cluster was ever made in this process
+        return None
+    from distributed import default_client  # deferred: imported already (checked just above)
+    try:
+        return default_client()
+    except ValueError:
+        return None

@@ -147,7 +147,7 @@ ATTRS: dict[str, tuple[str, str]] = {
     "gammapy_meta_table": ("gammapy file", "the META_TABLE, as JSON"),
 }
 
-_SKY_DIMS = ("lat", "lon", "lat_irf", "lon_irf")
+SKY_DIMS = ("lat", "lon", "lat_irf", "lon_irf")
 _GRID_MAPPINGS = ("sky_wcs", "sky_wcs_irf")
 _DEG = ("degree", "deg")
 _COORD_UNITS = {"energy": ("TeV",), "energy_true": ("TeV",), "lon": _DEG, "lat": _DEG, "lon_irf": _DEG,
@@ -455,7 +455,7 @@ def run_offsets(ds: xr.Dataset, grid: xr.Dataset) -> dict[str, slice]:
         ``{"lat": slice, "lon": slice, "lat_irf": slice, "lon_irf": slice}``.
     """
     out = {}
-    for d in _SKY_DIMS:
+    for d in SKY_DIMS:
         start = int(grid.get_index(d).get_loc(float(ds[d].values[0])))
         out[d] = slice(start, start + ds.sizes[d])
     return out
@@ -476,7 +476,7 @@ def obs_cutout(ds: xr.Dataset, i: int) -> dict[str, slice]:
     dict
         dim -> slice for the sky dims recorded (empty for files written before cutouts were).
     """
-    return {d: slice(*(int(x) for x in np.asarray(ds[f"cutout_{d}"].values[i]))) for d in _SKY_DIMS
+    return {d: slice(*(int(x) for x in np.asarray(ds[f"cutout_{d}"].values[i]))) for d in SKY_DIMS
             if f"cutout_{d}" in ds.variables}
 
 
@@ -531,7 +531,7 @@ def join_runs(runs: list[xr.Dataset], spec, data: bool = True) -> xr.Dataset:
         out[k] = ("obs", [float(d.attrs[k]) for d in runs], OBS_VARIABLES[k].attrs)
     out["dataset_name"] = ("obs", [str(d.attrs.get("name", f"obs-{d.attrs['obs_id']}")) for d in runs],
                            OBS_VARIABLES["dataset_name"].attrs)
-    for d in _SKY_DIMS:
+    for d in SKY_DIMS:
         out[f"cutout_{d}"] = (("obs", "bnds"), np.array([[o[d].start, o[d].stop] for o in offsets], "int32"),
                               {"long_name": OBS_VARIABLES[f"cutout_{d}"].long_name})
     out["sky_wcs"] = grid_mapping("sky_wcs", spec.geom)

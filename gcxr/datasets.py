@@ -21,11 +21,10 @@ With dask-backed runs the sums are tree reductions over the ``obs`` chunks.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import xarray as xr
 
+from .cluster import default_client_or_none
 from .contract import as_runs, grid_coords, make_variable, run_offsets
 from .geom import EnergyAxis
 from .stats import cash_counts_significance
@@ -453,7 +452,7 @@ def _numbers(datasets: list[xr.Dataset], kind: str, build) -> list[dict]:
     (:func:`prefetch_numbers`)."""
     tokens = [_lazy_token(ds) for ds in datasets]
     missing = [ds for ds, tok in zip(datasets, tokens) if tok is not None and (kind, tok) not in _NUMBERS]
-    if missing and _default_client() is not None:
+    if missing and default_client_or_none() is not None:
         prefetch_numbers(missing)       # one task per run where it lives (both kinds of numbers)
     out: list = [None] * len(datasets)
     todo = []
@@ -489,7 +488,7 @@ def prefetch_numbers(datasets: list[xr.Dataset]) -> None:
     if not lazy:
         return
     done = None
-    client = _default_client()
+    client = default_client_or_none()
     if client is not None:
         # persisted runs: one numpy task per run where it lives (a graph of dask reductions over
         # every cube took 5.2 s for 30 survey runs on local:2, this 0.3-0.6 s)
@@ -507,17 +506,6 @@ def prefetch_numbers(datasets: list[xr.Dataset]) -> None:
 def _numbers_numpy(ds: xr.Dataset) -> dict:
     """Both kinds of kept numbers of a dataset in memory (a run assembled on its worker)."""
     return {"info": _info_numpy(ds), "summary": _summary_numpy(ds, True)}
-
-
-def _default_client():
-    """The default dask.distributed client, or None (distributed not imported, or no client)."""
-    if "distributed" not in sys.modules:       # no cluster was ever made in this process
-        return None
-    from distributed import default_client  # deferred: imported already (checked just above)
-    try:
-        return default_client()
-    except ValueError:
-        return None
 
 
 def _dataset_name(ds: xr.Dataset) -> str:

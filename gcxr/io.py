@@ -26,7 +26,8 @@ import xarray as xr
 
 from ._atomic import atomic_path
 from ._testhook import pause_point
-from .contract import DatasetError, geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs, validate
+from .cluster import default_client_or_none
+from .contract import SKY_DIMS, DatasetError, geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs, validate
 from .geom import SkyGeom
 
 __all__ = ["atomic_path", "write_json", "write_datasets", "read_datasets", "geom_from_dataset", "NETCDF_ENGINE",
@@ -218,45 +219,68 @@ def _small_chunk_cache(size: int = 2**18):
         netCDF4.set_chunk_cache(*old)
 
 
+#: sky tile (pixels per side) of the run cubes in a runs file: only the tiles a run's cutout
+#: touches are written
+RUN_TILE = 64
+
+
+def _runs_in_memory(datasets: list[xr.Dataset], names: list[str]):
+    """``(i, dataset in memory)`` for each run in order; runs kept on a cluster are fetched one
+    ahead (the next run travels while this one is written), so at most two are in memory."""
+    def lazy(d):
+        return any(getattr(d[v].data, "dask", None) is not None for v in names)
+    client = default_client_or_none() if any(lazy(d) for d in datasets) else None
+    if client is None:
+        for i, d in enumerate(datasets):
+            yield i, (d.compute() if lazy(d) else d)
+        return
+    ahead = None
+    for i, d in enumerate(datasets):
+        cur = ahead if ahead is not None else (client.compute(d) if lazy(d) else None)
+        nxt = datasets[i + 1] if i + 1 < len(datasets) else None
+        ahead = client.compute(nxt) if nxt is not None and lazy(nxt) else None
+        yield i, (cur.result() if cur is not None else d)
+
+
 def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compress_floats: bool) -> Path:
-    """Several runs on the full grid along ``obs``, written one energy plane of one run at a time.
+    """Several runs on the full grid along ``obs``, each written into its own cutout only.
 
     The file layout (dims, coordinates, attributes, encodings) is made by xarray from a lazy
-    zero-filled template; the data are then written into it plane by plane with netCDF4, each
-    run's cutout placed by its coordinate labels, so memory holds one plane, not padded cubes.
+    zero-filled template.  The run cubes are stored in sky tiles (:data:`RUN_TILE` pixels) whose
+    HDF5 fill value is 0, so the tiles outside a run's cutout are never written and read back
+    as 0 (the ``_FillValue`` attribute is removed: a 0 is data, not missing).  Each run's cutout
+    is then written with netCDF4, placed by its coordinate labels: the bytes written are the
+    runs' own, not every run padded to the survey's grid (200 survey runs: ~10 GB of padded planes
+    before).  Runs kept on a cluster are fetched one ahead of the one being written.
     """
     import netCDF4  # deferred: heavy import (netCDF4)
     tmpl = join_runs(datasets, spec, data=False)          # the joint set's layout, cubes lazy zeros
     names = [v for v in datasets[0].data_vars if datasets[0][v].ndim > 0]
     out = _encode(tmpl, spec.geom, spec.irf_geom)
     enc = _encoding(out, compress_floats)
+    for v in names:
+        if v in enc and "obs" in out[v].dims:
+            dims = out[v].dims
+            enc[v]["chunksizes"] = tuple(min(RUN_TILE, n) if d in SKY_DIMS else c
+                                         for d, n, c in zip(dims, out[v].shape, enc[v]["chunksizes"]))
+            enc[v]["_FillValue"] = 0
     with atomic_path(path, overwrite=overwrite) as tmp:
         _to_netcdf(out, tmp, encoding=enc, data=False)
         with netCDF4.Dataset(tmp, "a") as nc:
-            for v in names:      # one plane is written at a time: no need for HDF5's per-variable chunk cache
-                nc.variables[v].set_var_chunk_cache(size=2**18)
-            for i, d in enumerate(datasets):
-                if any(getattr(d[v].data, "dask", None) is not None for v in names):
-                    d = d.compute()        # runs kept on a cluster: one transfer per run, one run in memory
+            for v in names:
+                var = nc.variables[v]
+                if "_FillValue" in var.ncattrs() and v in enc and enc[v].get("_FillValue") == 0:
+                    var.delncattr("_FillValue")     # the HDF5 fill value (0) stays: unwritten tiles read 0
+                var.set_auto_maskandscale(False)
+            for i, d in _runs_in_memory(datasets, names):
                 off = obs_cutout(tmpl, i)
                 for v in names:
                     var = nc.variables[v]
-                    var.set_auto_maskandscale(False)
-                    dims = d[v].dims
                     data = np.asarray(d[v].values)
                     if data.dtype == bool:
                         data = data.astype("int8")
-                    lead = data.shape[0] if dims[0] in ("energy", "energy_true") and len(dims) > 2 else None
-                    planes = range(lead) if lead is not None else [None]
-                    for k in planes:
-                        plane = np.zeros(var.shape[2:] if lead is not None else var.shape[1:], var.dtype)
-                        src = data[k] if lead is not None else data
-                        sl = tuple(off[dd] if dd in off else slice(None) for dd in (dims[1:] if lead is not None else dims))
-                        plane[sl] = src
-                        if lead is not None:
-                            var[i, k] = plane
-                        else:
-                            var[i] = plane
+                    sl = tuple(off.get(dd, slice(None)) for dd in d[v].dims)
+                    var[(i, *sl)] = data
     return Path(path)
 
 

@@ -126,6 +126,37 @@ def test_per_run_round_trip_places_each_cutout(tmp_path, seed_runs, seed_spec, r
     assert float(outside.sum()) == 0.0
 
 
+def test_runs_file_stores_each_run_in_its_own_tiles(tmp_path, seed_spec, run_110380):
+    """A runs file stores a run's cubes in sky tiles and writes only the tiles its cutout
+    touches: the tiles outside read back as exact zeros (fill value 0, no ``_FillValue``
+    attribute, so a reader sees data, not missing values), and the file holds about the run's
+    own bytes, far less than the run padded onto the 10 x 8 deg grid (the run's cutout is
+    350 x 310 of its 500 x 400 pixels)."""
+    import netCDF4
+    from gcxr.io import RUN_TILE, write_datasets
+    path = write_datasets([run_110380], tmp_path / "runs.nc", spec=seed_spec)
+    with netCDF4.Dataset(path) as nc:
+        for v in ("counts", "exposure", "background"):
+            var = nc.variables[v]
+            assert "_FillValue" not in var.ncattrs(), v
+            assert var.chunking()[-2:] == [RUN_TILE, RUN_TILE], v
+    raw = xr.open_dataset(path)                  # CF decoding on: nothing becomes NaN
+    try:
+        lon_in = raw["lon"].isin(run_110380["lon"].values)
+        lat_in = raw["lat"].isin(run_110380["lat"].values)
+        for v in ("counts", "exposure", "background"):
+            cube = raw[v].isel(obs=0).values
+            assert not np.isnan(cube).any(), v
+            assert np.all(cube[..., ~lat_in.values, :] == 0) and np.all(cube[..., ~lon_in.values] == 0), v
+        cubes = [v for v in run_110380.data_vars if run_110380[v].ndim > 0]
+        padded = sum(raw[v].isel(obs=0).size * raw[v].dtype.itemsize for v in cubes)
+        own = sum(run_110380[v].size * raw[v].dtype.itemsize for v in cubes)
+    finally:
+        raw.close()
+    size = path.stat().st_size
+    assert size < own + 0.5 * (padded - own), (size, own, padded)
+
+
 def test_bad_fit_result_file_is_named(tmp_path):
     from gcxr.io import read_fit_result
     bad = tmp_path / "junk.nc"

@@ -23,8 +23,8 @@ REPO = Path(gcxr.__file__).resolve().parents[1]
 
 #: never needed to import gcxr or to parse its command line
 HEAVY_AT_IMPORT = {"scipy", "matplotlib", "holoviews", "hvplot", "bokeh", "datashader", "xarray", "dask", "astropy"}
-#: never needed by a reduction or a fit (plots and notebooks only)
-HEAVY_IN_RUN = {"scipy", "matplotlib", "holoviews", "hvplot", "bokeh", "datashader"}
+#: never needed by a reduction or a fit (plots and notebooks only; jinja2: dask's HTML reprs)
+HEAVY_IN_RUN = {"scipy", "matplotlib", "holoviews", "hvplot", "bokeh", "datashader", "jinja2"}
 
 _PRINT_HEAVY = ("import json, sys; print(json.dumps(sorted(m for m in sys.modules "
                 "if m.split('.')[0] in {names!r})))")
