@@ -26,7 +26,7 @@ import xarray as xr
 
 from ._atomic import atomic_path
 from ._testhook import pause_point
-from .cluster import default_client_or_none
+from .cluster import assemble_parts, dataset_parts, default_client_or_none
 from .contract import SKY_DIMS, DatasetError, geom_from_dataset, grid_mapping, join_runs, obs_cutout, split_runs, validate
 from .geom import SkyGeom
 
@@ -225,8 +225,9 @@ RUN_TILE = 64
 
 
 def _runs_in_memory(datasets: list[xr.Dataset], names: list[str]):
-    """``(i, dataset in memory)`` for each run in order; runs kept on a cluster are fetched one
-    ahead (the next run travels while this one is written), so at most two are in memory."""
+    """``(i, dataset in memory)`` for each run in order.  Runs kept on a cluster come straight
+    from their persisted chunks (:func:`gcxr.cluster.dataset_parts`: no finalize task per run),
+    the next one fetched in a thread while this one is written, so at most two are in memory."""
     def lazy(d):
         return any(getattr(d[v].data, "dask", None) is not None for v in names)
     client = default_client_or_none() if any(lazy(d) for d in datasets) else None
@@ -234,12 +235,22 @@ def _runs_in_memory(datasets: list[xr.Dataset], names: list[str]):
         for i, d in enumerate(datasets):
             yield i, (d.compute() if lazy(d) else d)
         return
-    ahead = None
-    for i, d in enumerate(datasets):
-        cur = ahead if ahead is not None else (client.compute(d) if lazy(d) else None)
-        nxt = datasets[i + 1] if i + 1 < len(datasets) else None
-        ahead = client.compute(nxt) if nxt is not None and lazy(nxt) else None
-        yield i, (cur.result() if cur is not None else d)
+    from concurrent.futures import ThreadPoolExecutor  # deferred: only for runs kept on a cluster
+
+    def fetch(d):
+        if not lazy(d):
+            return d
+        parts = dataset_parts(d)
+        if parts is None:                      # not (wholly) persisted: the graph runs
+            return d.compute()
+        skeleton, layout, futures = parts
+        return assemble_parts(skeleton, layout, client.gather(futures))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(fetch, datasets[0]) if datasets else None
+        for i in range(len(datasets)):
+            cur = ahead.result()
+            ahead = pool.submit(fetch, datasets[i + 1]) if i + 1 < len(datasets) else None
+            yield i, cur
 
 
 def _write_runs(datasets: list[xr.Dataset], path, spec, overwrite: bool, compress_floats: bool) -> Path:

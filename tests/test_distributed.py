@@ -449,3 +449,20 @@ def test_workers_gcxr_starts_have_its_settings_and_imports():
     assert s["mmap"] == str(MMAP_THRESHOLD) and s["trim"] == str(TRIM_THRESHOLD)
     assert s["profile"] is False and not s["profiling_task"]
     assert s["preloaded"] == sorted(WORKER_PRELOAD)
+
+
+def test_runs_file_from_the_cluster_equals_the_one_from_memory(client, joint_inprocess, tmp_path):
+    """``datasets.nc`` of runs kept on the workers (each run's chunks fetched directly, the next
+    one while the current one is written) holds exactly what the same runs in memory give."""
+    import xarray as xr
+    from gcxr.analysis import Analysis
+    from gcxr.datasets import is_lazy
+    from gcxr.io import read_datasets
+    ana0, _, _ = joint_inprocess
+    ana = Analysis(ana0.config, client=client, progress=False)
+    ana.get_observations()
+    ana.get_datasets()
+    assert all(is_lazy(ds) for ds in ana.datasets)
+    on_cluster = read_datasets(ana.write_datasets(tmp_path / "cluster.nc"))
+    in_memory = read_datasets(ana0.write_datasets(tmp_path / "memory.nc"))
+    xr.testing.assert_identical(on_cluster, in_memory)
