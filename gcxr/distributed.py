@@ -113,7 +113,7 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
     in process it costs every term's compute.  Both are measured here: a round's shared and
     per-term costs on up to three of the terms (:func:`round_cost`: the spectral integrals are
     computed once per process, on every worker alike) and a trivial call on every worker (best
-    of three; a builtin, so the workers import nothing for it).  With ``t_process = shared +
+    of two; a builtin, so the workers import nothing for it).  With ``t_process = shared +
     n per_term`` and ``t_cluster = (shared + n_per_worker per_term) WORKER_SLOWDOWN + t_trip``,
     over ``ROUNDS_PER_FIT`` rounds, the cluster first paying for shipping the terms, it is chosen
     when its fit is below ``CLUSTER_MARGIN`` of the in-process one (:func:`_placement`): a few
@@ -165,10 +165,10 @@ def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_larg
 
 
 def _round_trip(client) -> float:
-    """An empty call to every worker, best of three (a builtin: the workers import nothing)."""
+    """An empty call to every worker, best of two (a builtin: the workers import nothing)."""
     import os
     trips = []
-    for _ in range(3):
+    for _ in range(2):
         t = time.perf_counter()
         client.run(os.getpid)
         trips.append(time.perf_counter() - t)
