@@ -322,6 +322,8 @@ def submit_on_data(client, fn, datasets, *args) -> list | None:
         ``fn(xarray.Dataset, *args)``; must be importable on the workers.
     datasets : list of xarray.Dataset
         Persisted datasets.
+    *args
+        Further arguments of ``fn``.
 
     Returns
     -------

@@ -520,19 +520,34 @@ class _SizeOf:
         self.n_bins = int(np.prod([ds.sizes[d] for d in ("energy", "lat", "lon") if d in ds.sizes]))
 
 
-async def _settle(futures: list) -> list[tuple[bool, object]]:
+async def _settle(futures: list, actors: list) -> list[tuple[bool, object]]:
     """``(True, result)`` or ``(False, exception)`` of each actor call (or of an exception raised
-    when it was made), awaited on the client's event loop."""
-    out = []
-    for f in futures:
+    when it was made), awaited on the client's event loop.
+
+    A call to a worker that has died can wait for ever inside dask (the actor retries once the
+    actor's task is back, and a task pinned to a dead worker never is), so while a call is
+    pending its actor's task is watched: once it is no longer "finished" the worker is lost."""
+    import asyncio
+
+    async def one(f, actor):
         if isinstance(f, Exception):
-            out.append((False, f))
-            continue
-        try:
-            out.append((True, await f))
-        except Exception as exc:                             # noqa: BLE001 - sorted by the caller
-            out.append((False, exc))
-    return out
+            return False, f
+        task = asyncio.ensure_future(_awaited(f))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.02)
+            if done:
+                return task.result()
+            fut = getattr(actor, "_future", None)
+            if fut is not None and fut.status != "finished":
+                return False, RuntimeError(f"Worker holding Actor was lost (actor task {fut.status})")
+    return [await one(f, a) for f, a in zip(futures, actors)]
+
+
+async def _awaited(f) -> tuple[bool, object]:
+    try:
+        return True, await f
+    except Exception as exc:                                 # noqa: BLE001 - sorted by the caller
+        return False, exc
 
 
 def _worker_lost(exc: BaseException) -> bool:
@@ -727,7 +742,7 @@ class DistributedLikelihood(TermwiseDerivatives):
             self.n_tasks += len(futures)
             # every call's result in one trip into the client's event loop (a ``result()`` per
             # actor call waits on the loop once each: ~1 ms more per chunk and round)
-            settled = self.client.sync(_settle, futures, callback_timeout=self.timeout)
+            settled = self.client.sync(_settle, futures, self.actors, callback_timeout=self.timeout)
             results, lost = [], []
             for k, (ok, value) in enumerate(settled):
                 if ok:
