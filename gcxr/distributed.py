@@ -142,7 +142,7 @@ def choose_placement(terms: list[DatasetTerm], space: ParameterSpace, client) ->
 
 
 def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_largest: int, n_workers: int,
-               terms_are: str) -> dict:
+               terms_are: str, trip_workers: list | None = None) -> dict:
     """The placement decision and its figures: a round's parts measured on ``sample``
     (:func:`round_cost`) and a round trip; per round ``shared + n_terms per_term`` in process
     against ``(shared + n_largest per_term) WORKER_SLOWDOWN + t_trip`` on the cluster.  Over a fit
@@ -150,7 +150,7 @@ def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_larg
     or ``"cluster"``) first pays for moving them (their bytes, estimated from the sample, at
     ``TRANSFER_RATE``); the cluster is chosen only below ``CLUSTER_MARGIN`` of the process."""
     shared, per_term = round_cost(sample, space)
-    t_trip = _round_trip(client)
+    t_trip = _round_trip(client, trip_workers)
     t_process = shared + per_term * n_terms
     t_cluster = (shared + per_term * n_largest) * WORKER_SLOWDOWN + t_trip
     t_move = sum(t.nbytes for t in sample) / max(len(sample), 1) * n_terms / TRANSFER_RATE
@@ -164,13 +164,14 @@ def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_larg
             "fit_on_cluster_s_predicted": fit_cluster}
 
 
-def _round_trip(client) -> float:
-    """An empty call to every worker, best of two (a builtin: the workers import nothing)."""
+def _round_trip(client, workers: list | None = None) -> float:
+    """An empty call to every worker (or to ``workers``: those not busy building), best of two
+    (a builtin: the workers import nothing)."""
     import os
     trips = []
     for _ in range(2):
         t = time.perf_counter()
-        client.run(os.getpid)
+        client.run(os.getpid, workers=workers)
         trips.append(time.perf_counter() - t)
     return min(trips)
 
@@ -457,8 +458,9 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     all of them when a round would be faster here, else None (the caller makes the chunk actors
     from the built terms, which stay where they are).
 
-    Up to three terms of the largest chunk come to the client and a round's shared and per-term
-    costs are measured on them (:func:`round_cost`); a round in process is predicted as ``shared
+    Up to three terms of the first chunk built come to the client and a round's shared and
+    per-term costs are measured on them (:func:`round_cost`) while the other chunks are still
+    being built; a round in process is predicted as ``shared
     + n per_term``, on the cluster as ``(shared + n_largest_chunk per_term) WORKER_SLOWDOWN``
     plus a measured round trip; over a fit, the process first pays for bringing the terms here
     (:func:`_placement`).  When the process wins, every chunk's terms
@@ -482,25 +484,28 @@ def _home_if_faster(client, built: tuple, space: ParameterSpace, models):
     """
     import functools
 
+    from distributed import as_completed  # deferred: imported already (a cluster is in use)
     plan, homes, _, futures = built
     n_terms = sum(len(idx) for idx in plan)
     big = max(range(len(plan)), key=lambda k: len(plan[k]))
+    # the sample is the first chunk built: it is timed while the other workers still build
+    first = next(iter(as_completed(futures)))
+    k0 = next(k for k, f in enumerate(futures) if f is first)
+    known: dict = {}
     if n_terms <= 2 * _SAMPLE:
-        # a few terms: all of them come here in one call (one hop instead of a sample and then the
-        # rest); if the cluster wins, their futures still hold them on the workers
-        gathered = dict(enumerate(client.gather(list(futures))))
-        sample = gathered[big][:_SAMPLE]
+        known[k0] = first.result()             # a few terms: the whole chunk comes in one call
+        sample = known[k0][:_SAMPLE]
     else:
-        gathered = {}
-        sample = client.submit(_first_terms, futures[big], _SAMPLE, pure=False).result()
-    figures = _placement(client, sample, space, n_terms, len(plan[big]), len(set(homes)), terms_are="cluster")
+        sample = client.submit(_first_terms, first, _SAMPLE, pure=False).result()
+        if len(plan[k0]) <= len(sample):
+            known[k0] = sample
+    figures = _placement(client, sample, space, n_terms, len(plan[big]), len(set(homes)), terms_are="cluster",
+                         trip_workers=[homes[k0]])
     if figures["placement"] == "cluster":
         return None
-    # the sample is the whole largest chunk when it has at most three terms: it is here already,
-    # with its sources folded by the timing
-    others = [k for k in range(len(plan)) if k not in gathered and (k != big or len(plan[big]) > len(sample))]
-    gathered.update(zip(others, client.gather([futures[k] for k in others])))
-    chunks = [gathered.get(k, sample) for k in range(len(plan))]
+    others = [k for k in range(len(plan)) if k not in known]
+    known.update(zip(others, client.gather([futures[k] for k in others])))
+    chunks = [known[k] for k in range(len(plan))]
     for f in futures:
         f.release()
     terms = [None] * n_terms
