@@ -148,7 +148,19 @@ def _placement(client, sample: list, space: ParameterSpace, n_terms: int, n_larg
     against ``(shared + n_largest per_term) WORKER_SLOWDOWN + t_trip`` on the cluster.  Over a fit
     of ``ROUNDS_PER_FIT`` rounds, the side where the terms are not (``terms_are``: ``"process"``
     or ``"cluster"``) first pays for moving them (their bytes, estimated from the sample, at
-    ``TRANSFER_RATE``); the cluster is chosen only below ``CLUSTER_MARGIN`` of the process."""
+    ``TRANSFER_RATE``); the cluster is chosen only below ``CLUSTER_MARGIN`` of the process.
+
+    Terms that are here already stay without any measurement when the cluster cannot win
+    whatever a round costs: its largest chunk holds ``n_largest / n_terms`` of the work, and
+    ``n_largest / n_terms x WORKER_SLOWDOWN >= CLUSTER_MARGIN`` bounds the cluster's fit from
+    below by the margin (one stacked dataset, or two workers and terms that do not split: the
+    measurement cost two full evaluations of the statistic, up to ~1 s for a survey's stacked
+    dataset)."""
+    if terms_are == "process" and n_largest / max(n_terms, 1) * WORKER_SLOWDOWN >= CLUSTER_MARGIN:
+        return {"placement": "process", "workers": n_workers, "terms_timed": 0, "terms_are": terms_are,
+                "why": f"the largest chunk would hold {n_largest} of {n_terms} terms: the cluster's round is at "
+                       f"least {n_largest / max(n_terms, 1) * WORKER_SLOWDOWN:.2f} of the process's "
+                       f"(CLUSTER_MARGIN {CLUSTER_MARGIN})"}
     shared, per_term = round_cost(sample, space)
     t_trip = _round_trip(client, trip_workers)
     t_process = shared + per_term * n_terms

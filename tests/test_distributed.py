@@ -466,3 +466,25 @@ def test_runs_file_from_the_cluster_equals_the_one_from_memory(client, joint_inp
     on_cluster = read_datasets(ana.write_datasets(tmp_path / "cluster.nc"))
     in_memory = read_datasets(ana0.write_datasets(tmp_path / "memory.nc"))
     xr.testing.assert_identical(on_cluster, in_memory)
+
+
+def test_placement_skips_the_measurement_when_the_cluster_cannot_win(client, joint_inprocess, monkeypatch):
+    """Terms in this process whose largest chunk would hold too much of the work (one stacked
+    term; three terms on two workers: 2 of 3) stay here without timing a round: the cluster's
+    round is bounded below by n_largest / n x WORKER_SLOWDOWN of the process's, above the margin.
+    With the terms on the workers, moving them home has a cost, so the round is measured."""
+    import gcxr.distributed as D
+    from gcxr.likelihood import JointLikelihood, ParameterSpace, build_terms
+    ana0, models0, _ = joint_inprocess
+    space = ParameterSpace.from_models(models0)
+    terms = build_terms(ana0.datasets, models0)
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("a round was timed")
+    monkeypatch.setattr(D, "round_cost", no_timing)
+    for some in (terms[:1], terms):
+        choice, like, figures = D.choose_placement(some, space, client)
+        assert choice == "process" and isinstance(like, JointLikelihood)
+        assert figures["terms_timed"] == 0 and "CLUSTER_MARGIN" in figures["why"]
+    with pytest.raises(AssertionError, match="timed"):
+        D._placement(client, terms, space, len(terms), 2, 2, terms_are="cluster")
