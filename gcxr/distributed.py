@@ -537,6 +537,19 @@ class _SizeOf:
         self.n_bins = int(np.prod([ds.sizes[d] for d in ("energy", "lat", "lon") if d in ds.sizes]))
 
 
+async def _call_all(actors: list, method: str, args: tuple) -> list[tuple[bool, object]]:
+    """``method(*args)`` on every actor, made on the client's event loop and run in each worker's
+    event loop (dask's ``separate_thread=False``: no hand-over to the actor thread and back,
+    ~1-2 ms per chunk and round), settled by :func:`_settle`."""
+    calls = []
+    for a in actors:
+        try:
+            calls.append(getattr(a, method)(*args, separate_thread=False))
+        except Exception as exc:                             # noqa: BLE001 - sorted by the caller
+            calls.append(exc)
+    return await _settle(calls, actors)
+
+
 async def _settle(futures: list, actors: list) -> list[tuple[bool, object]]:
     """``(True, result)`` or ``(False, exception)`` of each actor call (or of an exception raised
     when it was made), awaited on the client's event loop.
@@ -748,18 +761,11 @@ class DistributedLikelihood(TermwiseDerivatives):
         self.n_rounds += 1
         self.bytes_sent += len(self.actors) * len(pickle.dumps((method, args), protocol=5))
         for _attempt in range(3):
-            futures = []
-            for a in self.actors:
-                try:
-                    # run in the worker's event loop (dask's ``separate_thread=False``): no hand-over
-                    # to the actor thread and back, which cost ~1-2 ms per chunk and round
-                    futures.append(getattr(a, method)(*args, separate_thread=False))
-                except Exception as exc:                     # noqa: BLE001 - sorted in the loop below
-                    futures.append(exc)
-            self.n_tasks += len(futures)
-            # every call's result in one trip into the client's event loop (a ``result()`` per
-            # actor call waits on the loop once each: ~1 ms more per chunk and round)
-            settled = self.client.sync(_settle, futures, self.actors, callback_timeout=self.timeout)
+            self.n_tasks += len(self.actors)
+            # the calls are made and their results awaited in one trip into the client's event
+            # loop (a call made here wakes the loop once each, and a ``result()`` per call waits
+            # on it once each: ~1 ms more per chunk and round)
+            settled = self.client.sync(_call_all, self.actors, method, args, callback_timeout=self.timeout)
             results, lost = [], []
             for k, (ok, value) in enumerate(settled):
                 if ok:
