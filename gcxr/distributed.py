@@ -1,28 +1,30 @@
 """The joint Cash likelihood in chunks on a dask.distributed cluster.
 
 Chunk plan: the dataset terms (:class:`gcxr.likelihood.DatasetTerm`, one per run
-or stacked dataset) are first cut into spatial tiles (one per group of
-overlapping source cutouts, :meth:`DatasetTerm.split`; the bins no source
-reaches cost nothing per call and stay with the first tile), then the tiles of
-all datasets are grouped into one chunk per worker, balanced by their number of
-fit bins.
+or stacked dataset) are grouped into one chunk per worker, balanced by their
+number of fit bins; when whole terms do not balance (one stacked dataset, a few
+runs) they are first cut into spatial tiles (one per group of overlapping source
+cutouts, :meth:`DatasetTerm.split`; the bins no source reaches cost nothing per
+call and stay with the first tile): :func:`chunk_units`.
 
 Each chunk lives on its worker in a dask **Actor** (:class:`ChunkActor`), made
 once per likelihood with the parameter space and the derivative steps.  A
 round (a statistic, a gradient, a curvature or a Hessian) is one direct call
-per actor, client to worker, without the scheduler in the loop: it carries the
-factor vector (and the name of the per-term function), and returns per-term
-partial results, which the client adds in term order (the same rounding as in
-process: identical fits).  ``compute_info`` counts rounds, actor calls and
-the bytes sent and received per round.
+per actor, client to worker, without the scheduler in the loop: the calls are
+made and awaited in one trip into the client's event loop and run in the
+worker's event loop (no hand-over to a thread); a call carries the factor
+vector (and the name of the per-term function), and returns per-term partial
+results, which the client adds in term order (the same rounding as in process:
+identical fits).  ``compute_info`` counts rounds, actor calls and the bytes sent
+and received per round.
 
 Workers compute with one BLAS thread per worker process (one worker process per
 core is what a compute-bound likelihood wants; a second BLAS thread only adds
 hand-overs), set once in the worker when an actor is made.
 
-Faults: the client keeps each chunk's inputs (its tiles, or the task that builds
-its terms from run datasets kept on the cluster).  When a worker dies,
-the calls to its actor fail with "Worker holding Actor was lost"; the client
+Faults: the client keeps each chunk's inputs (its terms or tiles, or the task that
+builds its terms from run datasets kept on the cluster).  When a worker dies, the
+calls to its actor fail (or, pending, see the actor's task leave "finished"); the client
 waits until the scheduler has dropped that worker, rebuilds the lost chunks on
 the remaining workers, and repeats the round.  A round is a pure function of the
 factor vector, so the fit continues unchanged and ends on the same parameters.

@@ -2,7 +2,7 @@
 
 :func:`reduce_run` does the work for one run with numpy and returns an
 ``xarray.Dataset``; :func:`reduce_run_lazy` wraps it in one dask task per run
-(named ``gcxr-reduce-<obs_id>``) whose outputs are dask arrays of known shape,
+(named ``gcxr-reduce-<obs_id>-<token of the run, the settings and the layout>``) whose outputs are dask arrays of known shape,
 so that building the dataset reads nothing.  Conventions (cutout, exposure with
 livetime, background with ontime, safe-mask rules) are those of the reference
 workflow, written out in docs/conventions.md.
@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import dask
+import dask.base
 import dask.array as dsa
 import numpy as np
 import xarray as xr
@@ -438,7 +439,10 @@ def reduce_run_lazy(run: RunRef, spec: ReductionSpec, layout: RunLayout | None =
         The run dataset (dask arrays).
     """
     layout = layout or run_layout(run, spec)
-    name = f"gcxr-reduce-{run.obs_id}"
+    # the key names the run and tokenizes what the reduction depends on: two reductions of one
+    # run with different settings on one cluster must not share results (a key without the token
+    # handed a second analysis the first one's persisted cubes)
+    name = f"gcxr-reduce-{run.obs_id}-{dask.base.tokenize(run, spec, layout)}"
     task = dask.delayed(_reduce_to_dict, pure=True)(run, spec, layout, dask_key_name=name)
     want = set(spec.map_selection) | {"mask_safe", "exposure_irf", "mask_safe_psf", "mask_safe_edisp"}
     if spec.background_method == "fov_background" and "background" in want:

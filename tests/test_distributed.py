@@ -488,3 +488,27 @@ def test_placement_skips_the_measurement_when_the_cluster_cannot_win(client, joi
         assert figures["terms_timed"] == 0 and "CLUSTER_MARGIN" in figures["why"]
     with pytest.raises(AssertionError, match="timed"):
         D._placement(client, terms, space, len(terms), 2, 2, terms_are="cluster")
+
+
+def test_two_reductions_of_one_run_on_a_cluster_keep_their_settings(client, joint_inprocess):
+    """Two analyses of the same runs with different safe masks on one cluster, the first one's
+    runs still held there: the second gets its own cubes (equal to the same settings reduced in
+    process), not the first one's."""
+    from gcxr.analysis import Analysis
+    from gcxr.config import AnalysisConfig
+    ana0, _, _ = joint_inprocess
+    first = Analysis(ana0.config, client=client, progress=False)
+    first.get_observations()
+    first.get_datasets()
+    data = ana0.config.model_dump()
+    data["datasets"]["safe_mask"]["parameters"] = {"offset_max": "2.5 deg"}
+    cfg = AnalysisConfig(**data)
+    second = Analysis(cfg, client=client, progress=False)
+    second.get_observations()
+    second.get_datasets()
+    here = Analysis(cfg, progress=False)
+    here.get_observations()
+    here.get_datasets()
+    n_first = int(first.datasets[0]["mask_safe"].sum().compute())
+    n_second = int(second.datasets[0]["mask_safe"].sum().compute())
+    assert n_second == int(here.datasets[0]["mask_safe"].sum()) and n_second < n_first

@@ -45,3 +45,18 @@ def test_stack_tree_equals_flat(seed_runs, seed_spec):
     b = stack(runs, seed_spec, split_every=8)
     for v in ("counts", "background", "exposure", "psf", "edisp"):
         np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-12, atol=0)
+
+
+def test_run_graph_keys_name_the_settings(seed_runs, seed_spec):
+    """A run's graph key tokenizes the run, the settings and the layout: the same reduction built
+    twice has the same keys (dask may reuse it), a different safe mask has others (a cluster
+    holding the first analysis's cubes must not hand them to the second)."""
+    import dataclasses
+    from gcxr.reduce import reduce_run_lazy
+
+    def key(spec):
+        return reduce_run_lazy(seed_runs[0], spec)["mask_safe"].data.name
+    other = dataclasses.replace(seed_spec, offset_max=2.5)
+    assert key(seed_spec) == key(seed_spec)
+    assert key(other) != key(seed_spec)
+    assert key(seed_spec).startswith("gcxr-reduce-110380-")
