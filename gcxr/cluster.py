@@ -19,7 +19,7 @@ import sys
 from contextlib import contextmanager
 
 __all__ = ["make_client", "describe", "parse_scheduler", "max_local_workers", "DEFAULT_CONNECT_TIMEOUT",
-           "worker_environ", "dataset_parts", "assemble_parts", "submit_on_data", "default_client_or_none"]
+           "worker_environ", "dataset_parts", "assemble_parts", "map_on_data", "default_client_or_none"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # imported by every worker gcxr starts, while it starts (dask's ``preload``): the reduction and the
@@ -301,18 +301,28 @@ def _block(nested):
     return inner if not isinstance(inner, list) else np.block(nested)
 
 
-def _apply_to_parts(fn, pieces, *args):
-    return fn(assemble_parts(*pieces), *args)
+def _apply_to_many(fn, pieces: list, *args) -> list:
+    return [fn(assemble_parts(*p), *args) for p in pieces]
 
 
-def submit_on_data(client, fn, datasets, *args) -> list | None:
-    """``fn(dataset, *args)`` for each persisted dataset, one task each where its chunks are
-    (the scheduler places a task with its data); only the results come back.  None when a
-    dataset is not wholly persisted (:func:`dataset_parts`): compute from the graph instead.
+def _futures_in(nested) -> list:
+    """The futures in a :func:`dataset_parts` ``parts`` dict (nested lists; held values skipped)."""
+    if isinstance(nested, dict):
+        return [f for v in nested.values() for f in _futures_in(v)]
+    if isinstance(nested, list):
+        return [f for v in nested for f in _futures_in(v)]
+    return [] if isinstance(nested, _Held) else [nested]
 
-    One plain task per dataset instead of a dask graph of reductions over its cubes: 30 survey
-    runs' summary numbers took 5.2 s as dask reductions on ``local:2`` (a tree of small tasks per
-    cube), against ~0.01 s of numpy per run.
+
+def map_on_data(client, fn, datasets, *args) -> list | None:
+    """``fn(dataset, *args)`` for each persisted dataset, computed where the datasets are: one
+    task per worker over the datasets it holds (one scheduler call finds the holders), only
+    the results come back, in the order of ``datasets``.  None when a dataset is not wholly
+    persisted (:func:`dataset_parts`): compute from the graph instead.
+
+    Instead of a dask graph of reductions over each cube (the summary numbers of 30 survey runs
+    took 5.2 s that way on ``local:2``), or a task per dataset (200 runs: 4.2 s, mostly the
+    per-task cost), a worker applies ``fn`` to its runs in one task.
 
     Parameters
     ----------
@@ -327,12 +337,40 @@ def submit_on_data(client, fn, datasets, *args) -> list | None:
 
     Returns
     -------
-    list of distributed.Future or None
+    object or None
+        The running tasks: ``.result()`` waits and returns ``fn``'s results, one per dataset.
     """
     pieces = [dataset_parts(ds) for ds in datasets]
     if any(p is None for p in pieces):
         return None
-    return [client.submit(_apply_to_parts, fn, p, *args, pure=False) for p in pieces]
+    futures = [_futures_in(p[2]) for p in pieces]
+    who = client.who_has([f for fs in futures for f in fs])
+    groups: dict = {}
+    for i, fs in enumerate(futures):
+        count: dict = {}
+        for f in fs:
+            for w in who.get(f.key, ()):
+                count[w] = count.get(w, 0) + 1
+        groups.setdefault(max(count, key=count.get) if count else None, []).append(i)
+    tasks = [(idx, client.submit(_apply_to_many, fn, [pieces[i] for i in idx], *args, pure=False,
+                                 workers=[w] if w is not None else None, allow_other_workers=True))
+             for w, idx in groups.items()]
+    return _Mapped(tasks, len(datasets))
+
+
+class _Mapped:
+    """The running tasks of :func:`map_on_data`; :meth:`result` waits and puts the results in order
+    (the caller may do its own work while the workers compute)."""
+
+    def __init__(self, tasks: list, n: int):
+        self.tasks, self.n = tasks, n
+
+    def result(self) -> list:
+        out: list = [None] * self.n
+        for idx, task in self.tasks:
+            for i, r in zip(idx, task.result()):
+                out[i] = r
+        return out
 
 
 def default_client_or_none():

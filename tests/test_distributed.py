@@ -351,8 +351,8 @@ def test_chunks_follow_the_datasets_on_the_cluster(client, joint_inprocess):
 
 def test_numbers_of_runs_on_the_cluster_are_fetched_once(client, joint_inprocess, monkeypatch):
     """Runs kept on the cluster: the numbers the fit's data checks and result.json's summaries
-    need are computed in one round after the reduction (``prefetch_numbers``: one numpy task per
-    run where it lives, no dask reductions); the checks and the summaries then ask the cluster for
+    need are computed in one round after the reduction (``prefetch_numbers``: numpy where the
+    runs live, one task per worker, no dask reductions); the checks and the summaries then ask the cluster for
     nothing, a fresh computation gives the same, and so do the same runs in memory."""
     import dask
     import gcxr.cluster as C
@@ -363,7 +363,7 @@ def test_numbers_of_runs_on_the_cluster_are_fetched_once(client, joint_inprocess
     ana.get_observations()
     ana.get_datasets()
     calls, graphs = [], []
-    real, real_compute = C.submit_on_data, dask.compute
+    real, real_compute = C.map_on_data, dask.compute
 
     def counting(*args, **kwargs):
         calls.append(1)
@@ -372,7 +372,7 @@ def test_numbers_of_runs_on_the_cluster_are_fetched_once(client, joint_inprocess
     def counting_compute(*args, **kwargs):
         graphs.append(1)
         return real_compute(*args, **kwargs)
-    monkeypatch.setattr(C, "submit_on_data", counting)
+    monkeypatch.setattr(C, "map_on_data", counting)
     monkeypatch.setattr(dask, "compute", counting_compute)
     D.check_fit_data(ana.datasets, ("obs-110380",), counts=True)
     kept = ana.dataset_summaries()
