@@ -19,7 +19,7 @@ import sys
 from contextlib import contextmanager
 
 __all__ = ["make_client", "describe", "parse_scheduler", "max_local_workers", "DEFAULT_CONNECT_TIMEOUT",
-           "worker_environ", "dataset_parts", "assemble_parts", "map_on_data", "default_client_or_none"]
+           "worker_environ", "dataset_parts", "assemble_parts", "map_on_data", "holders", "default_client_or_none"]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 # imported by every worker gcxr starts, while it starts (dask's ``preload``): the reduction and the
@@ -314,6 +314,37 @@ def _futures_in(nested) -> list:
     return [] if isinstance(nested, _Held) else [nested]
 
 
+def holders(client, futures: list[list]) -> list[str | None]:
+    """The worker holding most of each dataset's persisted chunks (None where it has none), from
+    one scheduler call for all of them; unfinished chunks are waited for first.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    futures : list of list of distributed.Future
+        Each dataset's chunk futures.
+
+    Returns
+    -------
+    list of str or None
+        One worker address (or None) per dataset.
+    """
+    from distributed import wait  # deferred: distributed is imported only where a cluster is used
+    every = [f for fs in futures for f in fs]
+    if every and not all(f.done() for f in every):
+        wait(every)
+    who = client.who_has(every) if every else {}
+    out = []
+    for fs in futures:
+        count: dict = {}
+        for f in fs:
+            for w in who.get(f.key, ()):
+                count[w] = count.get(w, 0) + 1
+        out.append(max(count, key=count.get) if count else None)
+    return out
+
+
 def map_on_data(client, fn, datasets, *args) -> list | None:
     """``fn(dataset, *args)`` for each persisted dataset, computed where the datasets are: one
     task per worker over the datasets it holds (one scheduler call finds the holders), only
@@ -343,15 +374,9 @@ def map_on_data(client, fn, datasets, *args) -> list | None:
     pieces = [dataset_parts(ds) for ds in datasets]
     if any(p is None for p in pieces):
         return None
-    futures = [_futures_in(p[2]) for p in pieces]
-    who = client.who_has([f for fs in futures for f in fs])
     groups: dict = {}
-    for i, fs in enumerate(futures):
-        count: dict = {}
-        for f in fs:
-            for w in who.get(f.key, ()):
-                count[w] = count.get(w, 0) + 1
-        groups.setdefault(max(count, key=count.get) if count else None, []).append(i)
+    for i, w in enumerate(holders(client, [_futures_in(p[2]) for p in pieces])):
+        groups.setdefault(w, []).append(i)
     tasks = [(idx, client.submit(_apply_to_many, fn, [pieces[i] for i in idx], *args, pure=False,
                                  workers=[w] if w is not None else None, allow_other_workers=True))
              for w, idx in groups.items()]

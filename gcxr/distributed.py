@@ -37,7 +37,7 @@ import uuid
 
 import numpy as np
 
-from .cluster import assemble_parts, dataset_parts
+from .cluster import assemble_parts, dataset_parts, holders
 from .datasets import is_lazy
 from .fit import sources_moved
 from .likelihood import (DatasetTerm, JointLikelihood, ParameterSpace, TermwiseDerivatives, build_terms,
@@ -373,25 +373,15 @@ def _plan_by_holder(client, datasets, workers: list[str], n_chunks: int | None) 
     if n_chunks is not None:
         return fallback
     try:
-        from distributed import futures_of, wait
-        futs = [futures_of(ds) for ds in datasets]
-        every = [f for fs in futs for f in fs]
-        if every and not all(f.done() for f in every):
-            wait(every)                     # the terms need them anyway; then their holders are known
-        who = client.who_has(every) if every else {}        # one scheduler call for all datasets
-        holders = []
-        for fs in futs:
-            count: dict = {}
-            for f in fs:
-                for w in who.get(f.key, ()):
-                    count[w] = count.get(w, 0) + 1
-            holders.append(max(count, key=count.get) if count else None)
+        from distributed import futures_of  # deferred: imported already (a cluster is in use)
+        # the terms need the persisted pieces anyway: their holders are known once they are there
+        held = holders(client, [futures_of(ds) for ds in datasets])
     except Exception:                       # no futures (not persisted) or an older distributed
         return fallback
     load = {w: 0 for w in workers}
     chunks: dict = {w: [] for w in workers}
     for i in sorted(range(len(datasets)), key=lambda k: -max(sizes[k].n_bins, 1)):
-        w = holders[i] if holders[i] in load else min(load, key=load.get)
+        w = held[i] if held[i] in load else min(load, key=load.get)
         chunks[w].append(i)
         load[w] += max(sizes[i].n_bins, 1)
     total = sum(load.values())

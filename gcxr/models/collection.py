@@ -177,7 +177,7 @@ class Models(Sequence[Model]):
         Returns
         -------
         FoVBackgroundModel or None
-            
+            The dataset's background model.
         """
         for m in self._models:
             if isinstance(m, FoVBackgroundModel) and m.dataset_name == dataset_name:
