@@ -512,3 +512,19 @@ def test_two_reductions_of_one_run_on_a_cluster_keep_their_settings(client, join
     n_first = int(first.datasets[0]["mask_safe"].sum().compute())
     n_second = int(second.datasets[0]["mask_safe"].sum().compute())
     assert n_second == int(here.datasets[0]["mask_safe"].sum()) and n_second < n_first
+
+
+def test_chunk_units_are_whole_terms_when_they_balance(joint_inprocess):
+    """Whole terms go to the chunks when the largest chunk is within TILE_IMBALANCE of the mean
+    (every unit costs a fixed overhead per call); otherwise their spatial tiles do."""
+    from gcxr.distributed import TILE_IMBALANCE, chunk_units
+    from gcxr.likelihood import build_terms
+    ana0, models0, _ = joint_inprocess
+    terms = build_terms(ana0.datasets, models0)
+    units, plan = chunk_units(terms, 3)                    # one run per chunk: balanced
+    assert all(u is t for u, t in zip(units, terms)) and sorted(i for c in plan for i in c) == [0, 1, 2]
+    units, plan = chunk_units(terms, 2)                    # 2 + 1 runs: above TILE_IMBALANCE
+    load = sorted(sum(terms[i].n_bins for i in c) for c in [[0, 1], [2]])
+    assert load[-1] > TILE_IMBALANCE * sum(load) / 2
+    assert [u.name for u in units] == [t.name for term in terms for t in term.split()]
+    assert sorted(i for c in plan for i in c) == list(range(len(units)))
